@@ -1,0 +1,116 @@
+"""File helpers shared by every stage: atomic outputs and validated audio I/O.
+
+Stages write through :func:`atomic_file` / :func:`atomic_dir` so that a crash, a kill or a validation error never
+leaves a half-written output that a later run could mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from seldflow.errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it into place only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary directory next to ``path``; it replaces ``path`` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def read_audio(
+    path: str | os.PathLike[str],
+    *,
+    sample_rate: int,
+    channels: int | None = None,
+    frames: int | None = None,
+) -> np.ndarray:
+    """Read a WAV file as float32 ``(channels, samples)``, checking rate, channel count and length.
+
+    A truncated file is caught by ``frames`` (the expected length) and by comparing the header's declared data
+    size with what libsndfile could actually read.
+    """
+    try:
+        info = sf.info(str(path))
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        raise InputError(path, f"cannot read audio ({exc})", field="audio") from exc
+    if rate != sample_rate:
+        raise InputError(path, f"sample rate is {rate} Hz, expected {sample_rate} Hz", field="sample_rate")
+    if channels is not None and data.shape[1] != channels:
+        raise InputError(path, f"has {data.shape[1]} channels, expected {channels}", field="channels")
+    if data.shape[0] != info.frames:
+        raise InputError(path, f"truncated: header declares {info.frames} frames, read {data.shape[0]}")
+    declared = _declared_wav_frames(Path(path), info)
+    if declared is not None and declared != data.shape[0]:
+        raise InputError(path, f"truncated: header declares {declared} frames, file holds {data.shape[0]}")
+    if frames is not None and data.shape[0] != frames:
+        raise InputError(path, f"has {data.shape[0]} samples, expected {frames}", field="length")
+    return np.ascontiguousarray(data.T)
+
+
+def _declared_wav_frames(path: Path, info: sf._SoundFileInfo) -> int | None:
+    """Frames the RIFF ``data`` chunk header promises; libsndfile silently shortens truncated files."""
+    if info.format != "WAV":
+        return None
+    with path.open("rb") as fh:
+        header = fh.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return None
+        block_align = None
+        while True:
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return None
+            size = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"fmt ":
+                fmt = fh.read(size + (size & 1))
+                block_align = int.from_bytes(fmt[12:14], "little")
+                continue
+            if chunk[:4] == b"data":
+                if not block_align:
+                    return None
+                return size // block_align
+            fh.seek(size + (size & 1), os.SEEK_CUR)
+
+
+def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
+    """Write ``(channels, samples)`` float audio as 16-bit PCM WAV, refusing to clip silently."""
+    audio = np.asarray(audio)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 1.0:
+        raise ValueError(f"{path}: audio peak {peak:.3f} exceeds full scale; normalise before writing")
+    with atomic_file(path) as tmp:
+        sf.write(str(tmp), audio.T, sample_rate, subtype="PCM_16", format="WAV")

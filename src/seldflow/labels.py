@@ -1,0 +1,171 @@
+"""DCASE2025 Task 3 label conventions: classes, the metadata CSV format and the multi-ACCDOA ADPIT target.
+
+One place for the format so the synthesizer (writes CSVs), features (reads them into targets), inference (writes
+predictions) and the scorer (reads both) cannot drift apart.
+
+Label rows are ``int64`` arrays of shape ``(n, 6)`` with the CSV columns
+``frame, class, source, azimuth, distance, onscreen`` (azimuth in degrees, positive to the left; distance in cm).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from seldflow.errors import InputError
+from seldflow.io import atomic_file
+
+SAMPLE_RATE = 24000
+CLIP_SECONDS = 5.0
+CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
+LABEL_HOP_SECONDS = 0.1
+LABEL_FRAMES = 50
+N_TRACKS = 3
+
+CLASSES: tuple[str, ...] = (
+    "Female speech, woman speaking",
+    "Male speech, man speaking",
+    "Clapping",
+    "Telephone",
+    "Laughter",
+    "Domestic sounds",
+    "Walk, footsteps",
+    "Door, open or close",
+    "Music",
+    "Musical instrument",
+    "Water tap, faucet",
+    "Bell",
+    "Knock",
+)
+N_CLASSES = len(CLASSES)
+
+# Foreground folder names of SpatialScaper's DCASE class map, so a real FSD50K-derived bank can replace ours.
+CLASS_FOLDERS: tuple[str, ...] = (
+    "femaleSpeech",
+    "maleSpeech",
+    "clapping",
+    "telephone",
+    "laughter",
+    "domesticSounds",
+    "footsteps",
+    "doorCupboard",
+    "music",
+    "musicInstrument",
+    "waterTap",
+    "bell",
+    "knock",
+)
+
+CSV_COLUMNS: tuple[str, ...] = ("frame", "class", "source", "azimuth", "distance", "onscreen")
+COL_FRAME, COL_CLASS, COL_SOURCE, COL_AZIMUTH, COL_DISTANCE, COL_ONSCREEN = range(6)
+
+# ADPIT dummy tracks: A0 | B0 B1 | C0 C1 C2, chosen by how many same-class events are active in a frame.
+ADPIT_TRACKS = 6
+ADPIT_FIELDS = 4  # activity, x, y, distance in metres
+
+
+def empty_rows() -> np.ndarray:
+    """A label table with no events."""
+    return np.zeros((0, len(CSV_COLUMNS)), dtype=np.int64)
+
+
+def fold_azimuth(azimuth_deg: np.ndarray | float) -> np.ndarray:
+    """Wrap to [-180, 180) and fold the rear half onto the front, as a stereo pair cannot tell front from back."""
+    wrapped = (np.asarray(azimuth_deg, dtype=np.float64) + 180.0) % 360.0 - 180.0
+    folded = np.where(wrapped > 90.0, 180.0 - wrapped, wrapped)
+    return np.where(folded < -90.0, -180.0 - folded, folded)
+
+
+def read_labels(
+    path: str | os.PathLike[str],
+    *,
+    n_frames: int | None = LABEL_FRAMES,
+    n_classes: int = N_CLASSES,
+) -> np.ndarray:
+    """Read and validate a DCASE2025 metadata or prediction CSV.
+
+    ``n_frames`` bounds the frame index (``None`` accepts any non-negative frame, e.g. for long predictions).
+    Every malformed value raises :class:`InputError` naming the file, the 1-based line and the column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "label file not found")
+    rows: list[list[int]] = []
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise InputError(path, "empty file: expected the header " + ",".join(CSV_COLUMNS), row=1)
+        if [h.strip() for h in header] != list(CSV_COLUMNS):
+            raise InputError(path, f"header must be {','.join(CSV_COLUMNS)}, found {','.join(header)}", row=1)
+        for line, record in enumerate(reader, start=2):
+            if not record or all(not v.strip() for v in record):
+                continue
+            rows.append(_parse_row(path, line, record, n_frames, n_classes))
+    if not rows:
+        return empty_rows()
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _parse_row(path: Path, line: int, record: list[str], n_frames: int | None, n_classes: int) -> list[int]:
+    if len(record) != len(CSV_COLUMNS):
+        raise InputError(path, f"expected {len(CSV_COLUMNS)} columns, found {len(record)}", row=line)
+    values: list[int] = []
+    for name, text in zip(CSV_COLUMNS, record, strict=True):
+        try:
+            number = float(text)
+        except ValueError:
+            raise InputError(path, f"not a number: {text!r}", row=line, field=name) from None
+        if not np.isfinite(number) or number != round(number):
+            raise InputError(path, f"expected an integer, found {text!r}", row=line, field=name)
+        values.append(int(round(number)))
+    frame, cls, source, azimuth, distance, onscreen = values
+    if frame < 0 or (n_frames is not None and frame >= n_frames):
+        limit = f"0..{n_frames - 1}" if n_frames is not None else ">= 0"
+        raise InputError(path, f"frame {frame} out of range {limit}", row=line, field="frame")
+    if not 0 <= cls < n_classes:
+        raise InputError(path, f"unknown class index {cls} (0..{n_classes - 1})", row=line, field="class")
+    if source < 0:
+        raise InputError(path, f"negative source id {source}", row=line, field="source")
+    if not -180 <= azimuth <= 180:
+        raise InputError(path, f"azimuth {azimuth} out of range -180..180", row=line, field="azimuth")
+    if distance < 0:
+        raise InputError(path, f"negative distance {distance}", row=line, field="distance")
+    if onscreen not in (0, 1):
+        raise InputError(path, f"onscreen must be 0 or 1, found {onscreen}", row=line, field="onscreen")
+    return values
+
+
+def write_labels(path: str | os.PathLike[str], rows: np.ndarray) -> None:
+    """Write label rows (sorted by frame, class, source) with the DCASE2025 header; header-only when empty."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1, len(CSV_COLUMNS))
+    order = np.lexsort((rows[:, COL_SOURCE], rows[:, COL_CLASS], rows[:, COL_FRAME]))
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows[order].tolist())
+
+
+def adpit_target(rows: np.ndarray, *, n_frames: int = LABEL_FRAMES, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Multi-ACCDOA ADPIT target ``[n_frames, 6, 4, n_classes]``: (activity, x, y, distance in metres).
+
+    Per frame and class, k simultaneous same-class events fill dummy track group A (k=1: track 0), B (k=2: tracks
+    1-2) or C (k>=3: tracks 3-5) in CSV order; events beyond the third are dropped, as in the reference.
+    """
+    target = np.zeros((n_frames, ADPIT_TRACKS, ADPIT_FIELDS, n_classes), dtype=np.float32)
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1, len(CSV_COLUMNS))
+    group_start = {1: 0, 2: 1, 3: 3}
+    for frame in np.unique(rows[:, COL_FRAME]):
+        if frame >= n_frames:
+            continue
+        in_frame = rows[rows[:, COL_FRAME] == frame]
+        for cls in np.unique(in_frame[:, COL_CLASS]):
+            events = in_frame[in_frame[:, COL_CLASS] == cls][:N_TRACKS]
+            start = group_start[len(events)]
+            for k, event in enumerate(events):
+                az = np.deg2rad(event[COL_AZIMUTH])
+                target[frame, start + k, :, cls] = (1.0, np.cos(az), np.sin(az), event[COL_DISTANCE] / 100.0)
+    return target
