@@ -6,7 +6,11 @@ them into a non-zero exit with one readable line, and Snakemake shows the same l
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from os import PathLike
+from typing import TextIO
 
 
 class SeldflowError(Exception):
@@ -44,3 +48,17 @@ class ConfigError(SeldflowError):
         self.key = key
         self.message = message
         super().__init__(f"{source}: config key '{key}': {message}")
+
+
+@contextlib.contextmanager
+def exit_on_error(stream: TextIO | None = None) -> Iterator[None]:
+    """Turn a :class:`SeldflowError` into one ``error: ...`` line and exit status 1.
+
+    Used by the CLI and the workflow scripts: a user-facing problem deserves a readable message, not a traceback;
+    any other exception is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except SeldflowError as exc:
+        print(f"error: {exc}", file=stream or sys.stderr, flush=True)
+        raise SystemExit(1) from exc

@@ -121,7 +121,7 @@ def _parse_row(path: Path, line: int, record: list[str], n_frames: int | None, n
             raise InputError(path, f"not a number: {text!r}", row=line, field=name) from None
         if not np.isfinite(number) or number != round(number):
             raise InputError(path, f"expected an integer, found {text!r}", row=line, field=name)
-        values.append(int(round(number)))
+        values.append(round(number))
     frame, cls, source, azimuth, distance, onscreen = values
     if frame < 0 or (n_frames is not None and frame >= n_frames):
         limit = f"0..{n_frames - 1}" if n_frames is not None else ">= 0"

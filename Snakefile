@@ -1,0 +1,33 @@
+"""seldflow: raw data -> synthetic mixtures -> features -> model -> DCASE CSVs -> scores -> report."""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+
+
+if SYNTHETIC:
+
+    include: "rules/synthesize.smk"
+
+
+include: "rules/features.smk"
+include: "rules/train.smk"
+include: "rules/infer.smk"
+include: "rules/score.smk"
+include: "rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    default_target: True
+    input:
+        metrics=rules.score.output.metrics,
+        plots=rules.report.output,

@@ -1,0 +1,40 @@
+"""Report figures: training curves, per-class F and azimuth-over-time tracks for a few test clips."""
+
+
+rule report:
+    input:
+        train_metrics=rules.train.output.metrics,
+        metrics=rules.score.output.metrics,
+        predictions=f"{EXPERIMENT_DIR}/predictions/{TEST_SPLITS[0]}",
+        references=metadata_dir(TEST_SPLITS[0]),
+    output:
+        curves=report(
+            f"{EXPERIMENT_DIR}/report/training_curves.png",
+            caption="../workflow/report/training_curves.rst",
+            category="Training",
+        ),
+        classwise=report(
+            f"{EXPERIMENT_DIR}/report/classwise_f.png",
+            caption="../workflow/report/classwise_f.rst",
+            category="Scores",
+        ),
+        tracks=report(
+            f"{EXPERIMENT_DIR}/report/azimuth_tracks.png",
+            caption="../workflow/report/azimuth_tracks.rst",
+            category="Predictions",
+        ),
+    log:
+        f"{EXPERIMENT_DIR}/logs/report.log",
+    benchmark:
+        f"{EXPERIMENT_DIR}/benchmarks/report.tsv"
+    conda:
+        "../envs/score.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        clips=config["report"]["clips"],
+        doa_threshold=config["score"]["doa_threshold_deg"],
+    script:
+        "../workflow/scripts/report.py"

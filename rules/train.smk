@@ -1,0 +1,31 @@
+"""Training: the configured model on the training splits' features, best checkpoint chosen on held-out clips."""
+
+
+rule train:
+    input:
+        features=[features_path(split) for split in TRAIN_SPLITS],
+    output:
+        checkpoint=f"{EXPERIMENT_DIR}/model/best.pt",
+        metrics=report(
+            f"{EXPERIMENT_DIR}/model/metrics.csv",
+            caption="../workflow/report/train_metrics.rst",
+            category="Training",
+        ),
+    log:
+        f"{EXPERIMENT_DIR}/logs/train.log",
+    benchmark:
+        f"{EXPERIMENT_DIR}/benchmarks/train.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=1,
+    params:
+        train=config["train"],
+        seed=stage_seed("train"),
+        # Resumable state lives outside the declared outputs, which Snakemake deletes before a rerun.
+        state_dir=f"{EXPERIMENT_DIR}/model/state",
+    script:
+        "../workflow/scripts/train.py"

@@ -1,0 +1,355 @@
+"""Feature extraction: stereo clips to model inputs, written as one HDF5 file per split.
+
+Two feature kinds are available:
+
+* ``pfoa`` (pseudo first-order Ambisonics, the PSELD-Mamba seed system): the stereo pair is turned into a
+  4-channel FOA-like signal so that networks pretrained on FOA (PSELDNets) can be fine-tuned on stereo. Output
+  ``(7, T, n_mels)``: 4 log10-mel channels followed by 3 mel-projected intensity vectors.
+* ``logmel`` (the official DCASE2025 stereo baseline): 2-channel log-mel in dB, ``(2, T, n_mels)``.
+
+:func:`extract_split` streams a folder of clips (and optionally their metadata CSVs) into the HDF5 layout the
+training and inference stages read; the layout is documented on that function and must not drift.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import librosa
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from seldflow.errors import InputError
+from seldflow.io import atomic_file, read_audio
+from seldflow.labels import (
+    ADPIT_FIELDS,
+    ADPIT_TRACKS,
+    CLIP_SAMPLES,
+    COL_AZIMUTH,
+    CSV_COLUMNS,
+    LABEL_FRAMES,
+    N_CLASSES,
+    SAMPLE_RATE,
+    adpit_target,
+    read_labels,
+)
+
+FeatureFunction = Callable[..., np.ndarray]
+
+ADPIT_SHAPE = (LABEL_FRAMES, ADPIT_TRACKS, ADPIT_FIELDS, N_CLASSES)
+
+# Suffix of the left/right-swapped twin of a clip (same spelling as the seed system's feature files).
+LR_SWAP_SUFFIX = "_LRswap"
+
+# Floor of the mel power before log10 in PFOA; silent (or zero) channels become exactly log10(1e-10) = -10.
+PFOA_LOG_FLOOR = 1e-10
+# Added to the intensity-vector norm so that bins with no energy give 0 instead of 0/0.
+PFOA_IV_EPS = 1e-8
+# Pseudo-FOA array channels (ACN order W, Y, Z, X) whose intensity vectors are stacked, in output order. The
+# seed system stacks array channels 1, 3, 2; for stereo input channels 2 and 3 are silent, so only the first
+# (Y, the left/right axis) carries information and the order merely keeps the layout of the pretrained nets.
+PFOA_IV_CHANNELS: tuple[int, ...] = (1, 3, 2)
+
+# power_to_db settings of the official baseline (librosa defaults, written out so a librosa release that
+# changes its defaults cannot silently change the features).
+LOGMEL_AMIN = 1e-10
+LOGMEL_TOP_DB = 80.0
+# librosa >= 0.10 pads centred frames with zeros; the baseline relied on the default, so we pin it.
+LOGMEL_PAD_MODE = "constant"
+
+
+def pfoa(
+    stereo: np.ndarray,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    n_fft: int = 1024,
+    win_length: int = 960,
+    hop_length: int = 480,
+    n_mels: int = 64,
+    fmin: float = 20.0,
+    fmax: float = 12000.0,
+) -> np.ndarray:
+    """Pseudo-FOA features of a stereo clip, float32 ``(7, T, n_mels)`` with ``T = 1 + samples // hop``.
+
+    Reproduces the seed system so its pretrained encoders see the inputs they were fine-tuned on: the clip is
+    peak-normalised (level-independent features), mapped to W = (L+R)/2, Y = (L-R)/2 plus two silent channels
+    (which is exactly the rotated FOA W and Y under the dataset's mid/side stereo encoding), then described by
+    log10 mel power per channel and the mel-projected, unit-normalised active intensity.
+    """
+    audio = _peak_normalise(_check_stereo(stereo))
+    foa = _stereo_to_pseudo_foa(torch.from_numpy(audio))
+    with torch.inference_mode():
+        spec = _torch_stft(foa, n_fft=n_fft, win_length=win_length, hop_length=hop_length)
+        mel = _pfoa_mel_matrix(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
+        log_mel = _log10_mel(spec, mel)
+        intensity = _intensity_vectors(spec) @ mel
+        return torch.cat((log_mel, intensity), dim=0).numpy().astype(np.float32, copy=False)
+
+
+def logmel(
+    stereo: np.ndarray,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    n_fft: int = 1024,
+    win_length: int = 960,
+    hop_length: int = 480,
+    n_mels: int = 64,
+) -> np.ndarray:
+    """The official baseline's 2-channel log-mel in dB, float32 ``(2, T, n_mels)``; no normalisation.
+
+    As in the baseline, ``power_to_db`` runs once over both channels, so the 80 dB floor is relative to the
+    louder channel's peak: the level difference between L and R, the only spatial cue, is preserved.
+    """
+    audio = _check_stereo(stereo)
+    spec = librosa.stft(
+        audio,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window="hann",
+        center=True,
+        pad_mode=LOGMEL_PAD_MODE,
+    )
+    power = spec.real**2 + spec.imag**2  # (2, freq, time)
+    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)  # (n_mels, freq), slaney norm
+    mel_power = np.einsum("mf,cft->ctm", mel, power)
+    db = librosa.power_to_db(mel_power, ref=1.0, amin=LOGMEL_AMIN, top_db=LOGMEL_TOP_DB)
+    return db.astype(np.float32, copy=False)
+
+
+FEATURE_KINDS: dict[str, FeatureFunction] = {"pfoa": pfoa, "logmel": logmel}
+_FEATURE_CHANNELS: dict[str, int] = {"pfoa": 7, "logmel": 2}
+
+
+def feature_channels(kind: str) -> int:
+    """Number of input channels a model needs for features of ``kind``."""
+    _check_kind(kind)
+    return _FEATURE_CHANNELS[kind]
+
+
+def feature_frames(clip_samples: int, hop_length: int) -> int:
+    """Frames of a centred STFT (both kinds pad ``n_fft // 2`` on each side): 251 for 5 s at a 20 ms hop."""
+    return 1 + clip_samples // hop_length
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"unknown feature kind {kind!r}; expected one of {', '.join(sorted(FEATURE_KINDS))}")
+
+
+def _check_stereo(stereo: np.ndarray) -> np.ndarray:
+    audio = np.asarray(stereo, dtype=np.float32)
+    if audio.ndim != 2 or audio.shape[0] != 2:
+        raise ValueError(f"expected stereo audio of shape (2, samples), got {audio.shape}")
+    return np.ascontiguousarray(audio)
+
+
+def _peak_normalise(audio: np.ndarray) -> np.ndarray:
+    """Scale so the largest sample of either channel is 1; one gain for both keeps the L/R level difference."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return audio / peak if peak > 0.0 else audio.copy()
+
+
+def _stereo_to_pseudo_foa(stereo: torch.Tensor) -> torch.Tensor:
+    """(2, N) L/R to (4, N) ACN W, Y, Z, X: inverts L = W + Y, R = W - Y; stereo carries no Z or X."""
+    foa = torch.zeros((4, stereo.shape[1]), dtype=stereo.dtype)
+    foa[0] = (stereo[0] + stereo[1]) / 2
+    foa[1] = (stereo[0] - stereo[1]) / 2
+    return foa
+
+
+def _torch_stft(signal: torch.Tensor, *, n_fft: int, win_length: int, hop_length: int) -> torch.Tensor:
+    """Complex STFT ``(channels, n_fft // 2 + 1, T)`` with a periodic Hann window and reflect padding."""
+    window = torch.hann_window(win_length, periodic=True, dtype=signal.dtype)
+    return torch.stft(
+        signal,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _pfoa_mel_matrix(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
+    """Mel filterbank ``(n_fft // 2 + 1, n_mels)``: HTK mel scale with Slaney area normalisation.
+
+    These are the filters of the seed system's torchaudio ``MelScale``; cached because every clip reuses them.
+    """
+    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=True)
+    return torch.from_numpy(np.ascontiguousarray(mel.T, dtype=np.float32))
+
+
+def _log10_mel(spec: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    """log10 of mel power, ``(channels, T, n_mels)``; log10 rather than dB, as in the seed system."""
+    power = (spec.real**2 + spec.imag**2).transpose(1, 2)
+    return torch.log10(torch.clamp(power @ mel, min=PFOA_LOG_FLOOR))
+
+
+def _intensity_vectors(spec: torch.Tensor) -> torch.Tensor:
+    """Unit-norm active intensity Re(W · conj(c)) per bin, ``(3, T, freq)`` in :data:`PFOA_IV_CHANNELS` order.
+
+    Normalising by the vector length keeps only direction; the mel projection then averages directions per band.
+    """
+    reference = spec[0]
+    components = torch.stack([reference.real * spec[c].real + reference.imag * spec[c].imag for c in PFOA_IV_CHANNELS])
+    norm = torch.sqrt(torch.sum(components**2, dim=0)) + PFOA_IV_EPS
+    return (components / norm).transpose(1, 2)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Split extraction
+
+
+def extract_split(
+    audio_dir: str | os.PathLike[str],
+    out_h5: str | os.PathLike[str],
+    *,
+    metadata_dir: str | os.PathLike[str] | None,
+    kind: str,
+    lr_swap: bool,
+    n_fft: int,
+    win_length: int,
+    hop_length: int,
+    n_mels: int,
+    sample_rate: int = SAMPLE_RATE,
+    clip_samples: int = CLIP_SAMPLES,
+) -> None:
+    """Extract features (and ADPIT targets) of every ``*.wav`` in ``audio_dir`` into one HDF5 file.
+
+    Layout (read by training and inference; names and shapes are a contract):
+
+    * ``features`` float32 ``(N, C, T, F)``, one uncompressed chunk per clip for fast random access;
+    * ``labels`` float32 ``(N, 50, 6, 4, 13)`` ADPIT targets (activity, x, y, distance in m), chunk per clip;
+    * ``label_rows`` int64 ``(M, 7)``: clip index followed by the six CSV columns, one row per label row;
+    * ``clips`` ``(N,)`` UTF-8 stems, clips sorted by name, each LR-swap twin right after its original;
+    * attributes ``kind``, ``sample_rate``, ``label_frames``, ``channels`` and ``config`` (JSON, sorted keys).
+
+    ``labels`` and ``label_rows`` exist only when ``metadata_dir`` is given; then every clip needs
+    ``<stem>.csv`` there and every CSV needs its clip. With ``lr_swap`` each clip gets a twin
+    ``<stem>_LRswap`` with L and R exchanged and azimuths negated (the seed system's augmentation: mirroring
+    the scene across the front axis). Clips are streamed, so memory stays at one clip whatever the split size;
+    the file appears only when complete and carries no timestamps, so identical inputs give identical bytes.
+    """
+    _check_kind(kind)
+    audio_dir = Path(audio_dir)
+    audio_paths = _list_audio(audio_dir)
+    rows = None if metadata_dir is None else _read_split_labels(Path(metadata_dir), audio_paths)
+    names = _clip_names(audio_dir, audio_paths, lr_swap)
+    params = {"n_fft": n_fft, "win_length": win_length, "hop_length": hop_length, "n_mels": n_mels}
+    config = {**params, "kind": kind, "lr_swap": lr_swap, "sample_rate": sample_rate}
+    config["clip_samples"] = clip_samples
+    extract = functools.partial(FEATURE_KINDS[kind], sample_rate=sample_rate, **params)
+    shape = (feature_channels(kind), feature_frames(clip_samples, hop_length), n_mels)
+
+    with atomic_file(out_h5) as tmp, h5py.File(tmp, "w") as h5:
+        _write_header(h5, kind=kind, sample_rate=sample_rate, channels=shape[0], config=config)
+        _write_clip_names(h5, names)
+        features = _per_clip_dataset(h5, "features", len(names), shape)
+        targets = None
+        if rows is not None:
+            h5.create_dataset("label_rows", data=_label_table(rows, lr_swap), track_times=False)
+            targets = _per_clip_dataset(h5, "labels", len(names), ADPIT_SHAPE)
+        index = 0
+        for clip, path in enumerate(tqdm(audio_paths, desc=f"features {audio_dir.name}", unit="clip")):
+            stereo = read_audio(path, sample_rate=sample_rate, channels=2, frames=clip_samples)
+            clip_rows = None if rows is None else rows[clip]
+            for audio, version_rows in _versions(stereo, clip_rows, lr_swap):
+                features[index] = extract(audio)
+                if targets is not None and version_rows is not None:
+                    targets[index] = adpit_target(version_rows)
+                index += 1
+
+
+def _list_audio(audio_dir: Path) -> list[Path]:
+    if not audio_dir.is_dir():
+        raise InputError(audio_dir, "audio folder not found")
+    paths = sorted(audio_dir.glob("*.wav"), key=lambda p: p.name)
+    if not paths:
+        raise InputError(audio_dir, "no *.wav files in the audio folder")
+    return paths
+
+
+def _read_split_labels(metadata_dir: Path, audio_paths: list[Path]) -> list[np.ndarray]:
+    """Label rows of every clip, in clip order; clips and CSVs must pair up exactly, nothing is dropped."""
+    if not metadata_dir.is_dir():
+        raise InputError(metadata_dir, "metadata folder not found")
+    stems = {path.stem for path in audio_paths}
+    orphans = sorted(p.name for p in metadata_dir.glob("*.csv") if p.stem not in stems)
+    if orphans:
+        listed = ", ".join(orphans[:5]) + (f" (+{len(orphans) - 5} more)" if len(orphans) > 5 else "")
+        raise InputError(metadata_dir, f"label files without a matching clip in the audio folder: {listed}")
+    rows = []
+    for path in audio_paths:
+        csv_path = metadata_dir / f"{path.stem}.csv"
+        if not csv_path.is_file():
+            raise InputError(csv_path, f"label file for clip {path.name} not found")
+        rows.append(read_labels(csv_path))
+    return rows
+
+
+def _clip_names(audio_dir: Path, audio_paths: list[Path], lr_swap: bool) -> list[str]:
+    """Output clip names; refuses a folder whose own names would collide with the LR-swap twins."""
+    names = []
+    for path in audio_paths:
+        names.append(path.stem)
+        if lr_swap:
+            names.append(path.stem + LR_SWAP_SUFFIX)
+    if len(set(names)) != len(names):
+        raise InputError(audio_dir, f"clip names ending in {LR_SWAP_SUFFIX} collide with the LR-swap twins")
+    return names
+
+
+def _versions(stereo: np.ndarray, rows: np.ndarray | None, lr_swap: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The clip with its labels, then (with ``lr_swap``) its mirror image: channels exchanged, azimuths negated."""
+    versions = [(stereo, rows)]
+    if lr_swap:
+        versions.append((stereo[::-1], None if rows is None else _mirror_rows(rows)))
+    return versions
+
+
+def _mirror_rows(rows: np.ndarray) -> np.ndarray:
+    """Labels of the channel-swapped clip: left and right exchange, so azimuth changes sign."""
+    mirrored = rows.copy()
+    mirrored[:, COL_AZIMUTH] = -mirrored[:, COL_AZIMUTH]
+    return mirrored
+
+
+def _label_table(rows: list[np.ndarray], lr_swap: bool) -> np.ndarray:
+    """All label rows with the output clip index prepended, ``(M, 7)`` int64, in output clip order."""
+    tables = []
+    index = 0
+    for clip_rows in rows:
+        versions = [clip_rows, _mirror_rows(clip_rows)] if lr_swap else [clip_rows]
+        for version in versions:
+            tables.append(np.column_stack([np.full(len(version), index, dtype=np.int64), version]))
+            index += 1
+    return np.concatenate(tables).astype(np.int64).reshape(-1, 1 + len(CSV_COLUMNS))
+
+
+def _write_header(h5: h5py.File, *, kind: str, sample_rate: int, channels: int, config: dict) -> None:
+    h5.attrs["kind"] = kind
+    h5.attrs["sample_rate"] = sample_rate
+    h5.attrs["label_frames"] = LABEL_FRAMES
+    h5.attrs["channels"] = channels
+    h5.attrs["config"] = json.dumps(config, sort_keys=True)
+
+
+def _write_clip_names(h5: h5py.File, names: list[str]) -> None:
+    data = np.array(names, dtype=object)
+    h5.create_dataset("clips", data=data, dtype=h5py.string_dtype(), track_times=False)
+
+
+def _per_clip_dataset(h5: h5py.File, name: str, n_clips: int, item_shape: tuple[int, ...]) -> h5py.Dataset:
+    """float32 dataset with one chunk per clip; no timestamps, so reruns are byte-identical."""
+    shape = (n_clips, *item_shape)
+    return h5.create_dataset(name, shape=shape, dtype=np.float32, chunks=(1, *item_shape), track_times=False)

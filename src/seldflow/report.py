@@ -1,0 +1,124 @@
+"""Figures for the Snakemake HTML report: training curves, per-class F, reference vs predicted azimuth tracks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the report is built on clusters and CI without a display
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from seldflow.errors import InputError
+from seldflow.io import atomic_file
+from seldflow.labels import CLASSES, COL_AZIMUTH, COL_CLASS, COL_FRAME, LABEL_HOP_SECONDS, read_labels
+
+PathLike = str | os.PathLike[str]
+
+
+def _save(fig: plt.Figure, out_png: PathLike) -> None:
+    with atomic_file(out_png) as tmp:
+        # Fixed metadata keeps the PNG bytes reproducible across runs.
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_training_curves(metrics_csv: PathLike, out_png: PathLike) -> None:
+    """Loss and validation F per epoch, with the selected (best) epoch marked."""
+    table = pd.read_csv(metrics_csv)
+    for column in ("epoch", "train_loss", "val_loss", "val_F"):
+        if column not in table.columns:
+            raise InputError(metrics_csv, "column missing from the training metrics", field=column)
+    fig, (ax_loss, ax_f) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_loss.plot(table["epoch"], table["train_loss"], label="train")
+    ax_loss.plot(table["epoch"], table["val_loss"], label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="ADPIT loss", title="Loss")
+    ax_loss.legend()
+    ax_f.plot(table["epoch"], table["val_F"], color="tab:green", label="validation F (20°)")
+    if table["val_F"].notna().any():
+        best = table.loc[table["val_F"].idxmax()]
+        ax_f.axvline(best["epoch"], color="grey", linestyle=":", label=f"best epoch {int(best['epoch'])}")
+    ax_f.set(xlabel="epoch", ylabel="macro F", title="Validation F", ylim=(0, 1))
+    ax_f.legend()
+    fig.tight_layout()
+    _save(fig, out_png)
+
+
+def plot_classwise_f(metrics_json: PathLike, out_png: PathLike) -> None:
+    """Horizontal bar per class: where the model works and where it does not."""
+    metrics = json.loads(Path(metrics_json).read_text())
+    values = metrics.get("classwise_F")
+    if not isinstance(values, list) or len(values) != len(CLASSES):
+        raise InputError(metrics_json, f"expected {len(CLASSES)} class-wise F values", field="classwise_F")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    positions = np.arange(len(CLASSES))
+    ax.barh(positions, [v or 0.0 for v in values], color="tab:blue")
+    ax.set_yticks(positions, CLASSES, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(metrics["F"], color="tab:red", linestyle="--", label=f"macro F = {metrics['F']:.3f}")
+    ax.set(xlim=(0, 1), xlabel="F (20°, relative distance 1.0)", title="Per-class F on the test splits")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    _save(fig, out_png)
+
+
+def _clips_to_plot(reference_dir: Path, n_clips: int) -> list[Path]:
+    """The first clips (by name) with the most reference events: busy clips show more of the model."""
+    candidates = sorted(reference_dir.glob("*.csv"))
+    if not candidates:
+        raise InputError(reference_dir, "no reference CSV files")
+    ranked = sorted(candidates, key=lambda p: -len(read_labels(p, n_frames=None)))
+    return sorted(ranked[:n_clips])
+
+
+def plot_azimuth_tracks(
+    reference_dir: PathLike,
+    prediction_dir: PathLike,
+    out_png: PathLike,
+    *,
+    n_clips: int = 3,
+    doa_threshold: float = 20.0,
+) -> None:
+    """Reference (lines) vs predicted (markers) azimuth over time, coloured by class."""
+    reference_dir, prediction_dir = Path(reference_dir), Path(prediction_dir)
+    clips = _clips_to_plot(reference_dir, n_clips) if n_clips else []
+    fig, axes = plt.subplots(max(len(clips), 1), 1, figsize=(9, 2.6 * max(len(clips), 1)), squeeze=False)
+    colours = plt.get_cmap("tab20")
+    for ax, ref_path in zip(axes[:, 0], clips, strict=False):
+        pred_path = prediction_dir / ref_path.name
+        if not pred_path.is_file():
+            raise InputError(pred_path, "prediction missing for a reference clip")
+        reference = read_labels(ref_path, n_frames=None)
+        prediction = read_labels(pred_path, n_frames=None)
+        for cls in np.union1d(reference[:, COL_CLASS], prediction[:, COL_CLASS]):
+            colour = colours(int(cls))
+            ref = reference[reference[:, COL_CLASS] == cls]
+            pred = prediction[prediction[:, COL_CLASS] == cls]
+            ax.scatter(
+                ref[:, COL_FRAME] * LABEL_HOP_SECONDS,
+                ref[:, COL_AZIMUTH],
+                s=14,
+                color=colour,
+                marker="s",
+                alpha=0.35,
+                label=f"{CLASSES[cls]} (ref)",
+            )
+            ax.scatter(
+                pred[:, COL_FRAME] * LABEL_HOP_SECONDS,
+                pred[:, COL_AZIMUTH],
+                s=10,
+                color=colour,
+                marker="x",
+                label=f"{CLASSES[cls]} (pred)",
+            )
+        ax.set(ylim=(-180, 180), ylabel="azimuth (°)", title=ref_path.stem)
+        ax.axhspan(-90, 90, color="0.95", zorder=0)
+        ax.legend(fontsize=6, ncol=2, loc="upper right")
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.suptitle(f"Reference (squares) vs prediction (crosses); DOA threshold {doa_threshold:g}°", fontsize=9)
+    fig.tight_layout()
+    _save(fig, out_png)

@@ -1,0 +1,19 @@
+"""Snakemake adapter for rule report: the figures embedded in the HTML report."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+
+from seldflow.errors import exit_on_error
+from seldflow.report import plot_azimuth_tracks, plot_classwise_f, plot_training_curves
+
+with exit_on_error():
+    plot_training_curves(snakemake.input.train_metrics, snakemake.output.curves)
+    plot_classwise_f(snakemake.input.metrics, snakemake.output.classwise)
+    plot_azimuth_tracks(
+        snakemake.input.references,
+        snakemake.input.predictions,
+        snakemake.output.tracks,
+        n_clips=snakemake.params.clips,
+        doa_threshold=snakemake.params.doa_threshold,
+    )
