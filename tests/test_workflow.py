@@ -1,0 +1,115 @@
+"""The workflow as users run it: dry-run, lint, formatting, and a reduced end-to-end run with incremental reruns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import h5py
+import pytest
+from helpers import BIN, REPO, planned_jobs, run_snakemake, tiny_config, write_config
+
+from seldflow.labels import CLASSES, read_labels
+
+
+def test_default_dry_run_plans_every_stage(tmp_path: Path) -> None:
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "config.yaml"))
+    jobs = planned_jobs(result)
+    assert jobs == {
+        "source_bank": 1,
+        "room": 5,
+        "mixtures": 2,
+        "features": 2,
+        "train": 1,
+        "infer": 1,
+        "score": 1,
+        "report": 1,
+        "all": 1,
+    }
+
+
+def test_lint_is_clean() -> None:
+    result = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_snakefiles_are_formatted() -> None:
+    files = [str(REPO / "Snakefile"), *map(str, sorted((REPO / "rules").glob("*.smk")))]
+    result = subprocess.run([str(BIN / "snakefmt"), "--check", *files], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_same_config_gives_identical_bytes(tmp_path: Path) -> None:
+    """Synthesized audio, labels, rooms and features are byte-identical across runs of one config."""
+    digests = []
+    for name in ("first", "second"):
+        workdir = tmp_path / name
+        write_config(workdir, tiny_config())
+        run_snakemake(workdir, "results/features/pfoa/dev-train-synth.h5", "results/features/pfoa/dev-test-synth.h5")
+        digests.append(
+            {**_tree_digest(workdir / "results" / "synthetic"), **_tree_digest(workdir / "results" / "features")}
+        )
+    assert any(key.endswith(".wav") for key in digests[0])
+    assert any(key.endswith(".csv") for key in digests[0])
+    assert any(key.endswith(".sofa") for key in digests[0])
+    assert digests[0] == digests[1]
+
+
+@pytest.mark.slow
+def test_end_to_end_and_incremental_reruns(tiny_workdir: Path) -> None:
+    run_snakemake(tiny_workdir)
+    results = tiny_workdir / "results"
+    metrics = json.loads((results / "tiny" / "metrics.json").read_text())
+    for key in ("F", "DOAE", "RDE", "classwise_F"):
+        assert key in metrics
+    assert len(metrics["classwise_F"]) == len(CLASSES)
+    assert 0.0 <= metrics["F"] <= 1.0
+
+    with h5py.File(results / "features" / "pfoa" / "dev-train-synth.h5") as h5:
+        assert h5["features"].shape == (20, 7, 251, 64)  # 10 clips + their LR-swapped twins
+        assert h5["labels"].shape == (20, 50, 6, 4, 13)
+    references = sorted(
+        (results / "synthetic" / "DCASE2025_SELD_dataset" / "metadata_dev" / "dev-test-synth").glob("*.csv")
+    )
+    predictions = sorted((results / "tiny" / "predictions" / "dev-test-synth").glob("*.csv"))
+    assert [p.name for p in predictions] == [r.name for r in references]
+    for prediction in predictions:
+        read_labels(prediction)
+    for figure in ("training_curves", "classwise_f", "azimuth_tracks"):
+        assert (results / "tiny" / "report" / f"{figure}.png").stat().st_size > 1000
+
+    assert planned_jobs(run_snakemake(tiny_workdir, "-n")) == {}
+
+    config = tiny_config()
+    config["train"]["lr"] = 5e-4
+    write_config(tiny_workdir, config)
+    assert planned_jobs(run_snakemake(tiny_workdir, "-n")) == {
+        "train": 1,
+        "infer": 1,
+        "score": 1,
+        "report": 1,
+        "all": 1,
+    }
+
+    config["features"]["n_mels"] = 32
+    write_config(tiny_workdir, config)
+    jobs = planned_jobs(run_snakemake(tiny_workdir, "-n"))
+    assert jobs == {"features": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "all": 1}
+
+    report = tiny_workdir / "report.html"
+    config["features"]["n_mels"] = 64
+    write_config(tiny_workdir, config)
+    run_snakemake(tiny_workdir)
+    run_snakemake(tiny_workdir, "--report", str(report))
+    assert report.stat().st_size > 10_000
