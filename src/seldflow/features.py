@@ -116,9 +116,8 @@ def logmel(
         center=True,
         pad_mode=LOGMEL_PAD_MODE,
     )
-    power = spec.real**2 + spec.imag**2  # (2, freq, time)
-    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)  # (n_mels, freq), slaney norm
-    mel_power = np.einsum("mf,cft->ctm", mel, power)
+    power = (spec.real**2 + spec.imag**2).transpose(0, 2, 1)  # (2, time, freq)
+    mel_power = power @ _logmel_mel_matrix(sample_rate, n_fft, n_mels)
     db = librosa.power_to_db(mel_power, ref=1.0, amin=LOGMEL_AMIN, top_db=LOGMEL_TOP_DB)
     return db.astype(np.float32, copy=False)
 
@@ -185,8 +184,16 @@ def _pfoa_mel_matrix(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fma
 
     These are the filters of the seed system's torchaudio ``MelScale``; cached because every clip reuses them.
     """
-    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=True)
+    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=True, norm="slaney")
     return torch.from_numpy(np.ascontiguousarray(mel.T, dtype=np.float32))
+
+
+@functools.lru_cache(maxsize=8)
+def _logmel_mel_matrix(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """The baseline's filterbank ``(n_fft // 2 + 1, n_mels)``: librosa defaults (Slaney scale and norm, 0 to sr/2)."""
+    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, htk=False, norm="slaney")
+    mel.flags.writeable = False
+    return mel.T
 
 
 def _log10_mel(spec: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,16 @@ import soundfile as sf
 from seldflow.errors import InputError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: ``os.umask`` can only be queried by setting it, which is not thread-safe.
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place only if the block succeeds."""
@@ -28,6 +38,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        tmp.chmod(0o666 & ~_UMASK)  # mkstemp creates 0600; give the output the permissions open() would
         yield tmp
         os.replace(tmp, target)
     finally:
@@ -41,6 +52,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
+        tmp.chmod(0o777 & ~_UMASK)  # mkdtemp creates 0700; give the output the permissions mkdir() would
         yield tmp
         if target.exists():
             shutil.rmtree(target)
@@ -62,6 +74,8 @@ def read_audio(
     A truncated file is caught by ``frames`` (the expected length) and by comparing the header's declared data
     size with what libsndfile could actually read.
     """
+    if not Path(path).is_file():
+        raise InputError(path, "audio file not found")
     try:
         info = sf.info(str(path))
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
@@ -110,6 +124,8 @@ def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: in
     """Write ``(channels, samples)`` float audio as 16-bit PCM WAV, refusing to clip silently."""
     audio = np.asarray(audio)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if not np.isfinite(peak):
+        raise ValueError(f"{path}: audio contains NaN or infinite samples")
     if peak > 1.0:
         raise ValueError(f"{path}: audio peak {peak:.3f} exceeds full scale; normalise before writing")
     with atomic_file(path) as tmp:

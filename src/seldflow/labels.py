@@ -10,6 +10,7 @@ Label rows are ``int64`` arrays of shape ``(n, 6)`` with the CSV columns
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -93,18 +94,21 @@ def read_labels(
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "label file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: tolerate the byte-order mark spreadsheets write
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     rows: list[list[int]] = []
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise InputError(path, "empty file: expected the header " + ",".join(CSV_COLUMNS), row=1)
-        if [h.strip() for h in header] != list(CSV_COLUMNS):
-            raise InputError(path, f"header must be {','.join(CSV_COLUMNS)}, found {','.join(header)}", row=1)
-        for line, record in enumerate(reader, start=2):
-            if not record or all(not v.strip() for v in record):
-                continue
-            rows.append(_parse_row(path, line, record, n_frames, n_classes))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise InputError(path, "empty file: expected the header " + ",".join(CSV_COLUMNS), row=1)
+    if [h.strip() for h in header] != list(CSV_COLUMNS):
+        raise InputError(path, f"header must be {','.join(CSV_COLUMNS)}, found {','.join(header)}", row=1)
+    for line, record in enumerate(reader, start=2):
+        if not record or all(not v.strip() for v in record):
+            continue
+        rows.append(_parse_row(path, line, record, n_frames, n_classes))
     if not rows:
         return empty_rows()
     return np.asarray(rows, dtype=np.int64)

@@ -5,11 +5,11 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 
 from seldflow.errors import exit_on_error
-from seldflow.score import score_splits, write_metrics
+from seldflow.score import score_dirs, write_metrics
 
 params = snakemake.params.score
 with exit_on_error():
-    metrics = score_splits(
+    metrics = score_dirs(
         list(snakemake.input.references),
         list(snakemake.input.predictions),
         doa_threshold=params["doa_threshold_deg"],
