@@ -390,3 +390,33 @@ def test_cli_reports_bad_input_on_stderr_with_status_2(tmp_path: Path) -> None:
     assert completed.stdout == ""
     assert completed.stderr.startswith("error: ")
     assert "b" in completed.stderr
+
+
+def test_score_dirs_scores_whole_predicted_splits_only(tmp_path: Path) -> None:
+    """A metadata_dev-style root with a training split: only splits with predictions count, each one whole."""
+    write_clips(tmp_path / "metadata_dev" / "dev-train", {"t1": track(range(5), cls=2), "t2": track(range(5))})
+    write_clips(tmp_path / "metadata_dev" / "dev-test", {"a": track(range(5)), "b": track(range(5), cls=4)})
+    write_clips(tmp_path / "pred", {"a": track(range(5)), "b": track(range(5), cls=4)})
+
+    report = score_dirs(tmp_path / "metadata_dev", tmp_path / "pred")
+    assert report["settings"]["splits"] == [str(tmp_path / "metadata_dev" / "dev-test")]
+    assert (report["n_files"], report["TP"], report["FN"]) == (2, 8, 0)
+    assert report["F"] == pytest.approx(2 / N_CLASSES)
+
+    (tmp_path / "pred" / "b.csv").unlink()
+    with pytest.raises(InputError, match="no prediction for 1 reference clip"):
+        score_dirs(tmp_path / "metadata_dev", tmp_path / "pred")
+
+
+def test_score_dirs_takes_one_folder_per_split(tmp_path: Path) -> None:
+    write_clips(tmp_path / "ref1", {"a": track(range(5))})
+    write_clips(tmp_path / "ref2", {"b": track(range(5), cls=4)})
+    write_clips(tmp_path / "pred1", {"a": track(range(5))})
+    write_clips(tmp_path / "pred2", {"b": rows()})
+
+    report = score_dirs([tmp_path / "ref1", tmp_path / "ref2"], [tmp_path / "pred1", tmp_path / "pred2"])
+    assert (report["n_files"], report["TP"], report["FN"]) == (2, 4, 4)
+
+    write_clips(tmp_path / "pred2", {"a": track(range(5))})
+    with pytest.raises(InputError, match="duplicate clip name 'a'"):
+        score_dirs([tmp_path / "ref1", tmp_path / "ref2"], [tmp_path / "pred1", tmp_path / "pred2"])
