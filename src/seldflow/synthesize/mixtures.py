@@ -1,0 +1,369 @@
+"""Mixture renderer: spatialise bank clips with room impulse responses into DCASE2025 stereo SELD clips.
+
+Each clip is rendered in first-order Ambisonics (FOA), rotated by a random viewing angle and converted to stereo
+exactly as the DCASE2025 stereo dataset was made from STARSS23 (L = W + Y', R = W - Y'), so a model trained here
+sees the same spatial cues as on the official data. Labels follow the official CSV format (folded azimuth,
+distance in cm, onscreen flag of a 100-degree camera looking along the rotated x axis).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+from tqdm import tqdm
+
+from seldflow.errors import InputError
+from seldflow.io import atomic_dir, write_audio
+from seldflow.labels import CSV_COLUMNS, LABEL_HOP_SECONDS, N_CLASSES, empty_rows, fold_azimuth, write_labels
+from seldflow.synthesize.sofa import Room, read_sofa
+from seldflow.synthesize.sources import list_bank, read_source
+
+FOA_CHANNELS = 4
+# Video frames are 640 x 360, so the vertical field of view is the horizontal one scaled by 360/640.
+VIDEO_ASPECT = 360 / 640
+# A diffuse field has W power 1 and power 1/3 in each SN3D dipole (the mean of u_x^2 over the sphere).
+DIFFUSE_GAINS = np.array([1.0, 1.0, 1.0, 1.0]) / np.sqrt([1.0, 3.0, 3.0, 3.0])
+_SOURCE_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class RoomGrid:
+    """A room's impulse responses with each position's spherical coordinates and its ring of equal
+    elevation and distance (indices sorted by azimuth), along which moving sources travel."""
+
+    irs: np.ndarray
+    azimuth_deg: np.ndarray
+    elevation_deg: np.ndarray
+    distance_m: np.ndarray
+    rings: tuple[np.ndarray, ...]
+    ring_of: np.ndarray
+
+    @classmethod
+    def from_room(cls, room: Room) -> RoomGrid:
+        x, y, z = room.positions.T
+        horizontal = np.hypot(x, y)
+        azimuth = np.rad2deg(np.arctan2(y, x))
+        elevation = np.rad2deg(np.arctan2(z, horizontal))
+        distance = np.sqrt(horizontal**2 + z**2)
+        # Positions on one ring share elevation and distance up to rounding of the stored coordinates.
+        keys = np.stack([np.round(elevation, 1), np.round(distance, 3)], axis=1)
+        _, ring_ids = np.unique(keys, axis=0, return_inverse=True)
+        rings = tuple(
+            members[np.argsort(np.mod(azimuth[members], 360.0), kind="stable")]
+            for members in (np.flatnonzero(ring_ids == r) for r in range(ring_ids.max() + 1))
+        )
+        return cls(room.irs, azimuth, elevation, distance, rings, ring_ids.ravel())
+
+
+@dataclass(frozen=True)
+class Event:
+    """One sound event of a clip: what plays, when (samples), where it starts and how fast it turns."""
+
+    class_index: int
+    path: Path
+    onset: int
+    length: int
+    position: int
+    speed_deg_s: float
+    snr_db: float
+
+
+@dataclass(frozen=True)
+class MixtureSettings:
+    """How clips are mixed; defaults match the DCASE2025 stereo format (5-s clips at 24 kHz, 100-ms labels)."""
+
+    clip_seconds: float = 5.0
+    sample_rate: int = 24000
+    max_polyphony: int = 3
+    events_per_clip: tuple[int, int] = (1, 6)
+    moving_probability: float = 0.3
+    angular_speed_deg_s: tuple[float, float] = (10.0, 40.0)
+    snr_db: tuple[float, float] = (10.0, 30.0)
+    noise_level_db: float = -40.0
+    peak_level: float = 0.9
+    field_of_view_deg: float = 100.0
+
+    def __post_init__(self) -> None:
+        low, high = self.events_per_clip
+        if not 0 <= low <= high:
+            raise ValueError(f"events_per_clip must be (low, high) with 0 <= low <= high, got {self.events_per_clip}")
+        if self.max_polyphony < 1:
+            raise ValueError(f"max_polyphony must be at least 1, got {self.max_polyphony}")
+        if not 0 < self.peak_level <= 1:
+            raise ValueError(f"peak_level must be in (0, 1], got {self.peak_level}")
+        frames = self.clip_seconds / LABEL_HOP_SECONDS
+        if frames < 1 or abs(frames - round(frames)) > 1e-9:
+            raise ValueError(f"clip_seconds must be a multiple of {LABEL_HOP_SECONDS} s, got {self.clip_seconds}")
+        if abs(LABEL_HOP_SECONDS * self.sample_rate - self.hop) > 1e-9:
+            raise ValueError(f"sample_rate {self.sample_rate} does not give whole samples per label frame")
+
+    @property
+    def hop(self) -> int:
+        """Samples per label frame."""
+        return round(LABEL_HOP_SECONDS * self.sample_rate)
+
+    @property
+    def n_frames(self) -> int:
+        """Label frames per clip."""
+        return round(self.clip_seconds / LABEL_HOP_SECONDS)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One rendered clip: the room it was drawn in, its viewing angle, audio scaled to the peak level, labels."""
+
+    room: int
+    deg: int
+    stereo: np.ndarray
+    foa: np.ndarray
+    rows: np.ndarray
+
+
+def render_split(
+    *,
+    rooms: Sequence[str | os.PathLike[str]],
+    room_ids: Sequence[int],
+    bank_dir: str | os.PathLike[str],
+    source_split: str,
+    stereo_dir: str | os.PathLike[str],
+    foa_dir: str | os.PathLike[str],
+    metadata_dir: str | os.PathLike[str],
+    n_clips: int,
+    fold: int,
+    seed: int,
+    clip_seconds: float = 5.0,
+    sample_rate: int = 24000,
+    max_polyphony: int = 3,
+    events_per_clip: Sequence[int] = (1, 6),
+    moving_probability: float = 0.3,
+    angular_speed_deg_s: Sequence[float] = (10.0, 40.0),
+    snr_db: Sequence[float] = (10.0, 30.0),
+    noise_level_db: float = -40.0,
+    peak_level: float = 0.9,
+    field_of_view_deg: float = 100.0,
+) -> None:
+    """Render ``n_clips`` clips of one split: stereo and FOA WAVs plus DCASE2025 metadata CSVs.
+
+    Files are named ``fold{fold}_room{id}_mix{k+1:03d}_deg{deg:03d}_start0000``. The FOA file holds the rotated
+    scene, so its W and Y channels give the stereo pair and its direction matches the unfolded labels. Clip k
+    draws everything from its own seed ``SeedSequence(seed, spawn_key=(fold, k))``: it does not change when
+    ``n_clips`` does, and splits of different folds are independent even under one seed. The three output
+    directories are replaced atomically, all or none.
+    """
+    if not rooms or len(rooms) != len(room_ids):
+        raise ValueError(f"need one room id per room file, got {len(rooms)} rooms and {len(room_ids)} ids")
+    if fold < 0 or n_clips < 0:
+        raise ValueError(f"fold and n_clips must be non-negative, got fold={fold}, n_clips={n_clips}")
+    settings = MixtureSettings(
+        clip_seconds=clip_seconds,
+        sample_rate=sample_rate,
+        max_polyphony=max_polyphony,
+        events_per_clip=(int(events_per_clip[0]), int(events_per_clip[1])),
+        moving_probability=moving_probability,
+        angular_speed_deg_s=(float(angular_speed_deg_s[0]), float(angular_speed_deg_s[1])),
+        snr_db=(float(snr_db[0]), float(snr_db[1])),
+        noise_level_db=noise_level_db,
+        peak_level=peak_level,
+        field_of_view_deg=field_of_view_deg,
+    )
+    grids = [_load_grid(Path(path), sample_rate) for path in rooms]
+    files = list_bank(bank_dir, source_split)
+    load = functools.lru_cache(maxsize=_SOURCE_CACHE_SIZE)(functools.partial(read_source, sample_rate=sample_rate))
+    with atomic_dir(stereo_dir) as stereo_tmp, atomic_dir(foa_dir) as foa_tmp, atomic_dir(metadata_dir) as meta_tmp:
+        for k in tqdm(range(n_clips), desc=f"fold{fold} mixtures", unit="clip"):
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(fold, k)))
+            clip = render_clip(rng, grids, files, load, settings)
+            stem = f"fold{fold}_room{room_ids[clip.room]}_mix{k + 1:03d}_deg{clip.deg:03d}_start0000"
+            write_audio(stereo_tmp / f"{stem}.wav", clip.stereo, sample_rate)
+            write_audio(foa_tmp / f"{stem}.wav", clip.foa, sample_rate)
+            write_labels(meta_tmp / f"{stem}.csv", clip.rows)
+
+
+def render_clip(
+    rng: np.random.Generator,
+    grids: Sequence[RoomGrid],
+    files: dict[int, list[Path]],
+    load: Callable[[Path], np.ndarray],
+    settings: MixtureSettings,
+) -> Clip:
+    """Draw a room, events and a viewing angle; render FOA, rotate, derive stereo, scale to the peak level.
+
+    One common gain for both formats keeps them consistent (stereo = W +- Y of the FOA file) and never clips.
+    """
+    room = int(rng.integers(len(grids)))
+    events = place_events(rng, files, load, grids[room], settings)
+    n_samples = settings.n_frames * settings.hop
+    foa = _render_foa(rng, events, grids[room], load, n_samples, settings.sample_rate, settings.noise_level_db)
+    deg = int(rng.integers(0, 360))
+    foa = rotate_foa(foa, deg)
+    stereo = foa_to_stereo(foa)
+    scale = settings.peak_level / max(float(np.max(np.abs(stereo))), float(np.max(np.abs(foa))))
+    rows = event_labels(
+        events,
+        grids[room],
+        deg=deg,
+        hop=settings.hop,
+        n_frames=settings.n_frames,
+        sample_rate=settings.sample_rate,
+        field_of_view_deg=settings.field_of_view_deg,
+    )
+    return Clip(room=room, deg=deg, stereo=stereo * scale, foa=foa * scale, rows=rows)
+
+
+def _load_grid(path: Path, sample_rate: int) -> RoomGrid:
+    room = read_sofa(path)
+    if room.irs.shape[1] != FOA_CHANNELS:
+        raise InputError(path, f"expected {FOA_CHANNELS} FOA channels, found {room.irs.shape[1]}", field="Data.IR")
+    if room.sample_rate != sample_rate:
+        raise InputError(
+            path, f"sampled at {room.sample_rate} Hz, mixtures at {sample_rate} Hz", field="Data.SamplingRate"
+        )
+    return RoomGrid.from_room(room)
+
+
+# --- event placement -------------------------------------------------------------------------------------------
+
+
+def place_events(
+    rng: np.random.Generator,
+    files: dict[int, list[Path]],
+    load: Callable[[Path], np.ndarray],
+    grid: RoomGrid,
+    settings: MixtureSettings,
+) -> list[Event]:
+    """Draw the events of one clip, sorted by onset, never exceeding ``max_polyphony`` in any label frame.
+
+    An event takes the whole file (cut at the clip end) at an onset on the label grid, chosen uniformly among the
+    onsets where it fits completely without breaking the polyphony limit. An event that fits nowhere is not
+    added: the clip is full.
+    """
+    hop = settings.hop
+    activity = np.zeros(settings.n_frames, dtype=np.int64)
+    events: list[Event] = []
+    low, high = settings.events_per_clip
+    for _ in range(int(rng.integers(low, high + 1))):
+        class_index = int(rng.integers(N_CLASSES))
+        path = files[class_index][int(rng.integers(len(files[class_index])))]
+        length = min(load(path).size, settings.n_frames * hop)
+        span = -(-length // hop)  # label frames touched by the event
+        position = int(rng.integers(len(grid.irs)))
+        moving = rng.random() < settings.moving_probability
+        speed = rng.uniform(*settings.angular_speed_deg_s) * rng.choice((-1.0, 1.0))
+        level = rng.uniform(*settings.snr_db)
+        windows = np.lib.stride_tricks.sliding_window_view(activity, span).max(axis=1)
+        onsets = np.flatnonzero(windows < settings.max_polyphony)
+        if onsets.size == 0:
+            continue
+        onset = int(onsets[rng.integers(onsets.size)])
+        activity[onset : onset + span] += 1
+        events.append(Event(class_index, path, onset * hop, length, position, speed if moving else 0.0, level))
+    return sorted(events, key=lambda e: e.onset)
+
+
+# --- rendering -------------------------------------------------------------------------------------------------
+
+
+def _render_foa(
+    rng: np.random.Generator,
+    events: list[Event],
+    grid: RoomGrid,
+    load: Callable[[Path], np.ndarray],
+    n_samples: int,
+    sample_rate: int,
+    noise_level_db: float,
+) -> np.ndarray:
+    """FOA mixture [4, n_samples]: diffuse-like background noise plus every spatialised event."""
+    noise_rms = 10.0 ** (noise_level_db / 20.0)
+    mix = rng.standard_normal((FOA_CHANNELS, n_samples)) * (noise_rms * DIFFUSE_GAINS)[:, None]
+    for event in events:
+        dry = load(event.path)[: event.length].astype(np.float64)
+        dry *= noise_rms * 10.0 ** (event.snr_db / 20.0) / np.sqrt(np.mean(dry**2))
+        for start, wet in spatialise(event, dry, grid, sample_rate):
+            end = min(n_samples, event.onset + start + wet.shape[1])
+            mix[:, event.onset + start : end] += wet[:, : end - event.onset - start]
+    return mix
+
+
+def spatialise(event: Event, dry: np.ndarray, grid: RoomGrid, sample_rate: int) -> list[tuple[int, np.ndarray]]:
+    """Wet FOA segments ``(offset in samples from the onset, [4, m])`` of one event, to be overlap-added.
+
+    A moving source turns in azimuth along its ring of grid positions. Between the two grid positions that
+    bracket its current azimuth, the two impulse responses are cross-faded linearly in azimuth (each response's
+    weight is a hat function that is 1 at its own azimuth and 0 at its neighbours), so the rendered direction
+    follows the trajectory continuously instead of jumping between grid points.
+    """
+    if event.speed_deg_s == 0.0:
+        return [(0, signal.fftconvolve(dry[None, :], grid.irs[event.position], axes=1))]
+    ring = grid.rings[grid.ring_of[event.position]]
+    ring_azimuth = np.mod(grid.azimuth_deg[ring], 360.0)
+    trajectory = grid.azimuth_deg[event.position] + event.speed_deg_s * np.arange(dry.size) / sample_rate
+    turns = np.arange(np.floor(trajectory.min() / 360.0) - 1, np.floor(trajectory.max() / 360.0) + 2)
+    knots = (ring_azimuth[None, :] + 360.0 * turns[:, None]).ravel()
+    knot_ring_index = np.tile(np.arange(ring.size), turns.size)
+    progress = np.interp(trajectory, knots, np.arange(knots.size, dtype=np.float64))
+    segments = []
+    for knot in range(int(np.floor(progress.min())), int(np.ceil(progress.max())) + 1):
+        weight = np.clip(1.0 - np.abs(progress - knot), 0.0, None)
+        support = np.flatnonzero(weight)
+        if support.size == 0:
+            continue
+        first, last = support[0], support[-1] + 1
+        ir = grid.irs[ring[knot_ring_index[knot]]]
+        segments.append((int(first), signal.fftconvolve((dry * weight)[None, first:last], ir, axes=1)))
+    return segments
+
+
+def rotate_foa(foa: np.ndarray, deg: float) -> np.ndarray:
+    """Rotate an ACN (W, Y, Z, X) scene by ``deg`` about the vertical axis: azimuth a becomes a + deg."""
+    angle = np.deg2rad(deg)
+    w, y, z, x = foa
+    return np.stack([w, np.sin(angle) * x + np.cos(angle) * y, z, np.cos(angle) * x - np.sin(angle) * y])
+
+
+def foa_to_stereo(foa: np.ndarray) -> np.ndarray:
+    """DCASE2025 stereo from FOA: left/right cardioid-like pair L = W + Y, R = W - Y (no scaling)."""
+    return np.stack([foa[0] + foa[1], foa[0] - foa[1]])
+
+
+# --- labels ----------------------------------------------------------------------------------------------------
+
+
+def event_labels(
+    events: list[Event],
+    grid: RoomGrid,
+    *,
+    deg: int,
+    hop: int,
+    n_frames: int,
+    sample_rate: int,
+    field_of_view_deg: float,
+) -> np.ndarray:
+    """DCASE2025 label rows of every event in every label frame it touches.
+
+    Positions are taken at the middle of each frame (within the event), the azimuth rotated by ``deg`` and
+    folded to the front; source ids are the events' indices in the clip.
+    """
+    rows = []
+    for source, event in enumerate(events):
+        first = event.onset // hop
+        frames = np.arange(first, min(n_frames, -(-(event.onset + event.length) // hop)))
+        seconds = np.clip((frames + 0.5) * hop - event.onset, 0, event.length - 1) / sample_rate
+        azimuth = grid.azimuth_deg[event.position] + event.speed_deg_s * seconds + deg
+        azimuth = np.mod(azimuth + 180.0, 360.0) - 180.0
+        elevation = grid.elevation_deg[event.position]
+        onscreen = (np.abs(azimuth) <= field_of_view_deg / 2) & (abs(elevation) <= field_of_view_deg * VIDEO_ASPECT / 2)
+        block = np.empty((frames.size, len(CSV_COLUMNS)), dtype=np.int64)
+        block[:, 0] = frames
+        block[:, 1] = event.class_index
+        block[:, 2] = source
+        block[:, 3] = np.rint(fold_azimuth(azimuth)).astype(np.int64)
+        block[:, 4] = round(grid.distance_m[event.position] * 100)
+        block[:, 5] = onscreen
+        rows.append(block)
+    return np.concatenate(rows) if rows else empty_rows()
