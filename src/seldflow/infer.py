@@ -167,6 +167,11 @@ def _check_compatible(checkpoint_path: Path, checkpoint: Mapping[str, Any], feat
             f"has {shape[1]} feature channels but {checkpoint_path} was trained on {checkpoint['in_channels']}",
             field="features",
         )
+    bins = checkpoint["model_args"].get("n_mels")
+    if bins is not None and shape[3] != int(bins):
+        raise InputError(
+            features_h5, f"has {shape[3]} frequency bins but {checkpoint_path} expects {bins}", field="features"
+        )
     kind = h5.attrs.get("kind")
     if kind is not None and str(kind) != str(checkpoint["feature_kind"]):
         raise InputError(

@@ -21,7 +21,11 @@ ACCDOA_ELEMENTS = 3
 
 
 class ConvBlock(nn.Module):
-    """Conv 3x3 -> BatchNorm -> ReLU -> MaxPool -> channel dropout, the reference's feature extractor unit."""
+    """Conv 3x3 -> BatchNorm -> ReLU -> MaxPool -> channel dropout, the reference's feature extractor unit.
+
+    ReLU is applied after the max pooling: the two commute exactly (ReLU is monotonic), and on the pooled map it
+    touches up to 20 times fewer values, which matters on CPU where the first block dominates the step time.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, pool: tuple[int, int], dropout: float) -> None:
         super().__init__()
@@ -31,7 +35,7 @@ class ConvBlock(nn.Module):
         self.dropout = nn.Dropout2d(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.pool(torch.relu(self.bn(self.conv(x)))))
+        return self.dropout(torch.relu(self.pool(self.bn(self.conv(x)))))
 
 
 class SelfAttentionLayer(nn.Module):
@@ -95,9 +99,7 @@ class SELDnet(nn.Module):
             dropout=dropout if rnn_layers > 1 else 0.0,
             bidirectional=True,
         )
-        self.attention = nn.Sequential(
-            *(SelfAttentionLayer(rnn_size, mhsa_heads, dropout) for _ in range(mhsa_layers))
-        )
+        self.attention = nn.Sequential(*(SelfAttentionLayer(rnn_size, mhsa_heads, dropout) for _ in range(mhsa_layers)))
         # Two stacked linear layers without a non-linearity in between, exactly as the reference baseline.
         self.fc = nn.Linear(rnn_size, fc_size)
         self.head = nn.Linear(fc_size, n_tracks * ACCDOA_ELEMENTS * n_classes)
@@ -106,7 +108,8 @@ class SELDnet(nn.Module):
         if features.ndim != 4 or features.shape[1] != self.in_channels or features.shape[3] != self.n_mels:
             expected = f"(batch, {self.in_channels}, frames, {self.n_mels})"
             raise ValueError(f"expected input {expected}, got {tuple(features.shape)}")
-        x = self.conv_blocks(features)  # (B, conv, T', F')
+        # Channels-last layout speeds up the oneDNN/cuDNN convolutions; the result does not depend on it.
+        x = self.conv_blocks(features.contiguous(memory_format=torch.channels_last))  # (B, conv, T', F')
         x = x.transpose(1, 2).flatten(2)  # (B, T', conv * F'): one vector per output frame
         x, _ = self.gru(x)
         forward_half, backward_half = torch.tanh(x).chunk(2, dim=-1)

@@ -1,0 +1,301 @@
+"""Training stage: validation split, batching, determinism, resumption, selection, early stopping, outputs."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from test_infer import TINY_MODEL, constant_model, write_feature_file
+
+import seldflow.train as train_module
+from seldflow.errors import ConfigError, InputError
+from seldflow.infer import infer_split
+from seldflow.labels import adpit_target
+from seldflow.loss import ADPITLoss
+from seldflow.models import build_model
+from seldflow.train import (
+    METRICS_COLUMNS,
+    Progress,
+    epoch_batches,
+    load_validation,
+    open_feature_file,
+    split_validation,
+    train,
+    train_step,
+    validate,
+)
+
+
+def run(tmp_path: Path, files: list[Path], out: str, **overrides: Any) -> Path:
+    """Train the tiny model into ``tmp_path / out`` and return that folder."""
+    arguments = {
+        "seed": 3,
+        "model": "seldnet",
+        "model_args": TINY_MODEL,
+        "epochs": 1,
+        "batch_size": 4,
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "validation_fraction": 0.25,
+        "device": "cpu",
+        **overrides,
+    }
+    folder = tmp_path / out
+    train(
+        train_h5=files,
+        checkpoint=folder / "best.pt",
+        metrics_csv=folder / "metrics.csv",
+        state_dir=folder / "state",
+        **arguments,
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("features") / "train.h5"
+    write_feature_file(path, n_originals=8)
+    return path
+
+
+def read_metrics(folder: Path) -> list[dict[str, str]]:
+    with (folder / "metrics.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def assert_same_weights(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> None:
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+def final_weights(folder: Path) -> dict[str, torch.Tensor]:
+    return torch.load(folder / "state" / "last.pt", weights_only=True)["model"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Split and batches
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_validation_holds_out_originals_with_their_twins() -> None:
+    names = [name for i in range(20) for name in (f"clip{i:02d}", f"clip{i:02d}_LRswap")]
+    train_ids, val_ids = split_validation(names, 0.2, seed=5)
+    val_names = {names[i] for i in val_ids}
+    train_names = {names[i] for i in train_ids}
+    assert len(val_names) == 4
+    assert not any(name.endswith("_LRswap") for name in val_names)
+    assert not {f"{name}_LRswap" for name in val_names} & train_names
+    assert train_names | val_names | {f"{name}_LRswap" for name in val_names} == set(names)
+    assert np.array_equal(split_validation(names, 0.2, seed=5)[1], val_ids)
+    assert len(split_validation(names, 0.0, seed=5)[1]) == 0
+    assert len(split_validation(names[:4], 0.1, seed=5)[1]) == 1  # at least one clip when the fraction is > 0
+
+
+def test_validation_fraction_must_leave_training_clips() -> None:
+    with pytest.raises(ConfigError, match="leaves no training clips"):
+        split_validation(["a", "b"], 0.9, seed=0)
+
+
+def test_epoch_batches_depend_only_on_seed_and_epoch() -> None:
+    batches = epoch_batches(10, 4, seed=1, epoch=2)
+    assert [len(b) for b in batches] == [4, 4]  # the partial batch is dropped
+    assert len(set(np.concatenate(batches))) == 8
+    assert all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(10, 4, seed=1, epoch=2), strict=True))
+    assert not np.array_equal(np.concatenate(batches), np.concatenate(epoch_batches(10, 4, seed=1, epoch=3)))
+    assert [len(b) for b in epoch_batches(3, 4, seed=1, epoch=1)] == [3]
+
+
+def test_progress_prefers_later_ties_but_counts_them_as_stale() -> None:
+    progress = Progress()
+    decisions = [progress.record(score) for score in (0.1, 0.3, 0.3, 0.2, 0.3)]
+    assert decisions == [True, True, True, False, True]
+    assert progress.stale_epochs == 3
+    assert progress.best_score == 0.3
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Optimisation
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_fixed_batch_is_overfitted() -> None:
+    """Four clips, each with one static event of its own class: the model must learn them, not just silence."""
+    rows = [np.array([[frame, k, 0, -60 + 40 * k, 100 + 50 * k, 0] for frame in range(50)]) for k in range(4)]
+    labels = torch.from_numpy(np.stack([adpit_target(r) for r in rows]))
+    features = torch.from_numpy(np.random.default_rng(0).standard_normal((4, 3, 251, 16), dtype=np.float32))
+    torch.manual_seed(0)
+    model = build_model("seldnet", 3, **{**TINY_MODEL, "rnn_size": 16, "fc_size": 32, "dropout": 0.0})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    losses = [
+        train_step(model, features, labels, loss_fn=ADPITLoss(), optimizer=optimizer, scaler=scaler, use_amp=False)
+        for _ in range(50)
+    ]
+    silence = ADPITLoss()(torch.zeros(4, 50, 117), labels).item()
+    assert losses[-1] < 0.25 * losses[0]
+    assert losses[-1] < 0.5 * silence
+
+
+def test_validation_scores_decoded_predictions_against_label_rows(tmp_path: Path) -> None:
+    """A model that always predicts class 3 at 45 degrees and 2.5 m, on clips annotated with exactly that."""
+    path = tmp_path / "val.h5"
+    write_feature_file(path, n_originals=2, lr_swap=False)
+    rows = np.array([[frame, 3, 0, 45, 250, 0] for frame in range(50)], dtype=np.int64)
+    with h5py.File(path, "r+") as h5:
+        h5["labels"][...] = np.stack([adpit_target(rows)] * 2)
+        del h5["label_rows"]
+        h5["label_rows"] = np.concatenate([np.column_stack([np.full(50, clip), rows]) for clip in range(2)])
+    files = [open_feature_file(path)]
+    validation = load_validation(files, np.array([1, 0]))
+    assert validation.names == ["fold3_room1_mix001", "fold3_room1_mix000"]
+    model = constant_model(active=True)
+    scores = validate(model, validation, loss_fn=ADPITLoss(), batch_size=1, device=torch.device("cpu"))
+    assert scores["val_F"] == pytest.approx(1 / 13)  # macro F: the 12 classes without events score 0
+    assert scores["val_DOAE"] == pytest.approx(0.0)
+    assert scores["val_RDE"] == pytest.approx(0.0)
+    with torch.no_grad():
+        outputs = model.eval()(torch.from_numpy(validation.features))
+    expected_loss = ADPITLoss()(outputs, torch.from_numpy(validation.labels)).item()
+    assert scores["val_loss"] == pytest.approx(expected_loss, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The stage
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_outputs_and_checkpoint_contents(tmp_path: Path, features: Path) -> None:
+    folder = run(tmp_path, [features], "run", epochs=2)
+    rows = read_metrics(folder)
+    assert list(rows[0]) == list(METRICS_COLUMNS)
+    assert [int(row["epoch"]) for row in rows] == [1, 2]
+    assert all(math.isfinite(float(row["val_loss"])) and 0 <= float(row["val_F"]) <= 1 for row in rows)
+    checkpoint = torch.load(folder / "best.pt", weights_only=True)
+    assert checkpoint["model_name"] == "seldnet"
+    assert checkpoint["in_channels"] == 3
+    assert checkpoint["feature_kind"] == "pfoa"
+    assert checkpoint["model_args"] == {"n_mels": 16, **TINY_MODEL}
+    best_f = max(float(row["val_F"]) for row in rows)
+    assert checkpoint["val_metrics"]["val_F"] == pytest.approx(best_f)
+    # The checkpoint is usable by inference.
+    test_file = tmp_path / "test.h5"
+    names = write_feature_file(test_file, n_originals=2, lr_swap=False, labelled=False, seed=9)
+    infer_split(checkpoint=folder / "best.pt", features_h5=test_file, out_dir=tmp_path / "pred")
+    assert sorted(p.stem for p in (tmp_path / "pred").iterdir()) == names
+
+
+def test_same_seed_gives_identical_weights(tmp_path: Path, features: Path) -> None:
+    first = run(tmp_path, [features], "a")
+    second = run(tmp_path, [features], "b")
+    assert_same_weights(final_weights(first), final_weights(second))
+    third = run(tmp_path, [features], "c", seed=4)
+    assert not torch.equal(final_weights(first)["head.weight"], final_weights(third)["head.weight"])
+
+
+def count_epochs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the epochs that are actually trained (as opposed to restored from a saved state)."""
+    trained: list[int] = []
+    original = train_module._train_epoch
+
+    def counting(*args: Any, **kwargs: Any) -> float:
+        trained.append(kwargs["epoch"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_train_epoch", counting)
+    return trained
+
+
+def test_resumed_run_matches_an_uninterrupted_one(
+    tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    straight = run(tmp_path, [features], "straight", epochs=2)
+    run(tmp_path, [features], "resumed", epochs=1)
+    trained = count_epochs(monkeypatch)
+    resumed = run(tmp_path, [features], "resumed", epochs=2)
+    assert trained == [2]
+    assert_same_weights(final_weights(straight), final_weights(resumed))
+    assert [r["epoch"] for r in read_metrics(resumed)] == ["1", "2"]
+    straight_best = torch.load(straight / "best.pt", weights_only=True)
+    resumed_best = torch.load(resumed / "best.pt", weights_only=True)
+    assert straight_best["epoch"] == resumed_best["epoch"]
+    assert_same_weights(straight_best["model_state"], resumed_best["model_state"])
+    # A finished run has nothing left to do but still restores its outputs.
+    (resumed / "best.pt").unlink()
+    run(tmp_path, [features], "resumed", epochs=2)
+    assert trained == [2]
+    assert_same_weights(torch.load(resumed / "best.pt", weights_only=True)["model_state"], resumed_best["model_state"])
+
+
+def test_changed_settings_start_fresh(tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(tmp_path, [features], "changed", epochs=1, lr=5e-3)
+    trained = count_epochs(monkeypatch)
+    changed = run(tmp_path, [features], "changed", epochs=2)
+    assert trained == [1, 2]
+    fresh = run(tmp_path, [features], "fresh", epochs=2)
+    assert_same_weights(final_weights(changed), final_weights(fresh))
+
+
+def test_early_stopping_and_plateau_schedule(tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scores = iter([0.1, 0.3, 0.3, 0.2, 0.9, 0.9])
+
+    def scripted_validation(*_: Any, **__: Any) -> dict[str, float]:
+        return {"val_loss": 1.0, "val_F": next(scores), "val_DOAE": 10.0, "val_RDE": 0.2}
+
+    monkeypatch.setattr(train_module, "validate", scripted_validation)
+    folder = run(tmp_path, [features], "stop", epochs=6, early_stop_patience=2, lr_patience=0, lr_factor=0.5)
+    rows = read_metrics(folder)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # epochs 3 and 4 do not improve strictly
+    assert [float(r["lr"]) for r in rows] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4])
+    assert torch.load(folder / "best.pt", weights_only=True)["epoch"] == 3  # the later of the tied epochs
+
+
+def test_without_validation_the_last_epoch_is_kept(tmp_path: Path, features: Path) -> None:
+    folder = run(tmp_path, [features], "noval", epochs=2, validation_fraction=0.0)
+    checkpoint = torch.load(folder / "best.pt", weights_only=True)
+    assert checkpoint["epoch"] == 2
+    assert_same_weights(checkpoint["model_state"], final_weights(folder))
+    assert all(math.isnan(float(row["val_F"])) for row in read_metrics(folder))
+
+
+def test_streaming_and_loader_workers_do_not_change_the_result(tmp_path: Path, features: Path) -> None:
+    in_memory = run(tmp_path, [features], "memory")
+    streamed = run(tmp_path, [features], "stream", max_memory_mb=0, num_workers=1)
+    assert_same_weights(final_weights(in_memory), final_weights(streamed))
+
+
+def test_several_input_files_are_combined(tmp_path: Path, features: Path) -> None:
+    other = tmp_path / "other.h5"
+    write_feature_file(other, n_originals=4, seed=1)
+    with h5py.File(other, "r+") as h5:  # give the second file its own clip names
+        del h5["clips"]
+        names = [f"fold1_mix{i}" + ("_LRswap" if i % 2 else "") for i in range(8)]
+        h5.create_dataset("clips", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
+    folder = run(tmp_path, [features, other], "two", validation_fraction=0.1)
+    assert (folder / "best.pt").is_file()
+
+
+def test_bad_inputs_are_reported_with_the_file(tmp_path: Path, features: Path) -> None:
+    unlabelled = tmp_path / "unlabelled.h5"
+    write_feature_file(unlabelled, n_originals=2, labelled=False)
+    with pytest.raises(InputError, match=r"unlabelled\.h5: field 'labels'"):
+        run(tmp_path, [unlabelled], "x")
+    with pytest.raises(InputError, match="clip 'fold3_room1_mix000' also appears"):
+        run(tmp_path, [features, features], "x")
+    mismatched = tmp_path / "mismatched.h5"
+    write_feature_file(mismatched, n_originals=2, channels=4, seed=2)
+    with h5py.File(mismatched, "r+") as h5:
+        del h5["clips"]
+        h5.create_dataset("clips", data=np.array(["a", "b", "c", "d"], dtype=object), dtype=h5py.string_dtype())
+    with pytest.raises(InputError, match=r"mismatched\.h5: field 'features'"):
+        run(tmp_path, [features, mismatched], "x")
+    (tmp_path / "junk.h5").write_text("not hdf5")
+    with pytest.raises(InputError, match=r"junk\.h5: cannot open as HDF5"):
+        run(tmp_path, [tmp_path / "junk.h5"], "x")
+    assert not (tmp_path / "x").exists()
