@@ -1,15 +1,23 @@
-"""Test helpers: repository paths, a tiny workflow configuration and a Snakemake runner."""
+"""Test helpers: repository paths, a tiny workflow configuration, a Snakemake runner, small feature files."""
 
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import h5py
+import numpy as np
+import torch
 import yaml
+
+from seldflow.labels import adpit_target
+from seldflow.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -70,3 +78,73 @@ def planned_jobs(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
             break
         counts[match.group(1)] = int(match.group(2))
     return counts
+
+
+# Small HDF5 feature files and models for the train / infer tests.
+TINY_MODEL = {"n_mels": 16, "conv_channels": 4, "f_pool": (2, 2, 2), "rnn_size": 8, "fc_size": 8, "mhsa_heads": 2}
+
+
+def write_feature_file(
+    path: Path,
+    *,
+    n_originals: int,
+    channels: int = 3,
+    bins: int = 16,
+    lr_swap: bool = True,
+    labelled: bool = True,
+    seed: int = 0,
+    kind: str = "pfoa",
+) -> list[str]:
+    """A small HDF5 file in the feature stage's layout, with random features and random label rows.
+
+    Returns the clip names (originals, each followed by its ``_LRswap`` twin when ``lr_swap``).
+    """
+    rng = np.random.default_rng(seed)
+    names, targets, tables = [], [], []
+    for clip in range(n_originals):
+        rows = [
+            [frame, cls, 0, int(rng.integers(-90, 91)), int(rng.integers(80, 300)), 0]
+            for frame in range(50)
+            for cls in rng.choice(13, size=int(rng.integers(0, 3)), replace=False)
+        ]
+        rows = np.array(rows, dtype=np.int64).reshape(-1, 6)
+        versions = [(f"fold3_room1_mix{clip:03d}", rows)]
+        if lr_swap:
+            mirrored = rows.copy()
+            mirrored[:, 3] *= -1
+            versions.append((f"fold3_room1_mix{clip:03d}_LRswap", mirrored))
+        for name, version in versions:
+            tables.append(np.column_stack([np.full(len(version), len(names), dtype=np.int64), version]))
+            names.append(name)
+            targets.append(adpit_target(version))
+    with h5py.File(path, "w") as h5:
+        h5.attrs["kind"] = kind
+        h5.attrs["sample_rate"] = 24000
+        h5.attrs["label_frames"] = 50
+        h5.attrs["channels"] = channels
+        h5.attrs["config"] = json.dumps({"kind": kind, "n_mels": bins})
+        h5.create_dataset("clips", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
+        features = rng.standard_normal((len(names), channels, 251, bins), dtype=np.float32)
+        h5.create_dataset("features", data=features, chunks=(1, channels, 251, bins))
+        if labelled:
+            h5.create_dataset("labels", data=np.stack(targets), chunks=(1, 50, 6, 4, 13))
+            h5.create_dataset("label_rows", data=np.concatenate(tables))
+    return names
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# decode_multiaccdoa
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def constant_model(active: bool) -> torch.nn.Module:
+    """A model whose output ignores the input: class 3 on track 1 at 45 degrees and 2.5 m, or nothing."""
+    model = build_model("seldnet", 3, **TINY_MODEL)
+    bias = torch.zeros(3, 3, 13)
+    if active:
+        bias[1, 0, 3] = bias[1, 1, 3] = math.atanh(0.6)  # x = y = 0.6: norm 0.85, 45 degrees
+        bias[1, 2, 3] = 2.5
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.copy_(bias.flatten())
+    return model

@@ -2,74 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_MODEL, constant_model, write_feature_file
 
 from seldflow.errors import InputError
 from seldflow.infer import decode_multiaccdoa, infer_split, predict_features
-from seldflow.labels import CSV_COLUMNS, adpit_target, read_labels
+from seldflow.labels import CSV_COLUMNS, read_labels
 from seldflow.models import build_model
-
-TINY_MODEL = {"n_mels": 16, "conv_channels": 4, "f_pool": (2, 2, 2), "rnn_size": 8, "fc_size": 8, "mhsa_heads": 2}
-
-
-def write_feature_file(
-    path: Path,
-    *,
-    n_originals: int,
-    channels: int = 3,
-    bins: int = 16,
-    lr_swap: bool = True,
-    labelled: bool = True,
-    seed: int = 0,
-    kind: str = "pfoa",
-) -> list[str]:
-    """A small HDF5 file in the feature stage's layout, with random features and random label rows.
-
-    Returns the clip names (originals, each followed by its ``_LRswap`` twin when ``lr_swap``).
-    """
-    rng = np.random.default_rng(seed)
-    names, targets, tables = [], [], []
-    for clip in range(n_originals):
-        rows = [
-            [frame, cls, 0, int(rng.integers(-90, 91)), int(rng.integers(80, 300)), 0]
-            for frame in range(50)
-            for cls in rng.choice(13, size=int(rng.integers(0, 3)), replace=False)
-        ]
-        rows = np.array(rows, dtype=np.int64).reshape(-1, 6)
-        versions = [(f"fold3_room1_mix{clip:03d}", rows)]
-        if lr_swap:
-            mirrored = rows.copy()
-            mirrored[:, 3] *= -1
-            versions.append((f"fold3_room1_mix{clip:03d}_LRswap", mirrored))
-        for name, version in versions:
-            tables.append(np.column_stack([np.full(len(version), len(names), dtype=np.int64), version]))
-            names.append(name)
-            targets.append(adpit_target(version))
-    with h5py.File(path, "w") as h5:
-        h5.attrs["kind"] = kind
-        h5.attrs["sample_rate"] = 24000
-        h5.attrs["label_frames"] = 50
-        h5.attrs["channels"] = channels
-        h5.attrs["config"] = json.dumps({"kind": kind, "n_mels": bins})
-        h5.create_dataset("clips", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
-        features = rng.standard_normal((len(names), channels, 251, bins), dtype=np.float32)
-        h5.create_dataset("features", data=features, chunks=(1, channels, 251, bins))
-        if labelled:
-            h5.create_dataset("labels", data=np.stack(targets), chunks=(1, 50, 6, 4, 13))
-            h5.create_dataset("label_rows", data=np.concatenate(tables))
-    return names
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# decode_multiaccdoa
-# ---------------------------------------------------------------------------------------------------------------
 
 
 def output_with(tracks: dict[tuple[int, int, int], tuple[float, float, float]], n_frames: int = 3) -> np.ndarray:
@@ -170,19 +114,6 @@ def save_checkpoint(path: Path, model: torch.nn.Module, *, channels: int = 3, ki
         },
         path,
     )
-
-
-def constant_model(active: bool) -> torch.nn.Module:
-    """A model whose output ignores the input: class 3 on track 1 at 45 degrees and 2.5 m, or nothing."""
-    model = build_model("seldnet", 3, **TINY_MODEL)
-    bias = torch.zeros(3, 3, 13)
-    if active:
-        bias[1, 0, 3] = bias[1, 1, 3] = math.atanh(0.6)  # x = y = 0.6: norm 0.85, 45 degrees
-        bias[1, 2, 3] = 2.5
-    with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.copy_(bias.flatten())
-    return model
 
 
 def test_infer_split_writes_one_csv_per_original_clip(tmp_path: Path) -> None:

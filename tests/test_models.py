@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
 from seldflow.errors import ConfigError
-from seldflow.models import build_model, count_parameters
+from seldflow.models import InputNorm, build_model, count_parameters, fit_input_norm
 
 SMALL = {"conv_channels": 8, "rnn_size": 16, "fc_size": 12, "mhsa_heads": 2, "mhsa_layers": 1}
 
@@ -108,3 +110,19 @@ def test_registry_reports_unknown_models_and_arguments() -> None:
         build_model("seldnet", 2, hidden_units=5)
     with pytest.raises(ConfigError, match="pools 64 mel bins down to nothing"):
         build_model("seldnet", 2, f_pool=(8, 8, 2))
+
+
+def test_input_norm_standardises_each_channel_and_bin_and_is_not_a_parameter() -> None:
+    rng = np.random.default_rng(0)
+    scales = np.array([5.0, 1e-3, 0.0])[:, None, None, None]  # log-mel-like, intensity-like, constant channel
+    features = rng.standard_normal((3, 8, 251, 16)) * scales + np.array([-6.0, 0.0, -10.0])[:, None, None, None]
+    features = features.transpose(1, 0, 2, 3).astype(np.float32)  # (clips, channels, frames, bins)
+    model = build_model("seldnet", 3, **{"n_mels": 16, "f_pool": (2, 2, 2)})
+    before = count_parameters(model)
+    assert fit_input_norm(model, features.mean(axis=(0, 2)), features.std(axis=(0, 2)))
+    normed = next(m for m in model.modules() if isinstance(m, InputNorm))(torch.from_numpy(features)).numpy()
+    np.testing.assert_allclose(normed[:, :2].mean(axis=(0, 2)), 0.0, atol=1e-3)
+    np.testing.assert_allclose(normed[:, :2].std(axis=(0, 2)), 1.0, atol=1e-3)
+    np.testing.assert_allclose(normed[:, 2], 0.0, atol=1e-4)  # constant channel: centred, not blown up
+    assert count_parameters(model) == before
+    assert "input_norm.mean" in model.state_dict()

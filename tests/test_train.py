@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from test_infer import TINY_MODEL, constant_model, write_feature_file
+from helpers import TINY_MODEL, constant_model, write_feature_file
 
 import seldflow.train as train_module
 from seldflow.errors import ConfigError, InputError
@@ -184,6 +184,10 @@ def test_outputs_and_checkpoint_contents(tmp_path: Path, features: Path) -> None
     assert checkpoint["model_args"] == {"n_mels": 16, **TINY_MODEL}
     best_f = max(float(row["val_F"]) for row in rows)
     assert checkpoint["val_metrics"]["val_F"] == pytest.approx(best_f)
+    # The input standardisation was fitted on the training clips (random features: mean ~0, std ~1, not exactly).
+    norm_mean, norm_std = checkpoint["model_state"]["input_norm.mean"], checkpoint["model_state"]["input_norm.std"]
+    assert norm_mean.shape == (3, 1, 16)
+    assert 0 < norm_mean.abs().max() < 0.5 and not torch.equal(norm_std, torch.ones_like(norm_std))
     # The checkpoint is usable by inference.
     test_file = tmp_path / "test.h5"
     names = write_feature_file(test_file, n_originals=2, lr_swap=False, labelled=False, seed=9)

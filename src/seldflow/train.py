@@ -44,7 +44,7 @@ from seldflow.infer import LR_SWAP_SUFFIX, decode_multiaccdoa, predict_features,
 from seldflow.io import atomic_file
 from seldflow.labels import ADPIT_FIELDS, ADPIT_TRACKS, LABEL_FRAMES, N_CLASSES
 from seldflow.loss import ADPITLoss
-from seldflow.models import build_model
+from seldflow.models import build_model, fit_input_norm
 from seldflow.score import compute_metrics
 
 METRICS_COLUMNS = ("epoch", "train_loss", "val_loss", "val_F", "val_DOAE", "val_RDE", "lr", "seconds")
@@ -232,6 +232,22 @@ class ClipStore:
         for handle in (self._handles or {}).values():
             handle.close()
         self._handles = None
+
+    def feature_statistics(self, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation per channel and bin over every clip and frame, ``(channels, bins)``.
+
+        Accumulated in float64 chunk by chunk so a streamed store never holds more than ``chunk`` clips.
+        """
+        total = total_sq = None
+        count = 0
+        for start in range(0, len(self), chunk):
+            features = self.batch(np.arange(start, min(start + chunk, len(self))))[0].astype(np.float64)
+            part, part_sq = features.sum(axis=(0, 2)), np.square(features).sum(axis=(0, 2))
+            total = part if total is None else total + part
+            total_sq = part_sq if total_sq is None else total_sq + part_sq
+            count += features.shape[0] * features.shape[2]
+        mean = total / count
+        return mean, np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
 
     def batch(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._arrays is not None:
@@ -579,6 +595,8 @@ def train(
     state_path = Path(state_dir) / STATE_FILE
     progress = _resume(state_path, run_fingerprint, epochs, trainer.stateful()) or Progress()
     store = ClipStore(files, train_ids, max_memory_mb)
+    if progress.epoch == 0:  # a resumed run restores the statistics with the model state
+        fit_input_norm(trainer.net, *store.feature_statistics())
     validation = load_validation(files, val_ids)
     mode = "in memory" if store.in_memory else "streamed from HDF5"
     held_out = 0 if validation is None else len(validation.names)

@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from seldflow.errors import ConfigError
+from seldflow.models.normalization import InputNorm, fit_input_norm
 from seldflow.models.seldnet import SELDnet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -37,4 +38,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MODELS", "build_model", "count_parameters"]
+__all__ = ["MODELS", "InputNorm", "build_model", "count_parameters", "fit_input_norm"]

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from seldflow.labels import N_CLASSES, N_TRACKS
+from seldflow.models.normalization import InputNorm
 
 # Multi-ACCDOA elements per track and class: x, y (unit DOA scaled by activity) and distance in metres.
 ACCDOA_ELEMENTS = 3
@@ -85,6 +86,7 @@ class SELDnet(nn.Module):
         self.n_mels = n_mels
         self.n_classes = n_classes
         self.n_tracks = n_tracks
+        self.input_norm = InputNorm(in_channels, n_mels)
         self.conv_blocks = nn.Sequential(
             *(
                 ConvBlock(in_channels if i == 0 else conv_channels, conv_channels, (tp, fp), dropout)
@@ -109,7 +111,8 @@ class SELDnet(nn.Module):
             expected = f"(batch, {self.in_channels}, frames, {self.n_mels})"
             raise ValueError(f"expected input {expected}, got {tuple(features.shape)}")
         # Channels-last layout speeds up the oneDNN/cuDNN convolutions; the result does not depend on it.
-        x = self.conv_blocks(features.contiguous(memory_format=torch.channels_last))  # (B, conv, T', F')
+        x = self.input_norm(features).contiguous(memory_format=torch.channels_last)
+        x = self.conv_blocks(x)  # (B, conv, T', F')
         x = x.transpose(1, 2).flatten(2)  # (B, T', conv * F'): one vector per output frame
         x, _ = self.gru(x)
         forward_half, backward_half = torch.tanh(x).chunk(2, dim=-1)
