@@ -8,10 +8,12 @@ import subprocess
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
+import soundfile as sf
 from helpers import BIN, REPO, planned_jobs, run_snakemake, tiny_config, write_config
 
-from seldflow.labels import CLASSES, read_labels
+from seldflow.labels import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, read_labels, write_labels
 
 
 def test_default_dry_run_plans_every_stage(tmp_path: Path) -> None:
@@ -113,3 +115,41 @@ def test_end_to_end_and_incremental_reruns(tiny_workdir: Path) -> None:
     run_snakemake(tiny_workdir)
     run_snakemake(tiny_workdir, "--report", str(report))
     assert report.stat().st_size > 10_000
+
+
+def _folder_dataset(root: Path, split: str, n_clips: int) -> None:
+    """A DCASE2025-style tree of noise clips with one event each, as an existing dataset would be laid out."""
+    rng = np.random.default_rng(0)
+    for k in range(n_clips):
+        stem = f"fold3_room1_mix{k + 1:03d}_deg000_start0000"
+        audio = 0.1 * rng.standard_normal((CLIP_SAMPLES, 2))
+        sf.write(root / "stereo_dev" / split / f"{stem}.wav", audio, SAMPLE_RATE, subtype="PCM_16")
+        write_labels(root / "metadata_dev" / split / f"{stem}.csv", [[f, k % 13, 0, 30, 150, 0] for f in range(50)])
+
+
+def test_folder_dataset_with_a_truncated_wav_fails_naming_the_file(tmp_path: Path) -> None:
+    root = tmp_path / "dataset"
+    for split in ("dev-train-x", "dev-test-x"):
+        (root / "stereo_dev" / split).mkdir(parents=True)
+        _folder_dataset(root, split, 3)
+    broken = root / "stereo_dev" / "dev-train-x" / "fold3_room1_mix002_deg000_start0000.wav"
+    broken.write_bytes(broken.read_bytes()[:50_000])
+    config = tiny_config()
+    config["dataset"] = {
+        "source": "folder",
+        "root": str(root),
+        "train_splits": ["dev-train-x"],
+        "test_splits": ["dev-test-x"],
+    }
+    del config["synthesis"]
+    write_config(tmp_path, config)
+
+    assert planned_jobs(run_snakemake(tmp_path, "-n")) == {
+        "features": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "all": 1,
+    }  # fmt: skip
+    result = run_snakemake(tmp_path, "results/features/pfoa/dev-train-x.h5", check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "results" / "logs" / "features" / "pfoa" / "dev-train-x.log").read_text()
+    assert f"error: {broken}: truncated" in log
+    assert not (tmp_path / "results" / "features" / "pfoa" / "dev-train-x.h5").exists()
+    assert not list((tmp_path / "results" / "features" / "pfoa").glob("*.tmp"))
