@@ -86,7 +86,7 @@ def plot_azimuth_tracks(
     """Reference (lines) vs predicted (markers) azimuth over time, coloured by class."""
     reference_dir, prediction_dir = Path(reference_dir), Path(prediction_dir)
     clips = _clips_to_plot(reference_dir, n_clips) if n_clips else []
-    fig, axes = plt.subplots(max(len(clips), 1), 1, figsize=(9, 2.6 * max(len(clips), 1)), squeeze=False)
+    fig, axes = plt.subplots(max(len(clips), 1), 1, figsize=(11, 2.6 * max(len(clips), 1)), squeeze=False)
     colours = plt.get_cmap("tab20")
     for ax, ref_path in zip(axes[:, 0], clips, strict=False):
         pred_path = prediction_dir / ref_path.name
@@ -117,7 +117,7 @@ def plot_azimuth_tracks(
             )
         ax.set(ylim=(-180, 180), ylabel="azimuth (°)", title=ref_path.stem)
         ax.axhspan(-90, 90, color="0.95", zorder=0)
-        ax.legend(fontsize=6, ncol=2, loc="upper right")
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(f"Reference (squares) vs prediction (crosses); DOA threshold {doa_threshold:g}°", fontsize=9)
     fig.tight_layout()
