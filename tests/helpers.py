@@ -137,9 +137,9 @@ def write_feature_file(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def constant_model(active: bool) -> torch.nn.Module:
+def constant_model(active: bool, channels: int = 3) -> torch.nn.Module:
     """A model whose output ignores the input: class 3 on track 1 at 45 degrees and 2.5 m, or nothing."""
-    model = build_model("seldnet", 3, **TINY_MODEL)
+    model = build_model("seldnet", channels, **TINY_MODEL)
     bias = torch.zeros(3, 3, 13)
     if active:
         bias[1, 0, 3] = bias[1, 1, 3] = math.atanh(0.6)  # x = y = 0.6: norm 0.85, 45 degrees

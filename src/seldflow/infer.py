@@ -7,7 +7,9 @@ since ADPIT trains all three tracks to copy a lone event.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,18 @@ from torch import nn
 from tqdm import tqdm
 
 from seldflow.errors import ConfigError, InputError
-from seldflow.io import atomic_dir
-from seldflow.labels import N_CLASSES, N_TRACKS, empty_rows, write_labels
+from seldflow.features import FEATURE_KINDS
+from seldflow.io import atomic_dir, read_audio
+from seldflow.labels import (
+    CLIP_SAMPLES,
+    COL_FRAME,
+    LABEL_HOP_SECONDS,
+    N_CLASSES,
+    N_TRACKS,
+    SAMPLE_RATE,
+    empty_rows,
+    write_labels,
+)
 from seldflow.models import build_model
 
 LR_SWAP_SUFFIX = "_LRswap"
@@ -217,12 +229,65 @@ def infer_split(
         progress.close()
 
 
+def _feature_settings(path: Path, checkpoint: Mapping[str, Any]) -> tuple[Callable[..., np.ndarray], dict, int]:
+    """The feature function, its keyword arguments and the clip length the model was trained on."""
+    config = dict(checkpoint.get("feature_config") or {})
+    kind = str(checkpoint["feature_kind"])
+    if kind not in FEATURE_KINDS:
+        raise InputError(path, f"unknown feature kind {kind!r}", field="feature_kind")
+    function = FEATURE_KINDS[kind]
+    accepted = inspect.signature(function).parameters
+    settings = {key: value for key, value in config.items() if key in accepted}
+    return function, settings, int(config.get("clip_samples", CLIP_SAMPLES))
+
+
+def predict_file(
+    wav: Path,
+    checkpoint: Path,
+    *,
+    activity_threshold: float = 0.5,
+    unify_deg: float = 15.0,
+    device: str = "auto",
+) -> np.ndarray:
+    """DCASE2025 label rows for one stereo recording of any length.
+
+    The recording is cut into consecutive windows of the training clip length (the last one zero-padded), each
+    window gets the training features (so PFOA's peak normalisation applies per window, as in training), and the
+    decoded frames are offset by the window position; frames past the end of the recording are dropped.
+    """
+    wav, checkpoint = Path(wav), Path(checkpoint)
+    state = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(checkpoint, state)
+    function, settings, window = _feature_settings(checkpoint, state)
+    sample_rate = int(settings.get("sample_rate", SAMPLE_RATE))
+    audio = read_audio(wav, sample_rate=sample_rate, channels=2)
+    if audio.shape[1] == 0:
+        raise InputError(wav, "empty recording", field="length")
+    frames_per_window = round(window / sample_rate / LABEL_HOP_SECONDS)
+    total_frames = math.ceil(audio.shape[1] / (sample_rate * LABEL_HOP_SECONDS))
+    padded = np.zeros((2, math.ceil(audio.shape[1] / window) * window), dtype=np.float32)
+    padded[:, : audio.shape[1]] = audio
+    windows = padded.reshape(2, -1, window).transpose(1, 0, 2)
+    features = np.stack([function(w, **settings) for w in windows])
+    if features.shape[1] != int(state["in_channels"]):
+        raise InputError(checkpoint, f"model expects {state['in_channels']} feature channels", field="in_channels")
+    outputs = predict_features(model, features, batch_size=8, device=device)
+    rows = []
+    for index, output in enumerate(outputs):
+        decoded = decode_multiaccdoa(output, activity_threshold=activity_threshold, unify_deg=unify_deg)
+        decoded[:, COL_FRAME] += index * frames_per_window
+        rows.append(decoded)
+    table = np.concatenate(rows) if rows else empty_rows()
+    return table[table[:, COL_FRAME] < total_frames]
+
+
 __all__ = [
     "decode_multiaccdoa",
     "infer_split",
     "load_checkpoint",
     "model_from_checkpoint",
     "predict_features",
+    "predict_file",
     "read_clip_names",
     "resolve_device",
 ]

@@ -13,6 +13,7 @@ import csv
 import io
 import os
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -145,12 +146,17 @@ def _parse_row(path: Path, line: int, record: list[str], n_frames: int | None, n
 
 def write_labels(path: str | os.PathLike[str], rows: np.ndarray) -> None:
     """Write label rows (sorted by frame, class, source) with the DCASE2025 header; header-only when empty."""
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
+        write_labels_to(fh, rows)
+
+
+def write_labels_to(stream: TextIO, rows: np.ndarray) -> None:
+    """Write label rows as DCASE2025 CSV text to an open stream (e.g. stdout)."""
     rows = np.asarray(rows, dtype=np.int64).reshape(-1, len(CSV_COLUMNS))
     order = np.lexsort((rows[:, COL_SOURCE], rows[:, COL_CLASS], rows[:, COL_FRAME]))
-    with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows(rows[order].tolist())
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(rows[order].tolist())
 
 
 def adpit_target(rows: np.ndarray, *, n_frames: int = LABEL_FRAMES, n_classes: int = N_CLASSES) -> np.ndarray:
