@@ -27,8 +27,17 @@ wildcard_constraints:
     room="|".join(ROOM_NAMES) or "no-room",
 
 
+# Audio folder each feature kind reads (the DCASE layout keeps formats side by side).
+AUDIO_FOLDERS = {
+    "pfoa": "stereo_dev",
+    "logmel": "stereo_dev",
+    "foa": "foa_dev",
+    "mic": "mic_dev",
+}
+
+
 def audio_dir(split):
-    return f"{DATASET_ROOT}/stereo_dev/{split}"
+    return f"{DATASET_ROOT}/{AUDIO_FOLDERS[config['features']['kind']]}/{split}"
 
 
 def metadata_dir(split):

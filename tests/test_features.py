@@ -139,7 +139,7 @@ def test_logmel_floor_is_80_db_below_the_louder_channel() -> None:
 
 def test_feature_kinds_and_channels() -> None:
     stereo = noise(7)
-    assert set(FEATURE_KINDS) == {"pfoa", "logmel"}
+    assert set(FEATURE_KINDS) == {"pfoa", "logmel", "foa", "mic"}
     for kind, channels in (("pfoa", 7), ("logmel", 2)):
         assert feature_channels(kind) == channels
         assert FEATURE_KINDS[kind](stereo).shape == (channels, 251, 64)

@@ -1,11 +1,18 @@
-"""Feature extraction: stereo clips to model inputs, written as one HDF5 file per split.
+"""Feature extraction: clips to model inputs, written as one HDF5 file per split.
 
-Two feature kinds are available:
+Four feature kinds are available, two for stereo clips and two for 4-channel clips:
 
 * ``pfoa`` (pseudo first-order Ambisonics, the PSELD-Mamba seed system): the stereo pair is turned into a
   4-channel FOA-like signal so that networks pretrained on FOA (PSELDNets) can be fine-tuned on stereo. Output
   ``(7, T, n_mels)``: 4 log10-mel channels followed by 3 mel-projected intensity vectors.
 * ``logmel`` (the official DCASE2025 stereo baseline): 2-channel log-mel in dB, ``(2, T, n_mels)``.
+* ``foa`` (PSELDNets ``logmelIV`` on real FOA, ACN W, Y, Z, X, SN3D): 4 log-mel channels in dB followed by the
+  3 mel-projected, unit-normalised active intensity vectors of ACN channels Y, Z, X, ``(7, T, n_mels)``.
+* ``mic`` (tetrahedral microphone array, the DCASE baseline's MIC recipe): 4 log-mel channels in dB followed by
+  6 GCC-PHAT channels, one per microphone pair, ``(10, T, n_mels)``.
+
+:data:`FEATURE_KINDS` maps each kind to its function; :func:`input_channels` gives the audio channel count a kind
+reads and :func:`feature_channels` the channel count it produces.
 
 :func:`extract_split` streams a folder of clips (and optionally their metadata CSVs) into the HDF5 layout the
 training and inference stages read; the layout is documented on that function and must not drift.
@@ -62,6 +69,19 @@ LOGMEL_AMIN = 1e-10
 LOGMEL_TOP_DB = 80.0
 # librosa >= 0.10 pads centred frames with zeros; the baseline relied on the default, so we pin it.
 LOGMEL_PAD_MODE = "constant"
+
+# FOA ``logmelIV`` (PSELDNets): ACN array channels whose intensity vectors are stacked, in output order. PSELDNets
+# stacks input channels 1, 2, 3 as they come, i.e. ACN Y, Z, X (not x, y, z): output channel 4 is the left (+y)
+# component, 5 the up (+z) component, 6 the front (+x) component. PFOA keeps Y first too, so its layout matches.
+FOA_IV_CHANNELS: tuple[int, ...] = (1, 2, 3)
+# Floor of the mel power before 10·log10 in the FOA and MIC log-mels (AmplitudeToDB, power, ref 1, top_db None):
+# silent (or zero) channels become exactly 10·log10(1e-10) = -100 dB; no relative floor, no normalisation.
+DB_AMIN = 1e-10
+# Microphone pairs of the MIC kind's GCC-PHAT channels, in output order (channels 4 to 9).
+MIC_PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+# Channel orders of the left-right twins (see :func:`mirror_audio`): FOA negates Y, MIC exchanges M1/M2 and M3/M4.
+_FOA_MIRROR_SIGNS = np.array([1.0, -1.0, 1.0, 1.0], dtype=np.float32)[:, None]
+_MIC_MIRROR_ORDER = [1, 0, 3, 2]
 
 
 def pfoa(
@@ -122,8 +142,78 @@ def logmel(
     return db.astype(np.float32, copy=False)
 
 
-FEATURE_KINDS: dict[str, FeatureFunction] = {"pfoa": pfoa, "logmel": logmel}
-_FEATURE_CHANNELS: dict[str, int] = {"pfoa": 7, "logmel": 2}
+def foa_logmel_iv(
+    foa: np.ndarray,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    n_fft: int = 1024,
+    win_length: int = 1024,
+    hop_length: int = 240,
+    n_mels: int = 64,
+    fmin: float = 20.0,
+    fmax: float = 12000.0,
+) -> np.ndarray:
+    """PSELDNets ``logmelIV`` of a first-order Ambisonics clip (ACN W, Y, Z, X; SN3D), float32 ``(7, T, n_mels)``.
+
+    Channels 0-3: mel power of W, Y, Z, X in dB, ``10·log10(max(power, 1e-10))`` (AmplitudeToDB with ref 1 and no
+    top_db), so the level of the clip is kept (no peak normalisation). Channels 4-6: the active intensity
+    ``Re(W · conj(c))`` of c = Y, Z, X (ACN order, as PSELDNets stacks its input channels 1, 2, 3), unit-normalised
+    per time-frequency bin over the three components and projected on the mel filters; for one plane wave from
+    azimuth ``a`` and elevation ``e`` each band holds ``(sin a cos e, sin e, cos a cos e)`` times the band's filter
+    area. STFT: periodic Hann window, centred frames with reflect padding, so ``T = 1 + samples // hop_length``
+    (501 for 5 s at the default 10-ms hop). Mel filters: HTK scale with Slaney area normalisation, as PFOA.
+    """
+    audio = _check_channels(foa, 4, "FOA")
+    with torch.inference_mode():
+        spec = _torch_stft(torch.from_numpy(audio), n_fft=n_fft, win_length=win_length, hop_length=hop_length)
+        mel = _pfoa_mel_matrix(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
+        log_mel = _db_mel(spec, mel)
+        intensity = _intensity_vectors(spec, FOA_IV_CHANNELS) @ mel
+        return torch.cat((log_mel, intensity), dim=0).numpy().astype(np.float32, copy=False)
+
+
+def mic_logmel_gcc(
+    mic: np.ndarray,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    n_fft: int = 1024,
+    win_length: int = 1024,
+    hop_length: int = 240,
+    n_mels: int = 64,
+    fmin: float = 20.0,
+    fmax: float = 12000.0,
+) -> np.ndarray:
+    """Log-mel and GCC-PHAT of a 4-microphone (tetrahedral) clip, float32 ``(10, T, n_mels)``.
+
+    Channels 0-3: mel power of microphones 1-4 in dB, exactly as channels 0-3 of :func:`foa_logmel_iv` (same STFT,
+    filters and floor). Channels 4-9: GCC-PHAT of the pairs :data:`MIC_PAIRS` = (0, 1), (0, 2), (0, 3), (1, 2),
+    (1, 3), (2, 3), per STFT frame ``irfft(X_i · conj(X_j) / |X_i · conj(X_j)|, n_fft)`` (bins without energy
+    contribute 0), truncated to the central ``n_mels`` lags as the DCASE baseline does.
+
+    Lag ordering along the last axis: index ``k`` holds lag ``k - n_mels // 2`` samples, i.e. lags
+    -32 .. 31 for 64 bins, lag 0 at index 32. Sign: the cross-correlation is ``sum_n x_i[n + lag] · x_j[n]``, so
+    a wave that reaches microphone ``j`` ``d`` samples before microphone ``i`` peaks at lag ``+d``: the peak sits
+    at ``(t_i - t_j) · sample_rate``, the arrival time at the first microphone of the pair minus that at the second.
+    """
+    audio = _check_channels(mic, 4, "microphone-array")
+    if not 1 <= n_mels <= n_fft:
+        raise ValueError(f"GCC-PHAT keeps n_mels lags of an n_fft-point correlation; need 1 <= {n_mels} <= {n_fft}")
+    with torch.inference_mode():
+        spec = _torch_stft(torch.from_numpy(audio), n_fft=n_fft, win_length=win_length, hop_length=hop_length)
+        mel = _pfoa_mel_matrix(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
+        log_mel = _db_mel(spec, mel)
+        gcc = _gcc_phat(spec, n_fft=n_fft, n_lags=n_mels)
+        return torch.cat((log_mel, gcc), dim=0).numpy().astype(np.float32, copy=False)
+
+
+FEATURE_KINDS: dict[str, FeatureFunction] = {
+    "pfoa": pfoa,
+    "logmel": logmel,
+    "foa": foa_logmel_iv,
+    "mic": mic_logmel_gcc,
+}
+_FEATURE_CHANNELS: dict[str, int] = {"pfoa": 7, "logmel": 2, "foa": 7, "mic": 10}
+_INPUT_CHANNELS: dict[str, int] = {"pfoa": 2, "logmel": 2, "foa": 4, "mic": 4}
 
 
 def feature_channels(kind: str) -> int:
@@ -132,9 +222,35 @@ def feature_channels(kind: str) -> int:
     return _FEATURE_CHANNELS[kind]
 
 
+def input_channels(kind: str) -> int:
+    """Number of audio channels the clips of ``kind`` have: 2 (stereo) for pfoa and logmel, 4 for foa and mic."""
+    _check_kind(kind)
+    return _INPUT_CHANNELS[kind]
+
+
 def feature_frames(clip_samples: int, hop_length: int) -> int:
-    """Frames of a centred STFT (both kinds pad ``n_fft // 2`` on each side): 251 for 5 s at a 20 ms hop."""
+    """Frames of a centred STFT (every kind pads ``n_fft // 2`` on each side): 251 for 5 s at a 20 ms hop."""
     return 1 + clip_samples // hop_length
+
+
+def mirror_audio(audio: np.ndarray, kind: str) -> np.ndarray:
+    """The left-right twin of a clip read for ``kind``: the scene whose labels have every azimuth negated.
+
+    * ``pfoa``, ``logmel`` (stereo): L and R exchanged, the seed system's LR swap (mirror across the x-z plane).
+    * ``foa``: Y negated (W, Z, X kept): the exact FOA image of the scene mirrored across the x-z plane, so azimuth
+      changes sign and elevation is kept.
+    * ``mic``: microphones 1 and 2, and 3 and 4, exchanged. The tetrahedron (45°, 35°), (-45°, -35°),
+      (135°, -35°), (-135°, 35°) has no left-right mirror symmetry, but a half turn about the front (x) axis maps
+      it onto itself with exactly that exchange; the twin is the scene so rotated: azimuth and elevation both
+      change sign. DCASE2025 labels carry no elevation, so the label rows change exactly as for the other kinds.
+    """
+    _check_kind(kind)
+    audio = _check_channels(audio, _INPUT_CHANNELS[kind], f"{kind!r}")
+    if kind == "foa":
+        return audio * _FOA_MIRROR_SIGNS
+    if kind == "mic":
+        return np.ascontiguousarray(audio[_MIC_MIRROR_ORDER])
+    return np.ascontiguousarray(audio[::-1])
 
 
 def _check_kind(kind: str) -> None:
@@ -147,6 +263,13 @@ def _check_stereo(stereo: np.ndarray) -> np.ndarray:
     if audio.ndim != 2 or audio.shape[0] != 2:
         raise ValueError(f"expected stereo audio of shape (2, samples), got {audio.shape}")
     return np.ascontiguousarray(audio)
+
+
+def _check_channels(audio: np.ndarray, channels: int, what: str) -> np.ndarray:
+    array = np.asarray(audio, dtype=np.float32)
+    if array.ndim != 2 or array.shape[0] != channels:
+        raise ValueError(f"expected {what} audio of shape ({channels}, samples), got {array.shape}")
+    return np.ascontiguousarray(array)
 
 
 def _peak_normalise(audio: np.ndarray) -> np.ndarray:
@@ -202,15 +325,36 @@ def _log10_mel(spec: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
     return torch.log10(torch.clamp(power @ mel, min=PFOA_LOG_FLOOR))
 
 
-def _intensity_vectors(spec: torch.Tensor) -> torch.Tensor:
-    """Unit-norm active intensity Re(W · conj(c)) per bin, ``(3, T, freq)`` in :data:`PFOA_IV_CHANNELS` order.
+def _db_mel(spec: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    """Mel power in dB, ``(channels, T, n_mels)``: 10·log10 with an absolute 1e-10 floor, as AmplitudeToDB."""
+    power = (spec.real**2 + spec.imag**2).transpose(1, 2)
+    return 10.0 * torch.log10(torch.clamp(power @ mel, min=DB_AMIN))
+
+
+def _intensity_vectors(spec: torch.Tensor, channels: tuple[int, ...] = PFOA_IV_CHANNELS) -> torch.Tensor:
+    """Unit-norm active intensity Re(W · conj(c)) per bin, ``(3, T, freq)``, components in ``channels`` order.
 
     Normalising by the vector length keeps only direction; the mel projection then averages directions per band.
     """
     reference = spec[0]
-    components = torch.stack([reference.real * spec[c].real + reference.imag * spec[c].imag for c in PFOA_IV_CHANNELS])
+    components = torch.stack([reference.real * spec[c].real + reference.imag * spec[c].imag for c in channels])
     norm = torch.sqrt(torch.sum(components**2, dim=0)) + PFOA_IV_EPS
     return (components / norm).transpose(1, 2)
+
+
+def _gcc_phat(spec: torch.Tensor, *, n_fft: int, n_lags: int) -> torch.Tensor:
+    """GCC-PHAT of every pair in :data:`MIC_PAIRS`, ``(6, T, n_lags)``, lags ``-n_lags // 2`` upwards.
+
+    The phase transform keeps only the phase of each bin's cross-spectrum; bins with no energy give 0, not 0/0.
+    """
+    first = spec[[i for i, _ in MIC_PAIRS]]
+    second = spec[[j for _, j in MIC_PAIRS]]
+    cross = first * torch.conj(second)
+    magnitude = torch.abs(cross)
+    phat = cross / torch.where(magnitude > 0, magnitude, torch.ones_like(magnitude))
+    correlation = torch.fft.irfft(phat, n=n_fft, dim=1)  # (pairs, n_fft lags, T); lag L at index L mod n_fft
+    centred = torch.roll(correlation, shifts=n_lags // 2, dims=1)[:, :n_lags]
+    return centred.transpose(1, 2)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -233,6 +377,10 @@ def extract_split(
 ) -> None:
     """Extract features (and ADPIT targets) of every ``*.wav`` in ``audio_dir`` into one HDF5 file.
 
+    Clips must have the channel count of ``kind`` (:func:`input_channels`: stereo for ``pfoa`` and ``logmel``,
+    4 channels for ``foa`` and ``mic``), the sample rate and ``clip_samples`` samples; any other clip is an
+    :class:`InputError` naming the file.
+
     Layout (read by training and inference; names and shapes are a contract):
 
     * ``features`` float32 ``(N, C, T, F)``, one uncompressed chunk per clip for fast random access;
@@ -243,8 +391,9 @@ def extract_split(
 
     ``labels`` and ``label_rows`` exist only when ``metadata_dir`` is given; then every clip needs
     ``<stem>.csv`` there and every CSV needs its clip. With ``lr_swap`` each clip gets a twin
-    ``<stem>_LRswap`` with L and R exchanged and azimuths negated (the seed system's augmentation: mirroring
-    the scene across the front axis). Clips are streamed, so memory stays at one clip whatever the split size;
+    ``<stem>_LRswap`` whose audio is :func:`mirror_audio` of the clip and whose azimuths are negated (the seed
+    system's augmentation: mirroring the scene across the front axis; stereo exchanges L and R, FOA negates Y,
+    MIC exchanges microphones 1/2 and 3/4). Clips are streamed, so memory stays at one clip whatever the split size;
     the file appears only when complete and carries no timestamps, so identical inputs give identical bytes.
     """
     _check_kind(kind)
@@ -267,10 +416,11 @@ def extract_split(
             h5.create_dataset("label_rows", data=_label_table(rows, lr_swap), track_times=False)
             targets = _per_clip_dataset(h5, "labels", len(names), ADPIT_SHAPE)
         index = 0
+        audio_channels = input_channels(kind)
         for clip, path in enumerate(tqdm(audio_paths, desc=f"features {audio_dir.name}", unit="clip")):
-            stereo = read_audio(path, sample_rate=sample_rate, channels=2, frames=clip_samples)
+            clip_audio = read_audio(path, sample_rate=sample_rate, channels=audio_channels, frames=clip_samples)
             clip_rows = None if rows is None else rows[clip]
-            for audio, version_rows in _versions(stereo, clip_rows, lr_swap):
+            for audio, version_rows in _versions(clip_audio, clip_rows, lr_swap, kind):
                 features[index] = extract(audio)
                 if targets is not None and version_rows is not None:
                     targets[index] = adpit_target(version_rows)
@@ -316,16 +466,18 @@ def _clip_names(audio_dir: Path, audio_paths: list[Path], lr_swap: bool) -> list
     return names
 
 
-def _versions(stereo: np.ndarray, rows: np.ndarray | None, lr_swap: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """The clip with its labels, then (with ``lr_swap``) its mirror image: channels exchanged, azimuths negated."""
-    versions = [(stereo, rows)]
+def _versions(
+    audio: np.ndarray, rows: np.ndarray | None, lr_swap: bool, kind: str
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The clip with its labels, then (with ``lr_swap``) its mirror image: :func:`mirror_audio`, azimuths negated."""
+    versions = [(audio, rows)]
     if lr_swap:
-        versions.append((stereo[::-1], None if rows is None else _mirror_rows(rows)))
+        versions.append((mirror_audio(audio, kind), None if rows is None else _mirror_rows(rows)))
     return versions
 
 
 def _mirror_rows(rows: np.ndarray) -> np.ndarray:
-    """Labels of the channel-swapped clip: left and right exchange, so azimuth changes sign."""
+    """Labels of the mirrored clip: left and right exchange, so azimuth changes sign (distance, flags kept)."""
     mirrored = rows.copy()
     mirrored[:, COL_AZIMUTH] = -mirrored[:, COL_AZIMUTH]
     return mirrored

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from seldflow.errors import ConfigError, InputError
-from seldflow.features import FEATURE_KINDS
+from seldflow.features import FEATURE_KINDS, input_channels
 from seldflow.io import atomic_dir, read_audio
 from seldflow.labels import (
     CLIP_SAMPLES,
@@ -249,7 +249,7 @@ def predict_file(
     unify_deg: float = 15.0,
     device: str = "auto",
 ) -> np.ndarray:
-    """DCASE2025 label rows for one stereo recording of any length.
+    """DCASE2025 label rows for one recording of any length (stereo, or FOA / MIC for those feature kinds).
 
     The recording is cut into consecutive windows of the training clip length (the last one zero-padded), each
     window gets the training features (so PFOA's peak normalisation applies per window, as in training), and the
@@ -260,14 +260,15 @@ def predict_file(
     model = model_from_checkpoint(checkpoint, state)
     function, settings, window = _feature_settings(checkpoint, state)
     sample_rate = int(settings.get("sample_rate", SAMPLE_RATE))
-    audio = read_audio(wav, sample_rate=sample_rate, channels=2)
+    channels = input_channels(str(state["feature_kind"]))
+    audio = read_audio(wav, sample_rate=sample_rate, channels=channels)
     if audio.shape[1] == 0:
         raise InputError(wav, "empty recording", field="length")
     frames_per_window = round(window / sample_rate / LABEL_HOP_SECONDS)
     total_frames = math.ceil(audio.shape[1] / (sample_rate * LABEL_HOP_SECONDS))
-    padded = np.zeros((2, math.ceil(audio.shape[1] / window) * window), dtype=np.float32)
+    padded = np.zeros((channels, math.ceil(audio.shape[1] / window) * window), dtype=np.float32)
     padded[:, : audio.shape[1]] = audio
-    windows = padded.reshape(2, -1, window).transpose(1, 0, 2)
+    windows = padded.reshape(channels, -1, window).transpose(1, 0, 2)
     features = np.stack([function(w, **settings) for w in windows])
     if features.shape[1] != int(state["in_channels"]):
         raise InputError(checkpoint, f"model expects {state['in_channels']} feature channels", field="in_channels")
