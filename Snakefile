@@ -21,6 +21,7 @@ include: "rules/train.smk"
 include: "rules/infer.smk"
 include: "rules/score.smk"
 include: "rules/report.smk"
+include: "rules/download.smk"
 
 
 report: "workflow/report/workflow.rst"
