@@ -37,3 +37,17 @@ def test_score_bad_input_names_the_file(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "clip.csv: row 2: field 'class'" in result.stderr
     assert result.stdout == ""
+
+
+def test_params_prints_the_reference_parameter_counts() -> None:
+    result = _seldflow("params")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "SELDnet": 734_261,
+        "CNN14_Conformer": 210_078_389,
+        "CNN14_BiMamba": 178_113_205,
+        "CNN14_BiMambaAC": 76_083_414,
+        "CNN14_ConBiMamba": 338_247_349,
+        "CNN14_ConBiMambaAC": 235_819_543,
+        "HTSAT": 28_083_725,
+    }

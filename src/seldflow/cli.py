@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -34,7 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--unify-deg", type=float, default=15.0)
     predict_parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     predict_parser.set_defaults(handler=_predict)
+    params_parser = commands.add_parser(
+        "params",
+        help="print the parameter count of every model of the zoo in its reference configuration (JSON)",
+    )
+    params_parser.set_defaults(handler=_params)
     return parser
+
+
+def _params(args: argparse.Namespace) -> int:
+    from seldflow.models import reference_parameter_counts  # torch import deferred, as for predict
+
+    print(json.dumps(reference_parameter_counts(), indent=2))
+    return 0
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ from seldflow.infer import LR_SWAP_SUFFIX, decode_multiaccdoa, predict_features,
 from seldflow.io import atomic_file
 from seldflow.labels import ADPIT_FIELDS, ADPIT_TRACKS, LABEL_FRAMES, N_CLASSES
 from seldflow.loss import ADPITLoss
-from seldflow.models import build_model, fit_input_norm
+from seldflow.models import build_model, fit_input_norm, has_input_norm
 from seldflow.score import compute_metrics
 
 METRICS_COLUMNS = ("epoch", "train_loss", "val_loss", "val_F", "val_DOAE", "val_RDE", "lr", "seconds")
@@ -595,7 +595,7 @@ def train(
     state_path = Path(state_dir) / STATE_FILE
     progress = _resume(state_path, run_fingerprint, epochs, trainer.stateful()) or Progress()
     store = ClipStore(files, train_ids, max_memory_mb)
-    if progress.epoch == 0:  # a resumed run restores the statistics with the model state
+    if progress.epoch == 0 and has_input_norm(trainer.net):  # a resumed run restores them with the model state
         fit_input_norm(trainer.net, *store.feature_statistics())
     validation = load_validation(files, val_ids)
     mode = "in memory" if store.in_memory else "streamed from HDF5"

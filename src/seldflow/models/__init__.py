@@ -9,14 +9,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from seldflow.errors import ConfigError
-from seldflow.models.normalization import InputNorm, fit_input_norm
+from seldflow.models.cnn14 import (
+    cnn14_bimamba,
+    cnn14_bimamba_ac,
+    cnn14_conbimamba,
+    cnn14_conbimamba_ac,
+    cnn14_conformer,
+)
+from seldflow.models.htsat import HTSAT
+from seldflow.models.normalization import InputNorm, fit_input_norm, has_input_norm
 from seldflow.models.seldnet import SELDnet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "seldnet": SELDnet,
+    "cnn14_conformer": cnn14_conformer,
+    "cnn14_bimamba": cnn14_bimamba,
+    "cnn14_bimamba_ac": cnn14_bimamba_ac,
+    "cnn14_conbimamba": cnn14_conbimamba,
+    "cnn14_conbimamba_ac": cnn14_conbimamba_ac,
+    "htsat": HTSAT,
+}
+
+# Reference name -> (registry name, input channels) of the configurations whose parameter counts the DCASE2025
+# stereo seed system and the official baseline report (2-channel log-mel for SELDnet, 7-channel PFOA otherwise).
+REFERENCE_MODELS: dict[str, tuple[str, int]] = {
+    "SELDnet": ("seldnet", 2),
+    "CNN14_Conformer": ("cnn14_conformer", 7),
+    "CNN14_BiMamba": ("cnn14_bimamba", 7),
+    "CNN14_BiMambaAC": ("cnn14_bimamba_ac", 7),
+    "CNN14_ConBiMamba": ("cnn14_conbimamba", 7),
+    "CNN14_ConBiMambaAC": ("cnn14_conbimamba_ac", 7),
+    "HTSAT": ("htsat", 7),
 }
 
 
@@ -38,4 +65,26 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MODELS", "InputNorm", "build_model", "count_parameters", "fit_input_norm"]
+def reference_parameter_counts() -> dict[str, int]:
+    """Parameters of every :data:`REFERENCE_MODELS` entry built with its default (reference) arguments.
+
+    The models are built on PyTorch's ``meta`` device: shapes without storage, so even the 338-M-parameter
+    CNN14-ConBiMamba costs neither memory nor initialisation time.
+    """
+    counts = {}
+    for reference_name, (name, channels) in REFERENCE_MODELS.items():
+        with torch.device("meta"):
+            counts[reference_name] = count_parameters(build_model(name, channels))
+    return counts
+
+
+__all__ = [
+    "MODELS",
+    "REFERENCE_MODELS",
+    "InputNorm",
+    "build_model",
+    "count_parameters",
+    "fit_input_norm",
+    "has_input_norm",
+    "reference_parameter_counts",
+]

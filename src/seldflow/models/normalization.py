@@ -39,6 +39,11 @@ class InputNorm(nn.Module):
         return (features - self.mean) / self.std
 
 
+def has_input_norm(model: nn.Module) -> bool:
+    """False for architectures that normalise their input themselves (e.g. CNN14's BatchNorm scalars)."""
+    return any(isinstance(m, InputNorm) for m in model.modules())
+
+
 def fit_input_norm(model: nn.Module, mean: np.ndarray, std: np.ndarray) -> bool:
     """Fit every :class:`InputNorm` of ``model``; False when the architecture normalises its input itself."""
     layers = [m for m in model.modules() if isinstance(m, InputNorm)]

@@ -15,10 +15,8 @@ import torch
 from torch import nn
 
 from seldflow.labels import N_CLASSES, N_TRACKS
+from seldflow.models.heads import ACCDOA_ELEMENTS, activate_multiaccdoa
 from seldflow.models.normalization import InputNorm
-
-# Multi-ACCDOA elements per track and class: x, y (unit DOA scaled by activity) and distance in metres.
-ACCDOA_ELEMENTS = 3
 
 
 class ConvBlock(nn.Module):
@@ -119,12 +117,4 @@ class SELDnet(nn.Module):
         x = forward_half * backward_half  # gate each direction by the other instead of concatenating
         x = self.attention(x)
         x = self.head(self.fc(x))
-        return self._activate(x)
-
-    def _activate(self, x: torch.Tensor) -> torch.Tensor:
-        """Bound x, y to [-1, 1] and distance to >= 0 without changing the flat 117-wide layout."""
-        batch, frames, _ = x.shape
-        x = x.reshape(batch, frames, self.n_tracks, ACCDOA_ELEMENTS, self.n_classes)
-        doa = torch.tanh(x[:, :, :, :2])
-        distance = torch.relu(x[:, :, :, 2:])
-        return torch.cat((doa, distance), dim=3).reshape(batch, frames, -1)
+        return activate_multiaccdoa(x, self.n_tracks, self.n_classes)
