@@ -21,6 +21,7 @@ include: "rules/train.smk"
 include: "rules/infer.smk"
 include: "rules/score.smk"
 include: "rules/report.smk"
+include: "rules/benchmark.smk"
 include: "rules/download.smk"
 
 
@@ -30,5 +31,7 @@ report: "workflow/report/workflow.rst"
 rule all:
     default_target: True
     input:
-        metrics=rules.score.output.metrics,
-        plots=rules.report.output,
+        metrics=expand(rules.score.output.metrics, experiment=RUN_EXPERIMENTS),
+        plots=expand(rules.report.output, experiment=RUN_EXPERIMENTS),
+        summary=rules.summary.output.table,
+        models=rules.model_table.output.table,

@@ -1,5 +1,6 @@
 """Configuration checks, path conventions and input functions shared by every rule file."""
 
+import re
 from pathlib import Path
 
 from seldflow.config import derive_seed, validate_config
@@ -17,13 +18,18 @@ TRAIN_SPLITS = config["dataset"]["train_splits"]
 TEST_SPLITS = config["dataset"]["test_splits"]
 ALL_SPLITS = TRAIN_SPLITS + TEST_SPLITS
 RESULTS = "results"
-EXPERIMENT_DIR = f"{RESULTS}/{EXPERIMENT}"
+# Named experiments (overrides of `train`) plus the main one; `rule all` builds the main one and `run_experiments`.
+EXPERIMENTS = {EXPERIMENT: {}, **config.get("experiments", {})}
+RUN_EXPERIMENTS = list(dict.fromkeys([EXPERIMENT, *config.get("run_experiments", [])]))
+# Path pattern of everything one experiment produces (training onward).
+EXPERIMENT_DIR = f"{RESULTS}/{{experiment}}"
 SYNTH = config.get("synthesis", {})
 ROOM_NAMES = list(SYNTH.get("rooms", {}).get("specs", {}))
 
 
 wildcard_constraints:
     split="|".join(ALL_SPLITS),
+    experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     room="|".join(ROOM_NAMES) or "no-room",
 
 
@@ -57,6 +63,28 @@ def split_audio(wildcards):
 
 def stage_seed(*names):
     return derive_seed(config["seed"], *names)
+
+
+def train_settings(experiment):
+    return {**config["train"], **EXPERIMENTS[experiment]}
+
+
+def experiment_train(wildcards):
+    return train_settings(wildcards.experiment)
+
+
+def experiment_device(wildcards):
+    return train_settings(wildcards.experiment)["device"]
+
+
+def experiment_pretrained(wildcards):
+    # A declared input, so replacing the checkpoint file retrains.
+    path = train_settings(wildcards.experiment).get("pretrained")
+    return [path] if path else []
+
+
+def experiment_state_dir(wildcards):
+    return f"{RESULTS}/{wildcards.experiment}/model/state"
 
 
 def split_features(wildcards):

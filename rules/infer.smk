@@ -20,6 +20,6 @@ rule infer:
         gpu=1,
     params:
         infer=config["infer"],
-        device=config["train"]["device"],
+        device=experiment_device,
     script:
         "../workflow/scripts/infer.py"

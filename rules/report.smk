@@ -38,3 +38,24 @@ rule report:
         doa_threshold=config["score"]["doa_threshold_deg"],
     script:
         "../workflow/scripts/report.py"
+
+
+rule model_table:
+    output:
+        table=report(
+            f"{RESULTS}/models/complexity.csv",
+            caption="../workflow/report/complexity.rst",
+            category="Models",
+        ),
+    log:
+        f"{RESULTS}/logs/model_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/model_table.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow/scripts/model_table.py"

@@ -3,7 +3,11 @@
 
 rule score:
     input:
-        predictions=expand(f"{EXPERIMENT_DIR}/predictions/{{split}}", split=TEST_SPLITS),
+        predictions=expand(
+            f"{EXPERIMENT_DIR}/predictions/{{split}}",
+            split=TEST_SPLITS,
+            allow_missing=True,
+        ),
         references=[metadata_dir(split) for split in TEST_SPLITS],
     output:
         metrics=report(
@@ -25,3 +29,29 @@ rule score:
         score=config["score"],
     script:
         "../workflow/scripts/score.py"
+
+
+rule summary:
+    input:
+        metrics=expand(rules.score.output.metrics, experiment=RUN_EXPERIMENTS),
+    output:
+        table=report(
+            f"{RESULTS}/experiments/summary.csv",
+            caption="../workflow/report/summary.rst",
+            category="Experiments",
+        ),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary.tsv"
+    conda:
+        "../envs/score.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        experiments=RUN_EXPERIMENTS,
+        models=[train_settings(name)["model"] for name in RUN_EXPERIMENTS],
+    script:
+        "../workflow/scripts/summary.py"

@@ -1,9 +1,10 @@
-"""Training: the configured model on the training splits' features, best checkpoint chosen on held-out clips."""
+"""Training: one experiment's model on the training splits' features, best checkpoint chosen on held-out clips."""
 
 
 rule train:
     input:
         features=[features_path(split) for split in TRAIN_SPLITS],
+        pretrained=experiment_pretrained,
     output:
         checkpoint=f"{EXPERIMENT_DIR}/model/best.pt",
         metrics=report(
@@ -23,9 +24,9 @@ rule train:
         runtime=240,
         gpu=1,
     params:
-        train=config["train"],
+        train=experiment_train,
         seed=stage_seed("train"),
         # Resumable state lives outside the declared outputs, which Snakemake deletes before a rerun.
-        state_dir=f"{EXPERIMENT_DIR}/model/state",
+        state_dir=experiment_state_dir,
     script:
         "../workflow/scripts/train.py"

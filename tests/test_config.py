@@ -30,6 +30,10 @@ def test_default_config_is_valid_and_gets_defaults() -> None:
         (lambda c: c["synthesis"]["mixtures"].update(snr_db=[30, 10]), "synthesis.mixtures.snr_db"),
         (lambda c: c.pop("synthesis"), "synthesis"),
         (lambda c: c["features"].update(win_length=2048), "features.win_length"),
+        (lambda c: c["experiments"]["CNN14_BiMamba"].update(lr=-1), "experiments.CNN14_BiMamba.lr"),
+        (lambda c: c["experiments"]["HTSAT"].update(model="resnet"), "experiments.HTSAT.model"),
+        (lambda c: c["experiments"]["HTSAT"].update(epoch=3), "experiments.HTSAT.epoch"),
+        (lambda c: c.update(run_experiments=["CNN14_Mamba"]), "run_experiments"),
     ],
 )
 def test_violations_name_the_key(mutate, key: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from seldflow.errors import InputError
 from seldflow.labels import write_labels
-from seldflow.report import plot_azimuth_tracks, plot_classwise_f, plot_training_curves
+from seldflow.report import plot_azimuth_tracks, plot_classwise_f, plot_training_curves, summarise_experiments
 
 
 def _is_png(path: Path) -> bool:
@@ -53,3 +53,18 @@ def test_azimuth_tracks_plot_the_busiest_clips_and_need_their_predictions(tmp_pa
     (preds / "clip2.csv").unlink()  # the busiest clip, so it is plotted
     with pytest.raises(InputError, match=r"clip2\.csv: prediction missing"):
         plot_azimuth_tracks(refs, preds, tmp_path / "bad.png", n_clips=1)
+
+
+def test_summary_ranks_by_f_then_doa_error(tmp_path: Path) -> None:
+    scores = {"a": (0.40, 20.0), "b": (0.55, 25.0), "c": (0.40, 15.0), "d": (0.0, None)}
+    paths = {}
+    for name, (f, doae) in scores.items():
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps({"F": f, "DOAE": doae, "RDE": 0.3}))
+    table = summarise_experiments(paths, dict.fromkeys(scores, "seldnet"), tmp_path / "summary.csv")
+    assert list(table["experiment"]) == ["b", "c", "a", "d"]
+    assert (tmp_path / "summary.csv").read_text().splitlines()[0] == "rank,experiment,model,F,DOAE,RDE"
+
+    paths["a"].write_text(json.dumps({"F": 0.4}))
+    with pytest.raises(InputError, match="field 'DOAE'"):
+        summarise_experiments(paths, dict.fromkeys(scores, "seldnet"), tmp_path / "again.csv")

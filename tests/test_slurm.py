@@ -31,6 +31,8 @@ ALL_JOBS = {
     "infer": 1,
     "score": 1,
     "report": 1,
+    "summary": 1,
+    "model_table": 1,
     "all": 1,
 }
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import math
 import subprocess
 from pathlib import Path
 
@@ -28,6 +30,8 @@ def test_default_dry_run_plans_every_stage(tmp_path: Path) -> None:
         "infer": 1,
         "score": 1,
         "report": 1,
+        "summary": 1,
+        "model_table": 1,
         "all": 1,
     }
 
@@ -107,7 +111,7 @@ def test_end_to_end_and_incremental_reruns(tiny_workdir: Path) -> None:
     config["features"]["n_mels"] = 32
     write_config(tiny_workdir, config)
     jobs = planned_jobs(run_snakemake(tiny_workdir, "-n"))
-    assert jobs == {"features": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "all": 1}
+    assert jobs == {"features": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "summary": 1, "all": 1}
 
     report = tiny_workdir / "report.html"
     config["features"]["n_mels"] = 64
@@ -145,7 +149,7 @@ def test_folder_dataset_with_a_truncated_wav_fails_naming_the_file(tmp_path: Pat
     write_config(tmp_path, config)
 
     assert planned_jobs(run_snakemake(tmp_path, "-n")) == {
-        "features": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "all": 1,
+        "features": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "summary": 1, "all": 1,
     }  # fmt: skip
     result = run_snakemake(tmp_path, "results/features/pfoa/dev-train-x.h5", check=False)
     assert result.returncode != 0
@@ -153,3 +157,56 @@ def test_folder_dataset_with_a_truncated_wav_fails_naming_the_file(tmp_path: Pat
     assert f"error: {broken}: truncated" in log
     assert not (tmp_path / "results" / "features" / "pfoa" / "dev-train-x.h5").exists()
     assert not list((tmp_path / "results" / "features" / "pfoa").glob("*.tmp"))
+
+
+# Scaled-down versions of every architecture of the zoo: seconds per epoch on the tiny dataset.
+WIDTHS = [8, 8, 16, 16, 16, 16]
+MAMBA = {"d_state": 8, "headdim": 8, "chunk_size": 16}
+SCALED_ZOO = {
+    "tiny_conformer": {"model": "cnn14_conformer", "model_args": {"widths": WIDTHS, "layers": 1, "heads": 2}},
+    "tiny_bimamba": {"model": "cnn14_bimamba", "model_args": {"widths": WIDTHS, "layers": 1, **MAMBA}},
+    "tiny_bimamba_ac": {
+        "model": "cnn14_bimamba_ac",
+        "model_args": {"widths": WIDTHS, "layers": 2, "mamba_dim": 8, "freq_dim": 4, **MAMBA},
+    },
+    "tiny_conbimamba": {
+        "model": "cnn14_conbimamba",
+        "model_args": {"widths": WIDTHS, "layers": 1, "ff_expansion": 2, "conv_kernel": 7, **MAMBA},
+    },
+    "tiny_conbimamba_ac": {
+        "model": "cnn14_conbimamba_ac",
+        "model_args": {
+            "widths": WIDTHS,
+            "layers": 1,
+            "ff_expansion": 2,
+            "conv_kernel": 7,
+            "mamba_dim": 8,
+            "freq_dim": 4,
+            **MAMBA,
+        },
+    },
+    "tiny_htsat": {
+        "model": "htsat",
+        "model_args": {"patch_size": 8, "embed_dim": 8, "depths": [2, 2, 2], "heads": [1, 1, 2]},
+    },
+}
+
+
+@pytest.mark.slow
+def test_every_architecture_trains_an_epoch_on_the_embedded_dataset(tmp_path: Path) -> None:
+    config = tiny_config()
+    config["experiments"] = SCALED_ZOO
+    config["run_experiments"] = list(SCALED_ZOO)
+    write_config(tmp_path, config)
+    run_snakemake(tmp_path, "results/experiments/summary.csv")
+
+    for name in SCALED_ZOO:
+        rows = list(csv.DictReader((tmp_path / "results" / name / "model" / "metrics.csv").open()))
+        assert [row["epoch"] for row in rows] == ["1"]
+        assert math.isfinite(float(rows[0]["train_loss"]))
+        assert 0.0 <= json.loads((tmp_path / "results" / name / "metrics.json").read_text())["F"] <= 1.0
+    summary = list(csv.DictReader((tmp_path / "results" / "experiments" / "summary.csv").open()))
+    assert {row["experiment"] for row in summary} == {"tiny", *SCALED_ZOO}
+    assert [row["rank"] for row in summary] == [str(k) for k in range(1, len(SCALED_ZOO) + 2)]
+    scores = [float(row["F"]) for row in summary]
+    assert scores == sorted(scores, reverse=True)

@@ -66,7 +66,22 @@ def validate_config(
     if error is not None:
         raise ConfigError(source, _error_key(error), error.message)
     _check_cross_references(config, source)
+    _check_experiments(config, schema, source)
     return config
+
+
+def _check_experiments(config: dict[str, Any], schema: dict[str, Any], source: str) -> None:
+    """Each experiment is the `train` section with its overrides applied: validate that merged section."""
+    train_schema = schema["properties"]["train"]
+    for name, overrides in config.get("experiments", {}).items():
+        merged = {**config["train"], **overrides}
+        error = best_match(Draft202012Validator(train_schema).iter_errors(merged))
+        if error is not None:
+            key = _error_key(error)
+            raise ConfigError(source, f"experiments.{name}.{key}", error.message)
+    for name in config.get("run_experiments", []):
+        if name != config["experiment"] and name not in config.get("experiments", {}):
+            raise ConfigError(source, "run_experiments", f"'{name}' is not defined under experiments")
 
 
 def _check_cross_references(config: Mapping[str, Any], source: str) -> None:

@@ -122,3 +122,34 @@ def plot_azimuth_tracks(
     fig.suptitle(f"Reference (squares) vs prediction (crosses); DOA threshold {doa_threshold:g}°", fontsize=9)
     fig.tight_layout()
     _save(fig, out_png)
+
+
+SUMMARY_COLUMNS = ("rank", "experiment", "model", "F", "DOAE", "RDE")
+
+
+def summarise_experiments(metrics: dict[str, PathLike], models: dict[str, str], out_csv: PathLike) -> pd.DataFrame:
+    """One row per experiment, best first (higher macro F, then lower DOA error): the comparison table."""
+    rows = []
+    for name, path in metrics.items():
+        scores = json.loads(Path(path).read_text())
+        for key in ("F", "DOAE", "RDE"):
+            if key not in scores:
+                raise InputError(path, "score missing from the metrics", field=key)
+        rows.append({"experiment": name, "model": models[name], **{k: scores[k] for k in ("F", "DOAE", "RDE")}})
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS[1:])
+    table["DOAE"] = table["DOAE"].astype(float)  # JSON null (no matched event) becomes NaN, ranked last
+    table = table.sort_values(["F", "DOAE"], ascending=[False, True], na_position="last", kind="stable")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    with atomic_file(out_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    return table
+
+
+def write_complexity_table(out_csv: PathLike) -> pd.DataFrame:
+    """The zoo's parameters and MACs per clip (see :mod:`seldflow.models.complexity`) as a CSV table."""
+    from seldflow.models.complexity import TABLE_COLUMNS, complexity_table  # torch only for this figure
+
+    table = pd.DataFrame(complexity_table(), columns=TABLE_COLUMNS)
+    with atomic_file(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    return table

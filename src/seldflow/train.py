@@ -17,6 +17,12 @@ Design choices that matter for reproducing a run:
   extended to more epochs; a state saved beyond the requested number of epochs is discarded.
 * **Data path.** When the training clips' features and targets fit in ``max_memory_mb`` they are loaded once
   (one HDF5 read per file); otherwise each batch is read from the files with sorted indices, one chunk per clip.
+* **Several processes.** ``processes > 1`` trains with DistributedDataParallel (see :mod:`seldflow.distributed`):
+  each rank trains on a disjoint slice of every batch of the same global order, BatchNorm is synchronised, and the
+  result equals single-process training up to float rounding (with dropout only statistically: every rank draws
+  its own masks). Rank 0 alone validates and writes the state, metrics and checkpoint; every rank loads the state
+  on resume. The number of processes is not part of the fingerprint (a run may resume with another count), and
+  ``max_memory_mb`` is shared between the processes (each holds its own copy of the training clips).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from seldflow import distributed
 from seldflow.errors import ConfigError, InputError
 from seldflow.infer import LR_SWAP_SUFFIX, decode_multiaccdoa, predict_features, read_clip_names, resolve_device
 from seldflow.io import atomic_file
@@ -313,14 +320,19 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     use_amp: bool,
+    weight: float = 1.0,
 ) -> float:
-    """One optimisation step on a batch already on the model's device; returns the batch loss."""
+    """One optimisation step on a batch already on the model's device; returns the batch loss.
+
+    The gradient is that of ``weight`` times the loss (a rank's share of a distributed batch, see
+    :func:`seldflow.distributed.shard`); the returned loss is unweighted.
+    """
     device_type = features.device.type
     with torch.autocast(device_type=device_type, dtype=torch.float16, enabled=use_amp):
         output = model(features)
     loss = loss_fn(output.float(), labels)
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    scaler.scale(loss if weight == 1.0 else loss * weight).backward()
     scaler.step(optimizer)
     scaler.update()
     return float(loss.detach())
@@ -430,7 +442,13 @@ def _restore_rng(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _save_state(path: Path, run_fingerprint: str, progress: Progress, modules: Mapping[str, Any]) -> None:
+def _save_state(
+    path: Path,
+    run_fingerprint: str,
+    progress: Progress,
+    modules: Mapping[str, Any],
+    rng_ranks: list[dict[str, Any]] | None = None,
+) -> None:
     state = {
         "fingerprint": run_fingerprint,
         "epoch": progress.epoch,
@@ -441,12 +459,27 @@ def _save_state(path: Path, run_fingerprint: str, progress: Progress, modules: M
         "rng": _rng_state(),
         **{name: module.state_dict() for name, module in modules.items()},
     }
+    if rng_ranks is not None:  # a distributed run: every rank's RNG state, so each resumes its own streams
+        state["rng_ranks"] = rng_ranks
     with atomic_file(path) as tmp:
         torch.save(state, tmp)
 
 
-def _resume(path: Path, run_fingerprint: str, epochs: int, modules: Mapping[str, Any]) -> Progress | None:
-    """Load ``path`` into ``modules`` when it belongs to this run; ``None`` means start fresh."""
+def _resume(
+    path: Path,
+    run_fingerprint: str,
+    epochs: int,
+    modules: Mapping[str, Any],
+    *,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Progress | None:
+    """Load ``path`` into ``modules`` when it belongs to this run; ``None`` means start fresh.
+
+    Rank ``r`` of a distributed run restores its own RNG state when the state was saved by as many ranks;
+    otherwise rank 0's, and a rank > 0 then reseeds from ``(seed, rank, epoch)``.
+    """
     if not path.is_file():
         return None
     try:
@@ -463,7 +496,13 @@ def _resume(path: Path, run_fingerprint: str, epochs: int, modules: Mapping[str,
     for name, module in modules.items():
         if state[name]:  # a disabled GradScaler (CPU run) saves an empty state that it cannot load back
             module.load_state_dict(state[name])
-    _restore_rng(state["rng"])
+    rng_ranks = state.get("rng_ranks") or []
+    if world_size > 1 and len(rng_ranks) == world_size:
+        _restore_rng(rng_ranks[rank])
+    else:
+        _restore_rng(state["rng"])
+        if rank > 0:
+            distributed.seed_rank(seed, rank, state["epoch"])
     tqdm.write(f"resuming after epoch {state['epoch']} from {path}", file=sys.stderr)
     return Progress(
         epoch=state["epoch"],
@@ -497,6 +536,9 @@ class Trainer:
     loss_fn: nn.Module
     device: torch.device
     use_amp: bool
+    ddp: nn.Module | None = None  # the DistributedDataParallel wrapper of ``net`` in a multi-process run
+    rank: int = 0
+    world_size: int = 1
 
     @classmethod
     def create(
@@ -530,8 +572,22 @@ class Trainer:
     def stateful(self) -> dict[str, Any]:
         return {"model": self.net, "optimizer": self.optimizer, "scheduler": self.scheduler, "scaler": self.scaler}
 
+    def distribute(self) -> None:
+        """Join the current process group: BatchNorm synchronised over the ranks, training through DDP.
+
+        Called after the state is loaded (every rank loads it); DDP's construction broadcasts rank 0's weights and
+        buffers. ``net`` stays the unwrapped module: validation and saving use it.
+        """
+        cuda = self.device.type == "cuda"
+        self.net = distributed.convert_sync_batchnorm(self.net, cuda=cuda)
+        device_ids = [self.device.index] if cuda else None
+        self.ddp = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=device_ids)
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+
     def train_epoch(self, store: ClipStore, batches: list[np.ndarray], num_workers: int, desc: str) -> float:
         """Mean training loss over one pass of the given batches."""
+        if self.ddp is not None:
+            return self._train_epoch_distributed(store, batches, num_workers, desc)
         self.net.train()
         total, seen = 0.0, 0
         bar = tqdm(_iterate(store, batches, num_workers), total=len(batches), desc=desc, leave=False)
@@ -543,6 +599,26 @@ class Trainer:
             total += loss * len(features)
             seen += len(features)
             bar.set_postfix(loss=f"{loss:.4f}")
+        return total / max(seen, 1)
+
+    def _train_epoch_distributed(
+        self, store: ClipStore, batches: list[np.ndarray], num_workers: int, desc: str
+    ) -> float:
+        """This rank's slice of every global batch; the mean loss over all ranks' clips."""
+        self.net.train()
+        shards = [distributed.shard(batch, self.rank, self.world_size) for batch in batches]
+        total, seen = 0.0, 0
+        loader = _iterate(store, [part for part, _ in shards], num_workers)
+        bar = tqdm(loader, total=len(shards), desc=desc, leave=False, disable=self.rank != 0)
+        for (features, labels), (_, weight) in zip(bar, shards, strict=True):
+            loss = train_step(
+                self.ddp, features.to(self.device), labels.to(self.device), loss_fn=self.loss_fn,
+                optimizer=self.optimizer, scaler=self.scaler, use_amp=self.use_amp, weight=weight,
+            )  # fmt: skip
+            total += loss * len(features)
+            seen += len(features)
+            bar.set_postfix(loss=f"{loss:.4f}")
+        total, seen = distributed.all_reduce_sum([total, seen], self.device)
         return total / max(seen, 1)
 
 
@@ -567,6 +643,8 @@ def train(
     amp: bool = True,
     num_workers: int = 0,
     max_memory_mb: float = 3072,
+    processes: int = 1,
+    pretrained: str | None = None,
 ) -> None:
     """Train ``model`` on the labelled ``train_h5`` files; write the best ``checkpoint`` and ``metrics_csv``.
 
@@ -575,7 +653,18 @@ def train(
     tensors and plain types (``model_state``, ``model_name``, ``model_args``, ``in_channels``,
     ``feature_kind``, ``feature_config``, ``epoch``, ``val_metrics``), so ``torch.load(weights_only=True)``
     reads it. See the module docstring for validation, selection, resumption and the data path.
+
+    ``processes > 1`` spawns that many DDP processes (gloo on CPU, nccl with one CUDA device per process) that run
+    this function inside one process group; see :mod:`seldflow.distributed`.
+
+    ``pretrained``: a PSELDNets checkpoint loaded into the fresh model before the first epoch (not on resume);
+    see :func:`seldflow.models.transfer.load_pseldnet`.
     """
+    call = dict(locals())  # every argument, for the processes of a distributed run
+    if processes > 1 and not distributed.is_active():
+        _launch(call)
+        return
+    rank, world = distributed.rank(), distributed.world_size()
     if epochs < 1 or batch_size < 1:
         raise ConfigError("train", "epochs" if epochs < 1 else "batch_size", "must be at least 1")
     files = _open_inputs(train_h5)
@@ -587,20 +676,35 @@ def train(
         "weight_decay": weight_decay, "validation_fraction": validation_fraction, "lr_factor": lr_factor,
         "lr_patience": lr_patience, "early_stop_patience": early_stop_patience, "amp": amp,
     }  # fmt: skip
+    if pretrained:  # only when set, so fingerprints of runs without it are unchanged
+        arguments["pretrained"] = str(pretrained)
     run_fingerprint = fingerprint(arguments, files)
     trainer = Trainer.create(
         model, channels, resolved_args, seed=seed, lr=lr, weight_decay=weight_decay, lr_factor=lr_factor,
         lr_patience=lr_patience, device=device, amp=amp,
     )  # fmt: skip
     state_path = Path(state_dir) / STATE_FILE
-    progress = _resume(state_path, run_fingerprint, epochs, trainer.stateful()) or Progress()
-    store = ClipStore(files, train_ids, max_memory_mb)
+    resumed = _resume(state_path, run_fingerprint, epochs, trainer.stateful(), seed=seed, rank=rank, world_size=world)
+    if resumed is None and rank > 0:  # same initial weights as rank 0, but dropout streams of its own
+        distributed.seed_rank(seed, rank, 0)
+    progress = resumed or Progress()
+    if pretrained and resumed is None:  # initialises a fresh run only; a resumed one has its own weights
+        from seldflow.models.transfer import load_pseldnet
+
+        report = load_pseldnet(trainer.net, Path(pretrained))
+        if rank == 0:
+            tqdm.write(report.summary(), file=sys.stderr)
+    store = ClipStore(files, train_ids, max_memory_mb / world)
     if progress.epoch == 0 and has_input_norm(trainer.net):  # a resumed run restores them with the model state
         fit_input_norm(trainer.net, *store.feature_statistics())
-    validation = load_validation(files, val_ids)
+    if world > 1:
+        trainer.distribute()
+    validation = load_validation(files, val_ids) if rank == 0 else None
     mode = "in memory" if store.in_memory else "streamed from HDF5"
     held_out = 0 if validation is None else len(validation.names)
-    tqdm.write(f"training on {len(store)} clips ({mode}), validating on {held_out}", file=sys.stderr)
+    if rank == 0:
+        ranks = f" in {world} processes" if world > 1 else ""
+        tqdm.write(f"training on {len(store)} clips ({mode}){ranks}, validating on {held_out}", file=sys.stderr)
 
     try:
         for epoch in range(progress.epoch + 1, epochs + 1):
@@ -611,19 +715,38 @@ def train(
             current_lr = trainer.optimizer.param_groups[0]["lr"]
             batches = epoch_batches(len(store), batch_size, seed, epoch)
             train_loss = _train_epoch(trainer, store, batches, num_workers, epoch=epoch, epochs=epochs)
-            scores, score = _evaluate(trainer, validation, batch_size, epoch)
+            scores, score = _evaluate(trainer, validation, batch_size, epoch, validating=len(val_ids) > 0)
             row = {"epoch": epoch, "train_loss": train_loss, **scores, "lr": current_lr}
             row["seconds"] = round(time.perf_counter() - started, 3)
             progress.history.append(row)
             progress.epoch = epoch
-            if progress.record(score):
+            if progress.record(score) and rank == 0:
                 progress.best = _checkpoint_payload(trainer.net, epoch, scores, model, resolved_args, files[0])
-            _save_state(state_path, run_fingerprint, progress, trainer.stateful())
-            write_metrics(Path(metrics_csv), progress.history)
-            tqdm.write(_summary(row), file=sys.stderr)
+            rng_ranks = distributed.gather_objects(_rng_state()) if world > 1 else None
+            if rank == 0:
+                _save_state(state_path, run_fingerprint, progress, trainer.stateful(), rng_ranks)
+                write_metrics(Path(metrics_csv), progress.history)
+                tqdm.write(_summary(row), file=sys.stderr)
     finally:
         store.close()
-    _write_outputs(Path(checkpoint), Path(metrics_csv), progress, state_path)
+    if rank == 0:
+        _write_outputs(Path(checkpoint), Path(metrics_csv), progress, state_path)
+
+
+def _launch(call: dict[str, Any]) -> None:
+    """Check the inputs here (errors keep their type), then run :func:`train` in ``call["processes"]`` ranks."""
+    processes = call["processes"]
+    files = _open_inputs(call["train_h5"])
+    names = [n for f in files for n in f.names]
+    train_ids, _ = split_validation(names, call["validation_fraction"], call["seed"])
+    smallest_batch = min(call["batch_size"], len(train_ids))
+    if smallest_batch < processes:
+        raise ConfigError(
+            "train", "processes", f"{processes} processes need batches of at least {processes} clips, "
+            f"got {smallest_batch}"
+        )  # fmt: skip
+    cuda = resolve_device(call["device"]).type == "cuda"
+    distributed.launch(train, call, processes, cuda=cuda, timeout_s=distributed.JOIN_TIMEOUT_S)
 
 
 def _open_inputs(train_h5: Sequence[Path]) -> list[FeatureFile]:
@@ -642,13 +765,22 @@ def _train_epoch(
 
 
 def _evaluate(
-    trainer: Trainer, validation: Validation | None, batch_size: int, epoch: int
+    trainer: Trainer, validation: Validation | None, batch_size: int, epoch: int, *, validating: bool = True
 ) -> tuple[dict[str, float], float]:
-    """Validation scores and the selection score; steps the plateau scheduler on validation F."""
-    if validation is None:
+    """Validation scores and the selection score; steps the plateau scheduler on validation F.
+
+    In a distributed run only rank 0 holds ``validation``; the other ranks receive its scores, so every rank's
+    scheduler and early-stopping count follow the same values.
+    """
+    if not validating or (validation is None and trainer.world_size == 1):
         nan = math.nan
         return {"val_loss": nan, "val_F": nan, "val_DOAE": nan, "val_RDE": nan}, float(epoch)  # latest is best
-    scores = validate(trainer.net, validation, loss_fn=trainer.loss_fn, batch_size=batch_size, device=trainer.device)
+    scores = None
+    if validation is not None:
+        scores = validate(
+            trainer.net, validation, loss_fn=trainer.loss_fn, batch_size=batch_size, device=trainer.device
+        )
+    scores = distributed.broadcast_object(scores)
     score = scores["val_F"] if math.isfinite(scores["val_F"]) else 0.0
     trainer.scheduler.step(score)
     return scores, score

@@ -1,0 +1,57 @@
+"""Benchmark report: stage costs, throughput, metrics and timed comparisons, run only when asked for.
+
+    make bench                                   # the workflow, then this rule (forced to rerun)
+    snakemake --cores 2 benchmark                # or results/benchmark/benchmark.md
+
+Nothing in the default workflow depends on it. The inputs are the workflow's final outputs, so it runs last and
+finds every other rule's benchmark file written.
+"""
+
+BENCH_DIR = f"{RESULTS}/benchmark"
+# The main experiment (config `experiment`) is the one benchmarked.
+BENCH_EXPERIMENT_DIR = f"{RESULTS}/{EXPERIMENT}"
+# The rule's own benchmark file: a benchmark of the benchmark, left out of the stage table it writes.
+BENCH_SELF = f"{RESULTS}/benchmarks/benchmark.tsv"
+
+
+rule benchmark:
+    input:
+        metrics=expand(rules.score.output.metrics, experiment=EXPERIMENT),
+        plots=expand(rules.report.output, experiment=EXPERIMENT),
+        features=[features_path(split) for split in ALL_SPLITS],
+        audio=[audio_dir(split) for split in ALL_SPLITS],
+        predictions=expand(
+            f"{BENCH_EXPERIMENT_DIR}/predictions/{{split}}", split=TEST_SPLITS
+        ),
+        references=[metadata_dir(split) for split in TEST_SPLITS],
+        # The PFOA comparison reads stereo clips whatever the configured feature kind.
+        stereo=f"{DATASET_ROOT}/stereo_dev/{TEST_SPLITS[0]}",
+    output:
+        markdown=f"{BENCH_DIR}/benchmark.md",
+        table=f"{BENCH_DIR}/benchmark.csv",
+    log:
+        f"{RESULTS}/logs/benchmark.log",
+    benchmark:
+        BENCH_SELF
+    conda:
+        "../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        experiment=EXPERIMENT,
+        benchmark_dirs=[f"{RESULTS}/benchmarks", f"{BENCH_EXPERIMENT_DIR}/benchmarks"],
+        own_benchmark=BENCH_SELF,
+        splits=ALL_SPLITS,
+        test_splits=TEST_SPLITS,
+        features=config["features"],
+        score=config["score"],
+        sample_rate=24000,
+        # Fixed sizes of the timed comparisons (not in the config schema: they describe the benchmark, not a run).
+        pfoa_clips=20,
+        repeats=5,
+        # Reference width and sequence of the CNN14 decoders; a pass takes seconds, so fewer repeats.
+        decoder={"d_model": 2048, "length": 32, "batch": 4, "repeats": 3},
+    script:
+        "../workflow/scripts/benchmark.py"

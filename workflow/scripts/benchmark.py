@@ -1,0 +1,37 @@
+"""Snakemake adapter for rule benchmark: results/benchmark/benchmark.{md,csv} from the finished workflow."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+
+import torch
+
+from seldflow.bench import render_markdown, run_benchmark, write_report
+from seldflow.errors import exit_on_error
+
+torch.set_num_threads(snakemake.threads)
+params = snakemake.params
+features = list(snakemake.input.features)
+audio = list(snakemake.input.audio)
+with exit_on_error():
+    report = run_benchmark(
+        benchmark_dirs=params.benchmark_dirs,
+        own_benchmark=params.own_benchmark,
+        audio_dirs=dict(zip(params.splits, audio, strict=True)),
+        feature_files=dict(zip(params.splits, features, strict=True)),
+        test_splits=params.test_splits,
+        metrics_json=snakemake.input.metrics[0],
+        pfoa_audio_dir=snakemake.input.stereo,
+        references=list(snakemake.input.references),
+        predictions=list(snakemake.input.predictions),
+        feature_params=params.features,
+        score_params=params.score,
+        sample_rate=params.sample_rate,
+        pfoa_clips=params.pfoa_clips,
+        repeats=params.repeats,
+        decoder=params.decoder,
+        threads=snakemake.threads,
+        title=f"seldflow benchmark: experiment {params.experiment}",
+    )
+    write_report(report, snakemake.output.markdown, snakemake.output.table)
+    print(render_markdown(report), file=sys.stderr)
