@@ -105,6 +105,7 @@ def test_end_to_end_and_incremental_reruns(tiny_workdir: Path) -> None:
         "infer": 1,
         "score": 1,
         "report": 1,
+        "summary": 1,
         "all": 1,
     }
 
@@ -149,7 +150,7 @@ def test_folder_dataset_with_a_truncated_wav_fails_naming_the_file(tmp_path: Pat
     write_config(tmp_path, config)
 
     assert planned_jobs(run_snakemake(tmp_path, "-n")) == {
-        "features": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "summary": 1, "all": 1,
+        "features": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "summary": 1, "model_table": 1, "all": 1,
     }  # fmt: skip
     result = run_snakemake(tmp_path, "results/features/pfoa/dev-train-x.h5", check=False)
     assert result.returncode != 0
