@@ -170,3 +170,15 @@ def test_feature_kind_mismatch_is_an_input_error(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "best.pt", constant_model(active=True))
     with pytest.raises(InputError, match="feature kind 'logmel' differs from 'pfoa'"):
         infer_split(checkpoint=tmp_path / "best.pt", features_h5=tmp_path / "test.h5", out_dir=tmp_path / "pred")
+
+
+def test_models_that_pair_clips_get_short_batches_padded() -> None:
+    model = build_model("htsat", 3, patch_size=8, embed_dim=8, depths=(2, 2, 2), heads=(1, 1, 2)).eval()
+    features = np.random.default_rng(0).standard_normal((3, 3, 251, 64)).astype(np.float32)
+    outputs = predict_features(model, features, batch_size=2, device="cpu")
+    assert outputs.shape == (3, 50, 117)
+    # The third clip ran paired with a silent clip, exactly as if the batch had been padded by hand.
+    padded = np.concatenate([features[2:], np.zeros_like(features[:1])])
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(padded)).numpy()[0]
+    np.testing.assert_allclose(outputs[2], expected, rtol=1e-5, atol=1e-6)

@@ -58,7 +58,10 @@ def predict_features(
 
     The model is moved to ``device`` (in place) and its train/eval mode is restored afterwards, so training can
     validate mid-run. ``features`` may also be an h5py dataset: only one batch is read into memory at a time.
+    A model that needs batches of a multiple of ``batch_multiple`` clips (HTSAT pairs clips) gets a short batch
+    padded with silent clips whose outputs are dropped.
     """
+    multiple = int(getattr(model, "batch_multiple", 1))
     device = resolve_device(device) if isinstance(device, str) else device
     model.to(device)
     was_training = model.training
@@ -67,8 +70,11 @@ def predict_features(
     try:
         with torch.inference_mode():
             for start in range(0, len(features), batch_size):
-                batch = torch.as_tensor(np.asarray(features[start : start + batch_size], dtype=np.float32))
-                outputs.append(model(batch.to(device)).float().cpu().numpy())
+                batch = np.asarray(features[start : start + batch_size], dtype=np.float32)
+                padding = -len(batch) % multiple
+                padded = np.concatenate([batch, np.zeros((padding, *batch.shape[1:]), dtype=np.float32)])
+                output = model(torch.from_numpy(padded).to(device)).float().cpu().numpy()
+                outputs.append(output[: len(batch)])
     finally:
         model.train(was_training)
     if not outputs:

@@ -304,6 +304,8 @@ class HTSAT(nn.Module):
         self.chunks = spec_size // n_mels  # time chunks stacked along the image's frequency axis
         self.capacity = spec_size * self.chunks  # input frames the image holds
         self.pair_clips = pair_clips
+        # Batches must hold a multiple of this many clips; inference pads a short last batch (see predict_features).
+        self.batch_multiple = 2 if pair_clips else 1
         self.frames_per_label = frames_per_label
         self.n_classes = n_classes
         self.n_tracks = n_tracks
