@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from seldflow.errors import InputError
-from seldflow.labels import CSV_COLUMNS, adpit_target, fold_azimuth, read_labels, write_labels
+from seldflow.labels import CSV_COLUMNS, adpit_target, fold_azimuth, onscreen_flags, read_labels, write_labels
 
 HEADER = ",".join(CSV_COLUMNS) + "\n"
 ACT, X, Y, DIST = range(4)
@@ -192,3 +192,24 @@ def test_missing_file_and_non_text_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not UTF-8") as err:
         read_labels(binary)
     assert err.value.path == str(binary)
+
+
+
+@pytest.mark.parametrize(
+    ("azimuth", "elevation", "expected"),
+    [
+        (0.0, 0.0, 1),
+        (49.0, 0.0, 1),
+        (51.0, 0.0, 0),
+        (-49.0, 0.0, 1),
+        (180.0, 0.0, 0),
+        (130.0, 0.0, 0),  # tan(130) = tan(-50): behind the camera, not on screen
+        (0.0, 33.0, 1),  # on the axis the limit is atan(tan(50) * 360/640) = 33.8 degrees
+        (0.0, -35.0, 0),
+        (45.0, 20.0, 1),  # tan(20) / cos(45) = 0.51 < 0.67
+        (45.0, 30.0, 0),  # tan(30) / cos(45) = 0.82 > 0.67
+    ],
+)
+def test_onscreen_flags_follow_a_perspective_camera(azimuth: float, elevation: float, expected: int) -> None:
+    assert onscreen_flags(azimuth, elevation, 100.0) == expected
+    assert onscreen_flags(np.array([azimuth]), np.array([elevation])).tolist() == [expected]

@@ -220,6 +220,10 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path, bank: Path,
     assert fewer.items() <= first.items()
     other_fold = _render(tmp_path / "e", bank, rooms["ring"], fold=3)
     assert not set(_digests(other_fold).values()) & set(first.values())
+    # Shards: clips 1..2 rendered on their own are the same files as in the whole split.
+    shard = _digests(_render(tmp_path / "f", bank, rooms["ring"], n_clips=2, first_clip=1))
+    assert len(shard) == 6 and shard.items() <= first.items()
+    assert sorted({re.search(r"mix\d+", name).group() for name in shard}) == ["mix002", "mix003"]
 
 
 @pytest.mark.parametrize(

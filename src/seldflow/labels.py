@@ -81,6 +81,28 @@ def fold_azimuth(azimuth_deg: np.ndarray | float) -> np.ndarray:
     return np.where(folded < -90.0, -180.0 - folded, folded)
 
 
+# The DCASE2025 video is a 640 x 360 perspective view with a 100-degree horizontal field of view.
+VIDEO_ASPECT = 360 / 640
+
+
+def onscreen_flags(
+    azimuth_deg: np.ndarray | float, elevation_deg: np.ndarray | float, field_of_view_deg: float = 100.0
+) -> np.ndarray:
+    """Whether directions fall inside the frame of a perspective camera looking along +x (0/1 per direction).
+
+    A rectilinear lens maps (azimuth a, elevation e) to image coordinates (tan a, tan e / cos a); the frame spans
+    tan(fov/2) horizontally and that times the 360/640 aspect vertically, so the vertical limit widens off-axis.
+    """
+    azimuth = np.deg2rad(np.asarray(azimuth_deg, dtype=np.float64))
+    elevation = np.deg2rad(np.asarray(elevation_deg, dtype=np.float64))
+    half_width = np.tan(np.deg2rad(field_of_view_deg) / 2.0)
+    in_front = np.cos(azimuth) > 1e-9
+    cos_az = np.where(in_front, np.cos(azimuth), 1.0)
+    horizontal = np.abs(np.sin(azimuth) / cos_az) <= half_width
+    vertical = np.abs(np.tan(elevation) / cos_az) <= half_width * VIDEO_ASPECT
+    return (in_front & horizontal & vertical).astype(np.int64)
+
+
 def read_labels(
     path: str | os.PathLike[str],
     *,

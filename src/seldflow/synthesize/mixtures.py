@@ -20,13 +20,19 @@ from tqdm import tqdm
 
 from seldflow.errors import InputError
 from seldflow.io import atomic_dir, write_audio
-from seldflow.labels import CSV_COLUMNS, LABEL_HOP_SECONDS, N_CLASSES, empty_rows, fold_azimuth, write_labels
+from seldflow.labels import (
+    CSV_COLUMNS,
+    LABEL_HOP_SECONDS,
+    N_CLASSES,
+    empty_rows,
+    fold_azimuth,
+    onscreen_flags,
+    write_labels,
+)
 from seldflow.synthesize.sofa import Room, read_sofa
 from seldflow.synthesize.sources import list_bank, read_source
 
 FOA_CHANNELS = 4
-# Video frames are 640 x 360, so the vertical field of view is the horizontal one scaled by 360/640.
-VIDEO_ASPECT = 360 / 640
 # A diffuse field has W power 1 and power 1/3 in each SN3D dipole (the mean of u_x^2 over the sphere).
 DIFFUSE_GAINS = np.array([1.0, 1.0, 1.0, 1.0]) / np.sqrt([1.0, 3.0, 3.0, 3.0])
 _SOURCE_CACHE_SIZE = 256
@@ -137,6 +143,7 @@ def render_split(
     n_clips: int,
     fold: int,
     seed: int,
+    first_clip: int = 0,
     clip_seconds: float = 5.0,
     sample_rate: int = 24000,
     max_polyphony: int = 3,
@@ -148,7 +155,8 @@ def render_split(
     peak_level: float = 0.9,
     field_of_view_deg: float = 100.0,
 ) -> None:
-    """Render ``n_clips`` clips of one split: stereo and FOA WAVs plus DCASE2025 metadata CSVs.
+    """Render clips ``first_clip .. first_clip + n_clips - 1`` of one split (a shard when ``first_clip`` > 0 or
+    more clips follow): stereo and FOA WAVs plus DCASE2025 metadata CSVs.
 
     Files are named ``fold{fold}_room{id}_mix{k+1:03d}_deg{deg:03d}_start0000``. The FOA file holds the rotated
     scene, so its W and Y channels give the stereo pair and its direction matches the unfolded labels. Clip k
@@ -158,8 +166,8 @@ def render_split(
     """
     if not rooms or len(rooms) != len(room_ids):
         raise ValueError(f"need one room id per room file, got {len(rooms)} rooms and {len(room_ids)} ids")
-    if fold < 0 or n_clips < 0:
-        raise ValueError(f"fold and n_clips must be non-negative, got fold={fold}, n_clips={n_clips}")
+    if fold < 0 or n_clips < 0 or first_clip < 0:
+        raise ValueError(f"fold, n_clips and first_clip must be non-negative, got {fold}, {n_clips}, {first_clip}")
     settings = MixtureSettings(
         clip_seconds=clip_seconds,
         sample_rate=sample_rate,
@@ -176,7 +184,7 @@ def render_split(
     files = list_bank(bank_dir, source_split)
     load = functools.lru_cache(maxsize=_SOURCE_CACHE_SIZE)(functools.partial(read_source, sample_rate=sample_rate))
     with atomic_dir(stereo_dir) as stereo_tmp, atomic_dir(foa_dir) as foa_tmp, atomic_dir(metadata_dir) as meta_tmp:
-        for k in tqdm(range(n_clips), desc=f"fold{fold} mixtures", unit="clip"):
+        for k in tqdm(range(first_clip, first_clip + n_clips), desc=f"fold{fold} mixtures", unit="clip"):
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(fold, k)))
             clip = render_clip(rng, grids, files, load, settings)
             stem = f"fold{fold}_room{room_ids[clip.room]}_mix{k + 1:03d}_deg{clip.deg:03d}_start0000"
@@ -357,7 +365,7 @@ def event_labels(
         azimuth = grid.azimuth_deg[event.position] + event.speed_deg_s * seconds + deg
         azimuth = np.mod(azimuth + 180.0, 360.0) - 180.0
         elevation = grid.elevation_deg[event.position]
-        onscreen = (np.abs(azimuth) <= field_of_view_deg / 2) & (abs(elevation) <= field_of_view_deg * VIDEO_ASPECT / 2)
+        onscreen = onscreen_flags(azimuth, elevation, field_of_view_deg)
         block = np.empty((frames.size, len(CSV_COLUMNS)), dtype=np.int64)
         block[:, 0] = frames
         block[:, 1] = event.class_index
