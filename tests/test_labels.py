@@ -194,7 +194,6 @@ def test_missing_file_and_non_text_file(tmp_path: Path) -> None:
     assert err.value.path == str(binary)
 
 
-
 @pytest.mark.parametrize(
     ("azimuth", "elevation", "expected"),
     [
