@@ -14,6 +14,7 @@ from seldflow.errors import InputError
 from seldflow.features import FEATURE_KINDS, extract_split, feature_channels, logmel, pfoa
 from seldflow.io import read_audio, write_audio
 from seldflow.labels import adpit_target, write_labels
+from seldflow.shards import content_digest
 
 SR = 24000
 N_FFT, WIN, HOP, N_MELS = 1024, 960, 480, 64
@@ -198,6 +199,7 @@ def test_extract_split_layout(split: tuple[Path, Path], tmp_path: Path) -> None:
             "label_frames": 50,
             "channels": 7,
             "config": h5.attrs["config"],
+            "digest": content_digest(h5),
         }
         config = json.loads(h5.attrs["config"])
         assert config == {**FEATURE_PARAMS, "kind": "pfoa", "lr_swap": True, "sample_rate": SR, "clip_samples": CLIP}

@@ -14,8 +14,9 @@ Four feature kinds are available, two for stereo clips and two for 4-channel cli
 :data:`FEATURE_KINDS` maps each kind to its function; :func:`input_channels` gives the audio channel count a kind
 reads and :func:`feature_channels` the channel count it produces.
 
-:func:`extract_split` streams a folder of clips (and optionally their metadata CSVs) into the HDF5 layout the
-training and inference stages read; the layout is documented on that function and must not drift.
+:func:`check_split` lists and checks a split's folders (names, pairing, audio formats) before any feature work;
+:func:`extract_split` streams a folder of clips (or a shard of them) and optionally their metadata CSVs into the
+HDF5 layout the training and inference stages read; the layout is documented on that function and must not drift.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import h5py
 import librosa
 import numpy as np
+import soundfile as sf
 import torch
 from tqdm import tqdm
 
@@ -46,6 +48,7 @@ from seldflow.labels import (
     adpit_target,
     read_labels,
 )
+from seldflow.shards import content_digest
 
 FeatureFunction = Callable[..., np.ndarray]
 
@@ -374,8 +377,11 @@ def extract_split(
     n_mels: int,
     sample_rate: int = SAMPLE_RATE,
     clip_samples: int = CLIP_SAMPLES,
+    clips: Sequence[str] | None = None,
 ) -> None:
     """Extract features (and ADPIT targets) of every ``*.wav`` in ``audio_dir`` into one HDF5 file.
+
+    ``clips`` restricts the file to those stems (a shard of the split, in the given order); every one must exist.
 
     Clips must have the channel count of ``kind`` (:func:`input_channels`: stereo for ``pfoa`` and ``logmel``,
     4 channels for ``foa`` and ``mic``), the sample rate and ``clip_samples`` samples; any other clip is an
@@ -387,7 +393,8 @@ def extract_split(
     * ``labels`` float32 ``(N, 50, 6, 4, 13)`` ADPIT targets (activity, x, y, distance in m), chunk per clip;
     * ``label_rows`` int64 ``(M, 7)``: clip index followed by the six CSV columns, one row per label row;
     * ``clips`` ``(N,)`` UTF-8 stems, clips sorted by name, each LR-swap twin right after its original;
-    * attributes ``kind``, ``sample_rate``, ``label_frames``, ``channels`` and ``config`` (JSON, sorted keys).
+    * attributes ``kind``, ``sample_rate``, ``label_frames``, ``channels``, ``config`` (JSON, sorted keys) and
+      ``digest`` (:func:`seldflow.shards.content_digest` of the arrays, so an index over shards sees changes).
 
     ``labels`` and ``label_rows`` exist only when ``metadata_dir`` is given; then every clip needs
     ``<stem>.csv`` there and every CSV needs its clip. With ``lr_swap`` each clip gets a twin
@@ -398,8 +405,8 @@ def extract_split(
     """
     _check_kind(kind)
     audio_dir = Path(audio_dir)
-    audio_paths = _list_audio(audio_dir)
-    rows = None if metadata_dir is None else _read_split_labels(Path(metadata_dir), audio_paths)
+    audio_paths = _list_audio(audio_dir) if clips is None else _shard_audio(audio_dir, clips)
+    rows = None if metadata_dir is None else _read_split_labels(Path(metadata_dir), audio_paths, whole=clips is None)
     names = _clip_names(audio_dir, audio_paths, lr_swap)
     params = {"n_fft": n_fft, "win_length": win_length, "hop_length": hop_length, "n_mels": n_mels}
     config = {**params, "kind": kind, "lr_swap": lr_swap, "sample_rate": sample_rate}
@@ -425,6 +432,76 @@ def extract_split(
                 if targets is not None and version_rows is not None:
                     targets[index] = adpit_target(version_rows)
                 index += 1
+        h5.attrs["digest"] = content_digest(h5)
+
+
+def check_split(
+    audio_dir: str | os.PathLike[str],
+    metadata_dir: str | os.PathLike[str] | None,
+    *,
+    channels: int,
+    sample_rate: int = SAMPLE_RATE,
+    clip_samples: int = CLIP_SAMPLES,
+) -> list[str]:
+    """Clip stems of a split, after checking the whole folder from the file headers (no audio decoded).
+
+    Runs before any shard so a dataset with missing, extra or malformed files fails in seconds, naming every
+    offending file, instead of after hours of feature extraction: audio without labels, labels without audio,
+    files that are neither, and WAVs with the wrong channel count, rate or length are all reported.
+    """
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise InputError(audio_dir, "audio folder not found")
+    audio = sorted(p.name for p in audio_dir.iterdir() if not p.name.startswith("."))
+    stems = [name[: -len(".wav")] for name in audio if name.endswith(".wav")]
+    problems = []
+    extra = [name for name in audio if not name.endswith(".wav")]
+    if extra:
+        problems.append(f"{audio_dir}: files that are not *.wav clips: {_listed(extra)}")
+    if not stems:
+        problems.append(f"{audio_dir}: no *.wav files in the audio folder")
+    if metadata_dir is not None:
+        problems += _pairing_problems(Path(metadata_dir), set(stems))
+    problems += _format_problems(audio_dir, stems, channels=channels, sample_rate=sample_rate, frames=clip_samples)
+    if problems:
+        raise InputError(audio_dir, f"{len(problems)} problem(s) in the split:\n  " + "\n  ".join(problems))
+    return stems
+
+
+def _pairing_problems(metadata_dir: Path, stems: set[str]) -> list[str]:
+    if not metadata_dir.is_dir():
+        return [f"{metadata_dir}: metadata folder not found"]
+    names = sorted(p.name for p in metadata_dir.iterdir() if not p.name.startswith("."))
+    labelled = {name[: -len(".csv")] for name in names if name.endswith(".csv")}
+    problems = []
+    missing = sorted(f"{stem}.csv" for stem in stems - labelled)
+    if missing:
+        problems.append(f"{metadata_dir}: label files missing for clips: {_listed(missing)}")
+    orphans = sorted(f"{stem}.csv" for stem in labelled - stems)
+    if orphans:
+        problems.append(f"{metadata_dir}: label files without a clip: {_listed(orphans)}")
+    extra = [name for name in names if not name.endswith(".csv")]
+    if extra:
+        problems.append(f"{metadata_dir}: files that are not *.csv labels: {_listed(extra)}")
+    return problems
+
+
+def _format_problems(audio_dir: Path, stems: list[str], *, channels: int, sample_rate: int, frames: int) -> list[str]:
+    problems = []
+    for stem in tqdm(stems, desc=f"check {audio_dir.name}", unit="clip"):
+        path = audio_dir / f"{stem}.wav"
+        try:
+            info = sf.info(str(path))
+        except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+            problems.append(f"{path}: cannot read audio header ({exc})")
+            continue
+        found = (info.channels, info.samplerate, info.frames)
+        if found != (channels, sample_rate, frames):
+            problems.append(
+                f"{path}: {info.channels} channels, {info.samplerate} Hz, {info.frames} samples;"
+                f" expected {channels}, {sample_rate} Hz, {frames}"
+            )
+    return problems
 
 
 def _list_audio(audio_dir: Path) -> list[Path]:
@@ -436,15 +513,34 @@ def _list_audio(audio_dir: Path) -> list[Path]:
     return paths
 
 
-def _read_split_labels(metadata_dir: Path, audio_paths: list[Path]) -> list[np.ndarray]:
-    """Label rows of every clip, in clip order; clips and CSVs must pair up exactly, nothing is dropped."""
+def _shard_audio(audio_dir: Path, clips: Sequence[str]) -> list[Path]:
+    if not audio_dir.is_dir():
+        raise InputError(audio_dir, "audio folder not found")
+    paths = [audio_dir / f"{stem}.wav" for stem in clips]
+    missing = [path.name for path in paths if not path.is_file()]
+    if missing:
+        raise InputError(audio_dir, f"clips of this shard not found: {_listed(missing)}")
+    return paths
+
+
+def _listed(names: Sequence[str], limit: int = 10) -> str:
+    """Names for an error message: all of them up to ``limit``, then a count, so the user knows the extent."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _read_split_labels(metadata_dir: Path, audio_paths: list[Path], *, whole: bool = True) -> list[np.ndarray]:
+    """Label rows of every clip, in clip order; clips and CSVs must pair up exactly, nothing is dropped.
+
+    A shard (``whole`` False) reads only its own CSVs: the pairing of the whole split was checked by
+    :func:`check_split` before any shard ran.
+    """
     if not metadata_dir.is_dir():
         raise InputError(metadata_dir, "metadata folder not found")
     stems = {path.stem for path in audio_paths}
-    orphans = sorted(p.name for p in metadata_dir.glob("*.csv") if p.stem not in stems)
+    orphans = sorted(p.name for p in metadata_dir.glob("*.csv") if p.stem not in stems) if whole else []
     if orphans:
-        listed = ", ".join(orphans[:5]) + (f" (+{len(orphans) - 5} more)" if len(orphans) > 5 else "")
-        raise InputError(metadata_dir, f"label files without a matching clip in the audio folder: {listed}")
+        raise InputError(metadata_dir, f"label files without a matching clip in the audio folder: {_listed(orphans)}")
     rows = []
     for path in audio_paths:
         csv_path = metadata_dir / f"{path.stem}.csv"

@@ -33,6 +33,7 @@ from seldflow.labels import (
     write_labels,
 )
 from seldflow.models import build_model
+from seldflow.shards import check_sources
 
 LR_SWAP_SUFFIX = "_LRswap"
 CHECKPOINT_KEYS = ("model_state", "model_name", "model_args", "in_channels", "feature_kind")
@@ -165,9 +166,10 @@ def model_from_checkpoint(path: Path, checkpoint: Mapping[str, Any]) -> nn.Modul
 
 
 def read_clip_names(path: Path, h5: h5py.File) -> list[str]:
-    """Clip stems of a feature file, checked against the number of feature rows."""
+    """Clip stems of a feature file (or shard index), checked against the feature rows and the shard files."""
     if "clips" not in h5 or "features" not in h5:
         raise InputError(path, "not a feature file: needs datasets 'features' and 'clips'")
+    check_sources(path, h5)
     names = [c.decode("utf-8") if isinstance(c, bytes) else str(c) for c in h5["clips"][()]]
     if len(names) != h5["features"].shape[0]:
         raise InputError(path, f"{len(names)} clip names for {h5['features'].shape[0]} feature rows", field="clips")
