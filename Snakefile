@@ -32,6 +32,7 @@ rule all:
     default_target: True
     input:
         metrics=expand(rules.score.output.metrics, experiment=RUN_EXPERIMENTS),
+        submissions=[experiment_predictions(name) for name in RUN_EXPERIMENTS],
         plots=expand(rules.report.output, experiment=RUN_EXPERIMENTS),
         summary=rules.summary.output.table,
         models=rules.model_table.output.table,

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from seldflow.config import derive_seed, validate_config
+from seldflow.shards import read_manifest, shard_names
 
 validate_config(
     config,
@@ -14,36 +15,49 @@ validate_config(
 EXPERIMENT = config["experiment"]
 DATASET_ROOT = config["dataset"]["root"]
 SYNTHETIC = config["dataset"]["source"] == "synthetic"
+# Zenodo dataset (a row of resources/datasets.tsv) whose download provides `root`, or None for a tree on disk.
+DOWNLOAD = config["dataset"]["download"]
 TRAIN_SPLITS = config["dataset"]["train_splits"]
 TEST_SPLITS = config["dataset"]["test_splits"]
-ALL_SPLITS = TRAIN_SPLITS + TEST_SPLITS
+# Unlabelled splits (the DCASE evaluation set): features and submission CSVs only, never scored.
+EVAL_SPLITS = config["dataset"]["eval_splits"]
+LABELLED_SPLITS = TRAIN_SPLITS + TEST_SPLITS
+ALL_SPLITS = LABELLED_SPLITS + EVAL_SPLITS
+# Clips per synthesis and feature job: jobs grow with shards, not clips.
+SHARD_CLIPS = config["dataset"]["shard_clips"]
+FEATURE_KIND = config["features"]["kind"]
 RESULTS = "results"
+FEATURES_DIR = f"{RESULTS}/features/{FEATURE_KIND}"
 # Named experiments (overrides of `train`) plus the main one; `rule all` builds the main one and `run_experiments`.
 EXPERIMENTS = {EXPERIMENT: {}, **config.get("experiments", {})}
 RUN_EXPERIMENTS = list(dict.fromkeys([EXPERIMENT, *config.get("run_experiments", [])]))
 # Path pattern of everything one experiment produces (training onward).
 EXPERIMENT_DIR = f"{RESULTS}/{{experiment}}"
 SYNTH = config.get("synthesis", {})
-ROOM_NAMES = list(SYNTH.get("rooms", {}).get("specs", {}))
+ROOMS = SYNTH.get("rooms", {})
+# Simulated, measured (converted from a download) and ready-made SOFA rooms share one namespace of room ids.
+SIMULATED_ROOMS = list(ROOMS.get("specs", {}))
+MEASURED_ROOMS = ROOMS.get("measured", {})
+SOFA_ROOMS = ROOMS.get("sofa", {})
+ROOM_NAMES = SIMULATED_ROOMS + list(MEASURED_ROOMS) + list(SOFA_ROOMS)
+# Downloads that hold each measured-room database (rows of resources/datasets.tsv).
+ROOM_DOWNLOADS = {"tau": "tau_srir", "metu": "metu_sparg"}
 
 
 wildcard_constraints:
-    split="|".join(ALL_SPLITS),
+    split="|".join(re.escape(split) for split in ALL_SPLITS),
+    shard=r"\d{4}",
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
-    room="|".join(ROOM_NAMES) or "no-room",
+    room="|".join(SIMULATED_ROOMS + list(MEASURED_ROOMS)) or "no-room",
 
 
-# Audio folder each feature kind reads (the DCASE layout keeps formats side by side).
-AUDIO_FOLDERS = {
-    "pfoa": "stereo_dev",
-    "logmel": "stereo_dev",
-    "foa": "foa_dev",
-    "mic": "mic_dev",
-}
+# Audio format each feature kind reads (the DCASE layout keeps formats side by side: stereo_dev, foa_eval, ...).
+AUDIO_FORMATS = {"pfoa": "stereo", "logmel": "stereo", "foa": "foa", "mic": "mic"}
 
 
-def audio_dir(split):
-    return f"{DATASET_ROOT}/{AUDIO_FOLDERS[config['features']['kind']]}/{split}"
+def audio_dir(split, kind=FEATURE_KIND):
+    part = "eval" if split in EVAL_SPLITS else "dev"
+    return f"{DATASET_ROOT}/{AUDIO_FORMATS[kind]}_{part}/{split}"
 
 
 def metadata_dir(split):
@@ -51,14 +65,52 @@ def metadata_dir(split):
 
 
 def features_path(split):
-    return f"{RESULTS}/features/{config['features']['kind']}/{split}.h5"
+    return f"{FEATURES_DIR}/{split}.h5"
 
 
-def split_audio(wildcards):
-    return {
-        "audio": audio_dir(wildcards.split),
-        "metadata": metadata_dir(wildcards.split),
-    }
+def split_folders(split):
+    """The split's audio folder and, for labelled splits, its metadata folder."""
+    folders = {"audio": audio_dir(split)}
+    if split not in EVAL_SPLITS:
+        folders["metadata"] = metadata_dir(split)
+    return folders
+
+
+def split_sources(wildcards):
+    # A downloaded dataset is tracked by its download marker (its folders are no rule's output, and asking for
+    # them would fail before the download ran); rendered or existing folders are tracked themselves.
+    if DOWNLOAD:
+        return {"download": f"resources/{DOWNLOAD}/.complete"}
+    return split_folders(wildcards.split)
+
+
+def reference_inputs(splits):
+    """What the scorer's reference folders depend on: the download marker, or the folders themselves."""
+    if DOWNLOAD:
+        return [f"resources/{DOWNLOAD}/.complete"]
+    return [metadata_dir(split) for split in splits]
+
+
+def split_folder_params(wildcards):
+    folders = split_folders(wildcards.split)
+    return {"audio": folders["audio"], "metadata": folders.get("metadata")}
+
+
+def split_clip_list(wildcards):
+    # The clip list is a checkpoint output: the shard jobs of a split are known once its folder is checked.
+    return checkpoints.split_check.get(split=wildcards.split).output.clips
+
+
+def split_shards(wildcards):
+    n_clips = len(read_manifest(split_clip_list(wildcards)))
+    return expand(
+        f"{FEATURES_DIR}/{wildcards.split}/shard-{{shard}}.h5",
+        shard=shard_names(n_clips, SHARD_CLIPS),
+    )
+
+
+def shard_index(wildcards):
+    return int(wildcards.shard)
 
 
 def stage_seed(*names):
@@ -92,15 +144,45 @@ def split_features(wildcards):
 
 
 # Synthesis: rooms and seeds of each rendered split.
+def room_file(room):
+    return SOFA_ROOMS.get(room, f"{RESULTS}/synthetic/rooms/{room}_foa.sofa")
+
+
 def split_rooms(wildcards):
-    return [
-        f"{RESULTS}/synthetic/rooms/{room}_foa.sofa"
-        for room in SYNTH["splits"][wildcards.split]["rooms"]
-    ]
+    return [room_file(room) for room in SYNTH["splits"][wildcards.split]["rooms"]]
+
+
+def source_bank():
+    # A real bank on disk, or the procedural one the source_bank rule renders.
+    path = SYNTH.get("source_bank", {}).get("path")
+    return path or f"{RESULTS}/synthetic/sources"
+
+
+def measured_room_download(wildcards):
+    database = ROOM_DOWNLOADS[MEASURED_ROOMS[wildcards.room]["source"]]
+    return f"resources/{database}/.complete"
 
 
 def mixture_seed(wildcards):
     return stage_seed("mixtures", wildcards.split)
+
+
+def synthesis_shards(split):
+    return shard_names(SYNTH["splits"][split]["clips"], SHARD_CLIPS)
+
+
+def mixture_shard(wildcards):
+    # First clip and clip count of a synthesis shard; clip k's content depends only on (seed, fold, k).
+    first = int(wildcards.shard) * SHARD_CLIPS
+    clips = min(SHARD_CLIPS, SYNTH["splits"][wildcards.split]["clips"] - first)
+    return {"first_clip": first, "n_clips": clips}
+
+
+def mixture_shard_dirs(wildcards, folder):
+    return expand(
+        f"{RESULTS}/synthetic/shards/{wildcards.split}/{{shard}}/{folder}",
+        shard=synthesis_shards(wildcards.split),
+    )
 
 
 def split_room_ids(wildcards):
@@ -117,3 +199,11 @@ def lr_swap(wildcards):
 
 def feature_params(wildcards):
     return {k: v for k, v in config["features"].items() if k != "lr_swap"}
+
+
+# Experiment outputs per split: scored predictions for test splits, submission CSVs for evaluation splits.
+def experiment_predictions(experiment):
+    return expand(
+        f"{RESULTS}/{experiment}/predictions/{{split}}",
+        split=TEST_SPLITS + EVAL_SPLITS,
+    )

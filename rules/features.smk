@@ -1,15 +1,43 @@
-"""Features: one HDF5 file per split (stereo pseudo-FOA or baseline log-mel, ADPIT targets, LR-swap twins)."""
+"""Features: a split checked as a whole, extracted in shards of clips, joined by a virtual-dataset index.
+
+split_check is a checkpoint: the number of shard jobs follows from the clips it finds, and a folder with missing,
+extra or malformed files fails there, naming them, before any feature work starts.
+"""
+
+
+checkpoint split_check:
+    input:
+        unpack(split_sources),
+    output:
+        clips=f"{FEATURES_DIR}/{{split}}/clips.txt",
+    log:
+        f"{RESULTS}/logs/split_check/{FEATURE_KIND}/{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/split_check/{FEATURE_KIND}/{{split}}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    params:
+        folders=split_folder_params,
+        kind=FEATURE_KIND,
+        sample_rate=24000,
+    script:
+        "../workflow/scripts/split_check.py"
 
 
 rule features:
     input:
-        unpack(split_audio),
+        unpack(split_sources),
+        clips=rules.split_check.output.clips,
     output:
-        h5=features_path("{split}"),
+        h5=f"{FEATURES_DIR}/{{split}}/shard-{{shard}}.h5",
     log:
-        f"{RESULTS}/logs/features/{config['features']['kind']}/{{split}}.log",
+        f"{RESULTS}/logs/features/{FEATURE_KIND}/{{split}}/{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/features/{config['features']['kind']}/{{split}}.tsv"
+        f"{RESULTS}/benchmarks/features/{FEATURE_KIND}/{{split}}/{{shard}}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -17,8 +45,31 @@ rule features:
         mem_mb=2000,
         runtime=60,
     params:
+        folders=split_folder_params,
+        shard=shard_index,
+        shard_clips=SHARD_CLIPS,
         features=feature_params,
         lr_swap=lr_swap,
         sample_rate=24000,
     script:
         "../workflow/scripts/features.py"
+
+
+rule feature_index:
+    input:
+        shards=split_shards,
+    output:
+        h5=features_path("{split}"),
+    log:
+        f"{RESULTS}/logs/feature_index/{FEATURE_KIND}/{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/feature_index/{FEATURE_KIND}/{{split}}.tsv"
+    localrule: True
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow/scripts/feature_index.py"

@@ -6,7 +6,7 @@ rule report:
         train_metrics=rules.train.output.metrics,
         metrics=rules.score.output.metrics,
         predictions=f"{EXPERIMENT_DIR}/predictions/{TEST_SPLITS[0]}",
-        references=metadata_dir(TEST_SPLITS[0]),
+        references=reference_inputs(TEST_SPLITS[:1]),
     output:
         curves=report(
             f"{EXPERIMENT_DIR}/report/training_curves.png",
@@ -35,6 +35,8 @@ rule report:
         runtime=10,
     params:
         clips=config["report"]["clips"],
+        # A function: the folder is an input too when it is a rule output, a download otherwise.
+        references=lambda wildcards: metadata_dir(TEST_SPLITS[0]),
         doa_threshold=config["score"]["doa_threshold_deg"],
     script:
         "../workflow/scripts/report.py"

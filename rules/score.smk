@@ -8,7 +8,7 @@ rule score:
             split=TEST_SPLITS,
             allow_missing=True,
         ),
-        references=[metadata_dir(split) for split in TEST_SPLITS],
+        references=reference_inputs(TEST_SPLITS),
     output:
         metrics=report(
             f"{EXPERIMENT_DIR}/metrics.json",
@@ -27,6 +27,7 @@ rule score:
         runtime=10,
     params:
         score=config["score"],
+        references=[metadata_dir(split) for split in TEST_SPLITS],
     script:
         "../workflow/scripts/score.py"
 

@@ -1,4 +1,5 @@
-"""Embedded synthetic dataset: procedural source bank, simulated SOFA rooms, FOA + stereo mixtures."""
+"""Synthetic datasets: a sound bank (procedural, or a real one on disk), SOFA rooms (simulated, converted from
+measured databases, or ready files) and FOA + stereo mixtures rendered in shards by the configured backend."""
 
 
 rule source_bank:
@@ -23,6 +24,8 @@ rule source_bank:
 
 
 rule room:
+    wildcard_constraints:
+        room="|".join(SIMULATED_ROOMS) or "no-room",
     output:
         sofa=f"{RESULTS}/synthetic/rooms/{{room}}_foa.sofa",
     log:
@@ -43,18 +46,44 @@ rule room:
         "../workflow/scripts/room.py"
 
 
+# TAU-SRIR DB / METU SPARG rooms in the SOFA layout, positions along the measured trajectories.
+rule measured_room:
+    wildcard_constraints:
+        room="|".join(MEASURED_ROOMS) or "no-room",
+    input:
+        download=measured_room_download,
+    output:
+        sofa=f"{RESULTS}/synthetic/rooms/{{room}}_foa.sofa",
+    log:
+        f"{RESULTS}/logs/measured_room/{{room}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/measured_room/{{room}}.tsv"
+    conda:
+        "../envs/synthesis.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        spec=lookup(dpath="synthesis/rooms/measured/{room}", within=config),
+        data=lambda wildcards, input: str(Path(input.download).parent / "data"),
+        sample_rate=SYNTH.get("sample_rate"),
+    script:
+        "../workflow/scripts/measured_room.py"
+
+
 rule mixtures:
     input:
-        bank=rules.source_bank.output.bank,
+        bank=source_bank(),
         rooms=split_rooms,
     output:
-        stereo=directory(f"{DATASET_ROOT}/stereo_dev/{{split}}"),
-        foa=directory(f"{DATASET_ROOT}/foa_dev/{{split}}"),
-        metadata=directory(f"{DATASET_ROOT}/metadata_dev/{{split}}"),
+        stereo=directory(f"{RESULTS}/synthetic/shards/{{split}}/{{shard}}/stereo"),
+        foa=directory(f"{RESULTS}/synthetic/shards/{{split}}/{{shard}}/foa"),
+        metadata=directory(f"{RESULTS}/synthetic/shards/{{split}}/{{shard}}/metadata"),
     log:
-        f"{RESULTS}/logs/mixtures/{{split}}.log",
+        f"{RESULTS}/logs/mixtures/{{split}}/{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/mixtures/{{split}}.tsv"
+        f"{RESULTS}/benchmarks/mixtures/{{split}}/{{shard}}.tsv"
     conda:
         "../envs/synthesis.yaml"
     threads: 1
@@ -63,9 +92,36 @@ rule mixtures:
         runtime=30,
     params:
         split=lookup(dpath="synthesis/splits/{split}", within=config),
+        shard=mixture_shard,
         mixtures=SYNTH.get("mixtures"),
         room_ids=split_room_ids,
         sample_rate=SYNTH.get("sample_rate"),
         seed=mixture_seed,
+        backend=SYNTH.get("backend"),
     script:
         "../workflow/scripts/mixtures.py"
+
+
+# The DCASE2025 tree of a rendered split: the shards' files hard-linked side by side (no copies).
+rule synthetic_split:
+    input:
+        stereo=lambda wildcards: mixture_shard_dirs(wildcards, "stereo"),
+        foa=lambda wildcards: mixture_shard_dirs(wildcards, "foa"),
+        metadata=lambda wildcards: mixture_shard_dirs(wildcards, "metadata"),
+    output:
+        stereo=directory(f"{DATASET_ROOT}/stereo_dev/{{split}}"),
+        foa=directory(f"{DATASET_ROOT}/foa_dev/{{split}}"),
+        metadata=directory(f"{DATASET_ROOT}/metadata_dev/{{split}}"),
+    log:
+        f"{RESULTS}/logs/synthetic_split/{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/synthetic_split/{{split}}.tsv"
+    localrule: True
+    conda:
+        "../envs/synthesis.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    script:
+        "../workflow/scripts/gather_split.py"

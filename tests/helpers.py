@@ -44,6 +44,8 @@ def tiny_config() -> dict[str, Any]:
         "dev-train-synth": {"fold": 3, "clips": 10, "rooms": ["ra"], "source_split": "train"},
         "dev-test-synth": {"fold": 4, "clips": 4, "rooms": ["rb"], "source_split": "test"},
     }
+    # Shards of 4 clips: the training split runs as 3 synthesis and 3 feature jobs, the last one shorter.
+    config["dataset"]["shard_clips"] = 4
     config["train"].update(epochs=1, batch_size=8, validation_fraction=0.2, device="cpu")
     config["report"] = {"clips": 2}
     return config

@@ -138,3 +138,15 @@ def test_atomic_dir_leaves_nothing_when_the_block_raises(tmp_path: Path) -> None
         (tmp / "a.txt").write_text("a")
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writers_remove_what_a_killed_writer_of_the_same_output_left(tmp_path: Path) -> None:
+    (tmp_path / ".out.h5.abc123.tmp").write_text("partial")
+    (tmp_path / ".other.h5.abc123.tmp").write_text("someone else's")
+    (tmp_path / ".tree.xyz.tmp").mkdir()
+    (tmp_path / ".tree.xyz.tmp" / "half.wav").write_text("partial")
+    with atomic_file(tmp_path / "out.h5") as tmp:
+        tmp.write_text("done")
+    with atomic_dir(tmp_path / "tree") as tmp:
+        (tmp / "a.wav").write_text("done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.h5.abc123.tmp", "out.h5", "tree"]

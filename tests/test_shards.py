@@ -167,6 +167,8 @@ def test_gather_links_shard_files_and_refuses_duplicates(tmp_path: Path) -> None
         for name in names:
             (tmp_path / shard).mkdir(exist_ok=True)
             (tmp_path / shard / name).write_text(name)
+    (tmp_path / "1" / ".snakemake_timestamp").write_text("")
+    (tmp_path / "0" / ".snakemake_timestamp").write_text("")
     assert gather_files([tmp_path / "0", tmp_path / "1"], tmp_path / "all") == 3
     assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["a.wav", "b.wav", "c.wav"]
     assert (tmp_path / "all" / "c.wav").stat().st_ino == (tmp_path / "1" / "c.wav").stat().st_ino

@@ -21,11 +21,15 @@ from seldflow.labels import CLASSES, CLIP_SAMPLES, SAMPLE_RATE, read_labels, wri
 def test_default_dry_run_plans_every_stage(tmp_path: Path) -> None:
     result = run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "config.yaml"))
     jobs = planned_jobs(result)
+    # 600 training clips in shards of 250 render as 3 jobs, 100 test clips as 1; feature shards are planned once
+    # the split_check checkpoint has listed each split's clips.
     assert jobs == {
         "source_bank": 1,
         "room": 5,
-        "mixtures": 2,
-        "features": 2,
+        "mixtures": 4,
+        "synthetic_split": 2,
+        "split_check": 2,
+        "feature_index": 2,
         "train": 1,
         "infer": 1,
         "score": 1,
@@ -85,6 +89,8 @@ def test_end_to_end_and_incremental_reruns(tiny_workdir: Path) -> None:
     with h5py.File(results / "features" / "pfoa" / "dev-train-synth.h5") as h5:
         assert h5["features"].shape == (20, 7, 251, 64)  # 10 clips + their LR-swapped twins
         assert h5["labels"].shape == (20, 50, 6, 4, 13)
+        # Three shards of 4, 4 and 2 clips behind one virtual array.
+        assert len(h5["features"].virtual_sources()) == 3
     references = sorted(
         (results / "synthetic" / "DCASE2025_SELD_dataset" / "metadata_dev" / "dev-test-synth").glob("*.csv")
     )
@@ -112,7 +118,16 @@ def test_end_to_end_and_incremental_reruns(tiny_workdir: Path) -> None:
     config["features"]["n_mels"] = 32
     write_config(tiny_workdir, config)
     jobs = planned_jobs(run_snakemake(tiny_workdir, "-n"))
-    assert jobs == {"features": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "summary": 1, "all": 1}
+    assert jobs == {
+        "features": 4,
+        "feature_index": 2,
+        "train": 1,
+        "infer": 1,
+        "score": 1,
+        "report": 1,
+        "summary": 1,
+        "all": 1,
+    }
 
     report = tiny_workdir / "report.html"
     config["features"]["n_mels"] = 64
@@ -132,13 +147,15 @@ def _folder_dataset(root: Path, split: str, n_clips: int) -> None:
         write_labels(root / "metadata_dev" / split / f"{stem}.csv", [[f, k % 13, 0, 30, 150, 0] for f in range(50)])
 
 
-def test_folder_dataset_with_a_truncated_wav_fails_naming_the_file(tmp_path: Path) -> None:
+def test_folder_dataset_with_bad_files_fails_naming_them_before_feature_work(tmp_path: Path) -> None:
     root = tmp_path / "dataset"
     for split in ("dev-train-x", "dev-test-x"):
         (root / "stereo_dev" / split).mkdir(parents=True)
         _folder_dataset(root, split, 3)
     broken = root / "stereo_dev" / "dev-train-x" / "fold3_room1_mix002_deg000_start0000.wav"
     broken.write_bytes(broken.read_bytes()[:50_000])
+    orphan = root / "metadata_dev" / "dev-train-x" / "fold3_room1_mix009_deg000_start0000.csv"
+    write_labels(orphan, [])
     config = tiny_config()
     config["dataset"] = {
         "source": "folder",
@@ -150,14 +167,17 @@ def test_folder_dataset_with_a_truncated_wav_fails_naming_the_file(tmp_path: Pat
     write_config(tmp_path, config)
 
     assert planned_jobs(run_snakemake(tmp_path, "-n")) == {
-        "features": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "summary": 1, "model_table": 1, "all": 1,
+        "split_check": 2, "feature_index": 2, "train": 1, "infer": 1, "score": 1, "report": 1, "summary": 1,
+        "model_table": 1, "all": 1,
     }  # fmt: skip
     result = run_snakemake(tmp_path, "results/features/pfoa/dev-train-x.h5", check=False)
     assert result.returncode != 0
-    log = (tmp_path / "results" / "logs" / "features" / "pfoa" / "dev-train-x.log").read_text()
-    assert f"error: {broken}: truncated" in log
+    log = (tmp_path / "results" / "logs" / "split_check" / "pfoa" / "dev-train-x.log").read_text()
+    assert "2 problem(s)" in log
+    assert f"{broken}: 2 channels, 24000 Hz" in log and orphan.name in log
+    # Nothing of the feature stage ran or was left behind.
+    assert not (tmp_path / "results" / "features" / "pfoa" / "dev-train-x").exists()
     assert not (tmp_path / "results" / "features" / "pfoa" / "dev-train-x.h5").exists()
-    assert not list((tmp_path / "results" / "features" / "pfoa").glob("*.tmp"))
 
 
 # Scaled-down versions of every architecture of the zoo: seconds per epoch on the tiny dataset.
@@ -211,3 +231,33 @@ def test_every_architecture_trains_an_epoch_on_the_embedded_dataset(tmp_path: Pa
     assert [row["rank"] for row in summary] == [str(k) for k in range(1, len(SCALED_ZOO) + 2)]
     scores = [float(row["F"]) for row in summary]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_real_dataset_config_plans_download_to_score_without_the_network(tmp_path: Path) -> None:
+    """The DCASE2025 config's DAG starts at the Zenodo download and ends at the scores and submission CSVs."""
+    result = run_snakemake(
+        tmp_path,
+        "-n",
+        "--configfile",
+        str(REPO / "config" / "config.yaml"),
+        str(REPO / "config" / "dcase2025.yaml"),
+        # An unroutable API: a dry run must not need it (a real request would fail the run).
+        "--config",
+        "download={'api_url': 'http://127.0.0.1:9/api'}",
+    )
+    jobs = planned_jobs(result)
+    assert jobs == {
+        "download": 1,
+        "split_check": 5,  # 2 train + 2 test + the evaluation split
+        "feature_index": 5,
+        "train": 1,
+        "infer": 3,  # both test splits, scored, and the evaluation set, for submission
+        "score": 1,
+        "report": 1,
+        "summary": 1,
+        "model_table": 1,
+        "all": 1,
+    }
+    assert "resources/dcase2025_stereo/.complete" in result.stdout
+    assert "results/dcase2025_seldnet/predictions/eval" in result.stdout
+    assert not (tmp_path / "resources").exists()

@@ -73,13 +73,14 @@ def gather_files(shard_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os
 
     Links cost no space or time, so the split folder of the DCASE layout exists for readers that expect it while
     the shards stay the unit of work. Two shards holding the same file name is an error, not an overwrite.
+    Hidden files (such as Snakemake's directory timestamps) are bookkeeping, not data, and stay behind.
     """
     seen: dict[str, Path] = {}
     with atomic_dir(out_dir) as tmp:
         for shard_dir in map(Path, shard_dirs):
             if not shard_dir.is_dir():
                 raise InputError(shard_dir, "shard folder not found")
-            for source in sorted(p for p in shard_dir.iterdir() if p.is_file()):
+            for source in sorted(p for p in shard_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
                 if source.name in seen:
                     raise InputError(source, f"file name also produced by shard {seen[source.name].parent}")
                 seen[source.name] = source

@@ -1,4 +1,4 @@
-"""Snakemake adapter for rule features: one split's clips into one HDF5 file."""
+"""Snakemake adapter for rule features: one shard of a split's clips into one HDF5 file."""
 
 import sys
 
@@ -8,13 +8,18 @@ import torch
 
 from seldflow.errors import exit_on_error
 from seldflow.features import extract_split
+from seldflow.shards import read_manifest, shard_range
 
 torch.set_num_threads(snakemake.threads)
+folders = snakemake.params.folders
 with exit_on_error():
+    stems = read_manifest(snakemake.input.clips)
+    shard = shard_range(snakemake.params.shard, snakemake.params.shard_clips, len(stems))
     extract_split(
-        snakemake.input.audio,
+        folders["audio"],
         snakemake.output.h5,
-        metadata_dir=snakemake.input.metadata,
+        metadata_dir=folders["metadata"],
+        clips=[stems[i] for i in shard],
         lr_swap=snakemake.params.lr_swap,
         sample_rate=snakemake.params.sample_rate,
         **snakemake.params.features,

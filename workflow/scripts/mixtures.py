@@ -1,15 +1,16 @@
-"""Snakemake adapter for rule mixtures: FOA and stereo clips with DCASE2025 labels for one split."""
+"""Snakemake adapter for rule mixtures: FOA and stereo clips with DCASE2025 labels for one shard of a split."""
 
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 
 from seldflow.errors import exit_on_error
-from seldflow.synthesize import render_split
+from seldflow.synthesize import renderer
 
 split = snakemake.params.split
 with exit_on_error():
-    render_split(
+    render = renderer(snakemake.params.backend)
+    render(
         rooms=list(snakemake.input.rooms),
         room_ids=list(snakemake.params.room_ids),
         bank_dir=snakemake.input.bank,
@@ -17,9 +18,9 @@ with exit_on_error():
         stereo_dir=snakemake.output.stereo,
         foa_dir=snakemake.output.foa,
         metadata_dir=snakemake.output.metadata,
-        n_clips=split["clips"],
         fold=split["fold"],
         seed=snakemake.params.seed,
         sample_rate=snakemake.params.sample_rate,
+        **snakemake.params.shard,
         **snakemake.params.mixtures,
     )

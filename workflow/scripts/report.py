@@ -11,7 +11,7 @@ with exit_on_error():
     plot_training_curves(snakemake.input.train_metrics, snakemake.output.curves)
     plot_classwise_f(snakemake.input.metrics, snakemake.output.classwise)
     plot_azimuth_tracks(
-        snakemake.input.references,
+        snakemake.params.references,
         snakemake.input.predictions,
         snakemake.output.tracks,
         n_clips=snakemake.params.clips,

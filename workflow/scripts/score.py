@@ -10,7 +10,7 @@ from seldflow.score import score_dirs, write_metrics
 params = snakemake.params.score
 with exit_on_error():
     metrics = score_dirs(
-        list(snakemake.input.references),
+        list(snakemake.params.references),
         list(snakemake.input.predictions),
         doa_threshold=params["doa_threshold_deg"],
         reldist_threshold=params["reldist_threshold"],
