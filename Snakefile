@@ -16,6 +16,11 @@ if SYNTHETIC:
     include: "rules/synthesize.smk"
 
 
+if STARSS:
+
+    include: "rules/starss.smk"
+
+
 include: "rules/features.smk"
 include: "rules/train.smk"
 include: "rules/infer.smk"

@@ -25,8 +25,14 @@ LABELLED_SPLITS = TRAIN_SPLITS + TEST_SPLITS
 ALL_SPLITS = LABELLED_SPLITS + EVAL_SPLITS
 # Clips per synthesis and feature job: jobs grow with shards, not clips.
 SHARD_CLIPS = config["dataset"]["shard_clips"]
+# STARSS23 adapters: splits made from the recordings, each under a root of its own.
+STARSS = config.get("starss", {})
+STARSS_STEREO = STARSS.get("stereo_splits", {})
+STARSS_WINDOWS = STARSS.get("window_splits", [])
 FEATURE_KIND = config["features"]["kind"]
 RESULTS = "results"
+STARSS_STEREO_ROOT = f"{RESULTS}/starss/DCASE2025_SELD_dataset"
+STARSS_WINDOWS_ROOT = f"{RESULTS}/starss/STARSS23_windows"
 FEATURES_DIR = f"{RESULTS}/features/{FEATURE_KIND}"
 # Named experiments (overrides of `train`) plus the main one; `rule all` builds the main one and `run_experiments`.
 EXPERIMENTS = {EXPERIMENT: {}, **config.get("experiments", {})}
@@ -55,13 +61,26 @@ wildcard_constraints:
 AUDIO_FORMATS = {"pfoa": "stereo", "logmel": "stereo", "foa": "foa", "mic": "mic"}
 
 
+def split_root(split):
+    if split in STARSS_STEREO:
+        return STARSS_STEREO_ROOT
+    if split in STARSS_WINDOWS:
+        return STARSS_WINDOWS_ROOT
+    return DATASET_ROOT
+
+
+def made_split(split):
+    """Whether a rule of this workflow writes the split's folders (rather than a download or the user)."""
+    return split in STARSS_STEREO or split in STARSS_WINDOWS or SYNTHETIC
+
+
 def audio_dir(split, kind=FEATURE_KIND):
     part = "eval" if split in EVAL_SPLITS else "dev"
-    return f"{DATASET_ROOT}/{AUDIO_FORMATS[kind]}_{part}/{split}"
+    return f"{split_root(split)}/{AUDIO_FORMATS[kind]}_{part}/{split}"
 
 
 def metadata_dir(split):
-    return f"{DATASET_ROOT}/metadata_dev/{split}"
+    return f"{split_root(split)}/metadata_dev/{split}"
 
 
 def features_path(split):
@@ -79,16 +98,36 @@ def split_folders(split):
 def split_sources(wildcards):
     # A downloaded dataset is tracked by its download marker (its folders are no rule's output, and asking for
     # them would fail before the download ran); rendered or existing folders are tracked themselves.
-    if DOWNLOAD:
+    if DOWNLOAD and not made_split(wildcards.split):
         return {"download": f"resources/{DOWNLOAD}/.complete"}
     return split_folders(wildcards.split)
 
 
+def starss_folders(audio_folder):
+    root = STARSS["root"]
+    return {
+        "audio": f"{root}/{audio_folder}",
+        "foa": f"{root}/foa_dev",
+        "metadata": f"{root}/metadata_dev",
+    }
+
+
+def starss_sources(wildcards):
+    if STARSS.get("download"):
+        return {"download": f"resources/{STARSS['download']}/.complete"}
+    return {"recordings": STARSS["root"]}
+
+
 def reference_inputs(splits):
     """What the scorer's reference folders depend on: the download marker, or the folders themselves."""
-    if DOWNLOAD:
-        return [f"resources/{DOWNLOAD}/.complete"]
-    return [metadata_dir(split) for split in splits]
+    return [
+        (
+            f"resources/{DOWNLOAD}/.complete"
+            if DOWNLOAD and not made_split(split)
+            else metadata_dir(split)
+        )
+        for split in splits
+    ]
 
 
 def split_folder_params(wildcards):

@@ -1,5 +1,6 @@
 """Synthetic datasets: a sound bank (procedural, or a real one on disk), SOFA rooms (simulated, converted from
-measured databases, or ready files) and FOA + stereo mixtures rendered in shards by the configured backend."""
+measured databases, or ready files) and FOA + stereo mixtures rendered in shards by the configured backend.
+"""
 
 
 rule source_bank:
@@ -24,14 +25,14 @@ rule source_bank:
 
 
 rule room:
-    wildcard_constraints:
-        room="|".join(SIMULATED_ROOMS) or "no-room",
     output:
         sofa=f"{RESULTS}/synthetic/rooms/{{room}}_foa.sofa",
     log:
         f"{RESULTS}/logs/room/{{room}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/room/{{room}}.tsv"
+    wildcard_constraints:
+        room="|".join(SIMULATED_ROOMS) or "no-room",
     conda:
         "../envs/synthesis.yaml"
     threads: 1
@@ -48,25 +49,27 @@ rule room:
 
 # TAU-SRIR DB / METU SPARG rooms in the SOFA layout, positions along the measured trajectories.
 rule measured_room:
-    wildcard_constraints:
-        room="|".join(MEASURED_ROOMS) or "no-room",
     input:
-        download=measured_room_download,
+        # The download marker: the converter finds the database folder next to it.
+        dataset=measured_room_download,
     output:
         sofa=f"{RESULTS}/synthetic/rooms/{{room}}_foa.sofa",
     log:
         f"{RESULTS}/logs/measured_room/{{room}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/measured_room/{{room}}.tsv"
+    wildcard_constraints:
+        room="|".join(MEASURED_ROOMS) or "no-room",
     conda:
         "../envs/synthesis.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=4000,
         runtime=60,
     params:
-        spec=lookup(dpath="synthesis/rooms/measured/{room}", within=config),
-        data=lambda wildcards, input: str(Path(input.download).parent / "data"),
+        source=lookup(dpath="synthesis/rooms/measured/{room}/source", within=config),
+        room=lookup(dpath="synthesis/rooms/measured/{room}/room", within=config),
+        fmt="foa",
         sample_rate=SYNTH.get("sample_rate"),
     script:
         "../workflow/scripts/measured_room.py"

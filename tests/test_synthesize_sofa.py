@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from seldflow.errors import InputError
-from seldflow.synthesize.sofa import read_sofa, write_sofa
+from seldflow.synthesize.sofa import Trajectory, read_sofa, write_sofa
 
 
 def _example(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -116,4 +116,77 @@ def test_writer_rejects_inconsistent_arrays(tmp_path: Path) -> None:
         write_sofa(tmp_path / "x.sofa", irs, positions[:3], 24000, room_name="lab")
     with pytest.raises(ValueError, match="together"):
         write_sofa(tmp_path / "x.sofa", irs, positions, 24000, room_name="lab", room_dims=[1, 2, 3])
+    assert not list(tmp_path.iterdir())
+
+
+TRAJECTORIES = [Trajectory(np.array([3, 1, 4]), closed=True), Trajectory(np.array([0, 2]))]
+
+
+def test_trajectories_round_trip_and_files_without_them_read_as_none(tmp_path: Path) -> None:
+    irs, positions = _example()
+    write_sofa(tmp_path / "paths.sofa", irs, positions, 24000, room_name="lab", trajectories=TRAJECTORIES)
+    room = read_sofa(tmp_path / "paths.sofa")
+    assert room.trajectories is not None and len(room.trajectories) == 2
+    for got, expected in zip(room.trajectories, TRAJECTORIES, strict=True):
+        np.testing.assert_array_equal(got.indices, expected.indices)
+        assert got.closed == expected.closed
+    with netCDF4.Dataset(tmp_path / "paths.sofa") as ds:
+        np.testing.assert_array_equal(ds.variables["SourceTrajectory"][:], [1, 0, 1, 0, 0])
+        np.testing.assert_array_equal(ds.variables["SourceTrajectoryOrder"][:], [0, 1, 1, 0, 2])
+        np.testing.assert_array_equal(ds.variables["SourceTrajectoryClosed"][:], [0, 1, 0, 1, 1])
+    write_sofa(tmp_path / "plain.sofa", irs, positions, 24000, room_name="lab")
+    assert read_sofa(tmp_path / "plain.sofa").trajectories is None
+
+
+def test_file_with_trajectories_is_valid_and_reproducible(tmp_path: Path) -> None:
+    sofa = pytest.importorskip("pysofaconventions")
+    irs, positions = _example()
+    for name in ("a.sofa", "b.sofa"):
+        write_sofa(tmp_path / name, irs, positions, 24000, room_name="lab", trajectories=TRAJECTORIES)
+    assert (tmp_path / "a.sofa").read_bytes() == (tmp_path / "b.sofa").read_bytes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        handle = sofa.SOFAFile(str(tmp_path / "a.sofa"), "r")
+        assert handle.isValid()
+        np.testing.assert_array_equal(handle.getVariableValue("SourcePosition"), positions)
+        handle.close()
+    assert not [str(w.message) for w in caught if issubclass(w.category, sofa.SOFAWarning)]
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        ({"drop": "SourceTrajectoryClosed"}, "SourceTrajectoryClosed"),
+        ({"SourceTrajectoryOrder": [0, 2, 1, 0, 3]}, "SourceTrajectoryOrder"),  # trajectory 0 skips place 2
+        ({"SourceTrajectory": [1, 0, 2, 0, 0]}, "SourceTrajectory"),  # trajectory 2 of a single position
+        ({"SourceTrajectoryClosed": [0, 1, 0, 0, 1]}, "SourceTrajectoryClosed"),  # both closed and open
+    ],
+)
+def test_malformed_trajectories_are_input_errors(tmp_path: Path, edit: dict, field: str) -> None:
+    irs, positions = _example()
+    path = tmp_path / "paths.sofa"
+    write_sofa(path, irs, positions, 24000, room_name="lab", trajectories=TRAJECTORIES)
+    with netCDF4.Dataset(path, "a") as ds:
+        for name, values in edit.items():
+            if name == "drop":
+                ds.renameVariable(values, "Renamed")
+            else:
+                ds.variables[name][:] = values
+    with pytest.raises(InputError) as err:
+        read_sofa(path)
+    assert (err.value.path, err.value.field) == (str(path), field)
+
+
+@pytest.mark.parametrize(
+    "trajectories",
+    [
+        [Trajectory(np.array([0, 1])), Trajectory(np.array([1, 2]))],  # shared position
+        [Trajectory(np.array([4]))],  # nothing to move along
+        [Trajectory(np.array([3, 5]))],  # outside the room
+    ],
+)
+def test_writer_rejects_bad_trajectories(tmp_path: Path, trajectories: list[Trajectory]) -> None:
+    irs, positions = _example()
+    with pytest.raises(ValueError, match="trajectory"):
+        write_sofa(tmp_path / "x.sofa", irs, positions, 24000, room_name="lab", trajectories=trajectories)
     assert not list(tmp_path.iterdir())

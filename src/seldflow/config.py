@@ -86,39 +86,57 @@ def _check_experiments(config: dict[str, Any], schema: dict[str, Any], source: s
 
 def _check_cross_references(config: Mapping[str, Any], source: str) -> None:
     dataset = config["dataset"]
+    starss = config.get("starss", {})
+    made = set(starss.get("stereo_splits", {})) | set(starss.get("window_splits", []))
     if dataset["source"] == "synthetic":
-        synthesis = config["synthesis"]
-        for key in ("train_splits", "test_splits"):
-            for split in dataset[key]:
-                if split not in synthesis["splits"]:
-                    raise ConfigError(
-                        source, f"dataset.{key}", f"split '{split}' is not defined under synthesis.splits"
-                    )
-        for name, split in synthesis["splits"].items():
-            for room in split["rooms"]:
-                if room not in synthesis["rooms"]["specs"]:
-                    raise ConfigError(
-                        source, f"synthesis.splits.{name}.rooms", f"room '{room}' is not in synthesis.rooms.specs"
-                    )
-            if split["source_split"] not in synthesis["source_bank"]["clips_per_class"]:
-                raise ConfigError(
-                    source,
-                    f"synthesis.splits.{name}.source_split",
-                    f"'{split['source_split']}' is not a key of synthesis.source_bank.clips_per_class",
-                )
-        bank = synthesis["source_bank"]
-        if bank["min_seconds"] > bank["max_seconds"]:
-            raise ConfigError(source, "synthesis.source_bank.min_seconds", "is larger than max_seconds")
-        for key in ("events_per_clip", "angular_speed_deg_s", "snr_db"):
-            low, high = synthesis["mixtures"][key]
-            if low > high:
-                raise ConfigError(source, f"synthesis.mixtures.{key}", f"range [{low}, {high}] is reversed")
+        _check_synthesis(config, made, source)
     overlap = set(dataset["train_splits"]) & set(dataset["test_splits"])
     if overlap:
         raise ConfigError(source, "dataset.test_splits", f"splits {sorted(overlap)} are also training splits")
+    labelled = set(dataset["eval_splits"]) & (set(dataset["train_splits"]) | set(dataset["test_splits"]))
+    if labelled:
+        raise ConfigError(source, "dataset.eval_splits", f"splits {sorted(labelled)} are also train or test splits")
+    if starss.get("window_splits") and config["features"]["kind"] not in ("foa", "mic"):
+        raise ConfigError(source, "starss.window_splits", "STARSS23 windows feed the foa or mic feature kinds only")
     features = config["features"]
     if features["win_length"] > features["n_fft"]:
         raise ConfigError(source, "features.win_length", "must not exceed features.n_fft")
+
+
+def _check_synthesis(config: Mapping[str, Any], made: set[str], source: str) -> None:
+    dataset, synthesis = config["dataset"], config["synthesis"]
+    for key in ("train_splits", "test_splits"):
+        for split in dataset[key]:
+            if split not in synthesis["splits"] and split not in made:
+                raise ConfigError(source, f"dataset.{key}", f"split '{split}' is not defined under synthesis.splits")
+    rooms = synthesis["rooms"]
+    kinds = ("specs", "measured", "sofa")
+    for first, second in ((0, 1), (0, 2), (1, 2)):
+        shared = set(rooms[kinds[first]]) & set(rooms[kinds[second]])
+        if shared:
+            raise ConfigError(source, f"synthesis.rooms.{kinds[second]}", f"rooms {sorted(shared)} defined twice")
+    known = set(rooms["specs"]) | set(rooms["measured"]) | set(rooms["sofa"])
+    bank = synthesis["source_bank"]
+    for name, split in synthesis["splits"].items():
+        for room in split["rooms"]:
+            if room not in known:
+                raise ConfigError(
+                    source,
+                    f"synthesis.splits.{name}.rooms",
+                    f"room '{room}' is not in synthesis.rooms.specs, .measured or .sofa",
+                )
+        if bank["path"] is None and split["source_split"] not in bank["clips_per_class"]:
+            raise ConfigError(
+                source,
+                f"synthesis.splits.{name}.source_split",
+                f"'{split['source_split']}' is not a key of synthesis.source_bank.clips_per_class",
+            )
+    if bank["min_seconds"] > bank["max_seconds"]:
+        raise ConfigError(source, "synthesis.source_bank.min_seconds", "is larger than max_seconds")
+    for key in ("events_per_clip", "angular_speed_deg_s", "snr_db"):
+        low, high = synthesis["mixtures"][key]
+        if low > high:
+            raise ConfigError(source, f"synthesis.mixtures.{key}", f"range [{low}, {high}] is reversed")
 
 
 def derive_seed(seed: int, *names: str) -> int:

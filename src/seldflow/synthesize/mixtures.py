@@ -29,7 +29,7 @@ from seldflow.labels import (
     onscreen_flags,
     write_labels,
 )
-from seldflow.synthesize.sofa import Room, read_sofa
+from seldflow.synthesize.sofa import Room, Trajectory, read_sofa
 from seldflow.synthesize.sources import list_bank, read_source
 
 FOA_CHANNELS = 4
@@ -39,9 +39,26 @@ _SOURCE_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
+class MeasuredPath:
+    """One measured trajectory ready for rendering: its position ``indices`` in travel order, the angle
+    ``arc_deg`` (degrees along the path, 0 at the first point) reached at each of them, whether it is
+    ``closed``, and ``loop_deg``, the angle once round a closed path (its last point back to the first
+    included; the path's own length when open). Arc angle is what a source moving at an angular speed covers."""
+
+    indices: np.ndarray
+    arc_deg: np.ndarray
+    closed: bool
+    loop_deg: float
+
+
+@dataclass(frozen=True)
 class RoomGrid:
     """A room's impulse responses with each position's spherical coordinates and its ring of equal
-    elevation and distance (indices sorted by azimuth), along which moving sources travel."""
+    elevation and distance (indices sorted by azimuth), along which moving sources travel.
+
+    A measured room that stores its trajectories has them in ``paths`` (``path_of``: each position's path, or
+    -1): moving sources then follow the measured paths instead of the rings.
+    """
 
     irs: np.ndarray
     azimuth_deg: np.ndarray
@@ -49,6 +66,8 @@ class RoomGrid:
     distance_m: np.ndarray
     rings: tuple[np.ndarray, ...]
     ring_of: np.ndarray
+    paths: tuple[MeasuredPath, ...] = ()
+    path_of: np.ndarray | None = None
 
     @classmethod
     def from_room(cls, room: Room) -> RoomGrid:
@@ -64,7 +83,41 @@ class RoomGrid:
             members[np.argsort(np.mod(azimuth[members], 360.0), kind="stable")]
             for members in (np.flatnonzero(ring_ids == r) for r in range(ring_ids.max() + 1))
         )
-        return cls(room.irs, azimuth, elevation, distance, rings, ring_ids.ravel())
+        if not room.trajectories:
+            return cls(room.irs, azimuth, elevation, distance, rings, ring_ids.ravel())
+        units = room.positions / distance[:, None]
+        paths = tuple(_measured_path(trajectory, units) for trajectory in room.trajectories)
+        path_of = np.full(len(room.irs), -1, dtype=np.int64)
+        for number, path in enumerate(paths):
+            path_of[path.indices] = number
+        return cls(room.irs, azimuth, elevation, distance, rings, ring_ids.ravel(), paths, path_of)
+
+    def unit_vectors(self, positions: np.ndarray) -> np.ndarray:
+        """Unit direction vectors [..., 3] of the given position indices."""
+        azimuth, elevation = np.deg2rad(self.azimuth_deg[positions]), np.deg2rad(self.elevation_deg[positions])
+        return np.stack(
+            [np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)], axis=-1
+        )
+
+
+# Successive knots must differ for interpolation; two measured points in the same direction still get this apart.
+_MIN_STEP_DEG = 1e-6
+
+
+def _measured_path(trajectory: Trajectory, units: np.ndarray) -> MeasuredPath:
+    """Arc angles along one trajectory: the great-circle angle between successive measured directions."""
+    indices = np.asarray(trajectory.indices, dtype=np.int64)
+    steps = np.maximum(_angle_deg(units[indices[:-1]], units[indices[1:]]), _MIN_STEP_DEG)
+    arc = np.concatenate([[0.0], np.cumsum(steps)])
+    loop = arc[-1]
+    if trajectory.closed:
+        loop += max(float(_angle_deg(units[indices[-1]], units[indices[0]])), _MIN_STEP_DEG)
+    return MeasuredPath(indices, arc, bool(trajectory.closed), float(loop))
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle between unit vectors, accurate for the small steps of densely measured paths."""
+    return np.rad2deg(np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), np.sum(a * b, axis=-1)))
 
 
 @dataclass(frozen=True)
@@ -301,20 +354,71 @@ def _render_foa(
 def spatialise(event: Event, dry: np.ndarray, grid: RoomGrid, sample_rate: int) -> list[tuple[int, np.ndarray]]:
     """Wet FOA segments ``(offset in samples from the onset, [4, m])`` of one event, to be overlap-added.
 
-    A moving source turns in azimuth along its ring of grid positions. Between the two grid positions that
-    bracket its current azimuth, the two impulse responses are cross-faded linearly in azimuth (each response's
-    weight is a hat function that is 1 at its own azimuth and 0 at its neighbours), so the rendered direction
-    follows the trajectory continuously instead of jumping between grid points.
+    A moving source turns in azimuth along its ring of grid positions, or, in a room with measured trajectories,
+    travels along the measured path of its start position. Between the two positions that bracket its current
+    place, the two impulse responses are cross-faded linearly (each response's weight is a hat function that is 1
+    at its own position and 0 at its neighbours), so the rendered direction follows the trajectory continuously
+    instead of jumping between grid points.
+    """
+    motion = _motion(event, grid, np.arange(dry.size), sample_rate)
+    if motion is None:
+        return [(0, signal.fftconvolve(dry[None, :], grid.irs[event.position], axes=1))]
+    return _crossfade(dry, *motion, grid.irs)
+
+
+def _motion(
+    event: Event, grid: RoomGrid, samples: np.ndarray, sample_rate: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where a moving event is ``samples`` after its onset, as ``(progress, knot_position)``: a fractional knot
+    number per time and the position index of every knot. None for an event that does not move.
+
+    Knots are the positions of the ring or measured path in travel order, repeated once per turn on closed ones.
     """
     if event.speed_deg_s == 0.0:
-        return [(0, signal.fftconvolve(dry[None, :], grid.irs[event.position], axes=1))]
+        return None
+    if grid.path_of is None:
+        return _ring_motion(event, grid, samples, sample_rate)
+    number = int(grid.path_of[event.position])
+    if number < 0:
+        return None  # a position on no measured trajectory: the source stays where it was measured
+    return _path_motion(grid.paths[number], event, samples, sample_rate)
+
+
+def _ring_motion(event: Event, grid: RoomGrid, samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Turning in azimuth at the event's speed along its ring of equal elevation and distance."""
     ring = grid.rings[grid.ring_of[event.position]]
     ring_azimuth = np.mod(grid.azimuth_deg[ring], 360.0)
-    trajectory = grid.azimuth_deg[event.position] + event.speed_deg_s * np.arange(dry.size) / sample_rate
+    trajectory = grid.azimuth_deg[event.position] + event.speed_deg_s * samples / sample_rate
     turns = np.arange(np.floor(trajectory.min() / 360.0) - 1, np.floor(trajectory.max() / 360.0) + 2)
     knots = (ring_azimuth[None, :] + 360.0 * turns[:, None]).ravel()
     knot_ring_index = np.tile(np.arange(ring.size), turns.size)
     progress = np.interp(trajectory, knots, np.arange(knots.size, dtype=np.float64))
+    return progress, ring[knot_ring_index]
+
+
+def _path_motion(
+    path: MeasuredPath, event: Event, samples: np.ndarray, sample_rate: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Travelling along a measured path at the event's angular speed (negative: against the travel order).
+
+    The source starts at its drawn position. On an open path it stops at whichever end it reaches; a closed path
+    wraps around, its last point leading back to the first.
+    """
+    start = int(np.flatnonzero(path.indices == event.position)[0])
+    arc = path.arc_deg[start] + event.speed_deg_s * samples / sample_rate
+    if not path.closed:
+        arc = np.clip(arc, 0.0, path.arc_deg[-1])
+        return np.interp(arc, path.arc_deg, np.arange(path.indices.size, dtype=np.float64)), path.indices
+    turns = np.arange(np.floor(arc.min() / path.loop_deg) - 1, np.floor(arc.max() / path.loop_deg) + 2)
+    knots = (path.arc_deg[None, :] + path.loop_deg * turns[:, None]).ravel()
+    progress = np.interp(arc, knots, np.arange(knots.size, dtype=np.float64))
+    return progress, np.tile(path.indices, turns.size)
+
+
+def _crossfade(
+    dry: np.ndarray, progress: np.ndarray, knot_position: np.ndarray, irs: np.ndarray
+) -> list[tuple[int, np.ndarray]]:
+    """Convolve the dry signal, weighted by each knot's hat function of ``progress``, with that knot's IR."""
     segments = []
     for knot in range(int(np.floor(progress.min())), int(np.ceil(progress.max())) + 1):
         weight = np.clip(1.0 - np.abs(progress - knot), 0.0, None)
@@ -322,7 +426,7 @@ def spatialise(event: Event, dry: np.ndarray, grid: RoomGrid, sample_rate: int) 
         if support.size == 0:
             continue
         first, last = support[0], support[-1] + 1
-        ir = grid.irs[ring[knot_ring_index[knot]]]
+        ir = irs[knot_position[knot]]
         segments.append((int(first), signal.fftconvolve((dry * weight)[None, first:last], ir, axes=1)))
     return segments
 
@@ -355,23 +459,52 @@ def event_labels(
     """DCASE2025 label rows of every event in every label frame it touches.
 
     Positions are taken at the middle of each frame (within the event), the azimuth rotated by ``deg`` and
-    folded to the front; source ids are the events' indices in the clip.
+    folded to the front; source ids are the events' indices in the clip. In a room with measured trajectories a
+    moving event's azimuth, elevation (for the onscreen flag) and distance follow its path frame by frame.
     """
     rows = []
     for source, event in enumerate(events):
         first = event.onset // hop
         frames = np.arange(first, min(n_frames, -(-(event.onset + event.length) // hop)))
-        seconds = np.clip((frames + 0.5) * hop - event.onset, 0, event.length - 1) / sample_rate
-        azimuth = grid.azimuth_deg[event.position] + event.speed_deg_s * seconds + deg
+        samples = np.clip((frames + 0.5) * hop - event.onset, 0, event.length - 1)
+        if grid.path_of is None:
+            azimuth = grid.azimuth_deg[event.position] + event.speed_deg_s * (samples / sample_rate) + deg
+            elevation = grid.elevation_deg[event.position]
+            distance = np.full(frames.size, grid.distance_m[event.position])
+        else:
+            azimuth, elevation, distance = _path_directions(event, grid, samples, sample_rate)
+            azimuth = azimuth + deg
         azimuth = np.mod(azimuth + 180.0, 360.0) - 180.0
-        elevation = grid.elevation_deg[event.position]
         onscreen = onscreen_flags(azimuth, elevation, field_of_view_deg)
         block = np.empty((frames.size, len(CSV_COLUMNS)), dtype=np.int64)
         block[:, 0] = frames
         block[:, 1] = event.class_index
         block[:, 2] = source
         block[:, 3] = np.rint(fold_azimuth(azimuth)).astype(np.int64)
-        block[:, 4] = round(grid.distance_m[event.position] * 100)
+        block[:, 4] = np.rint(distance * 100).astype(np.int64)
         block[:, 5] = onscreen
         rows.append(block)
     return np.concatenate(rows) if rows else empty_rows()
+
+
+def _path_directions(event: Event, grid: RoomGrid, samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, ...]:
+    """Azimuth, elevation (degrees) and distance (metres) of an event in a room with measured trajectories.
+
+    The direction is the cross-fade of the two bracketing positions' directions with the rendering's weights,
+    and the distance their weighted mean, so the labels follow the path the audio was rendered along.
+    """
+    motion = _motion(event, grid, samples, sample_rate)
+    if motion is None:
+        constant = np.full(samples.size, event.position)
+        return grid.azimuth_deg[constant], grid.elevation_deg[constant], grid.distance_m[constant]
+    progress, knot_position = motion
+    lower = np.floor(progress).astype(np.int64)
+    upper = np.minimum(lower + 1, knot_position.size - 1)
+    fraction = (progress - lower)[:, None]
+    a, b = knot_position[lower], knot_position[upper]
+    direction = (1.0 - fraction) * grid.unit_vectors(a) + fraction * grid.unit_vectors(b)
+    x, y, z = direction.T
+    azimuth = np.rad2deg(np.arctan2(y, x))
+    elevation = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
+    distance = (1.0 - fraction[:, 0]) * grid.distance_m[a] + fraction[:, 0] * grid.distance_m[b]
+    return azimuth, elevation, distance
