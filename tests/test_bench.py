@@ -102,9 +102,13 @@ def test_throughput_counts_clips_from_outputs(tmp_path: Path) -> None:
         )
         h5.attrs["sample_rate"] = 24000
         h5.attrs["config"] = '{"clip_samples": 120000}'
-    timings = [
-        StageTiming("mixtures", "mixtures/test", 2.0, 1.0, 1.0),
-        StageTiming("features", "features/pfoa/test", 0.5, 1.0, 1.0),
+    timings = [  # shard jobs of the split are summed; another split's jobs are not counted
+        StageTiming("mixtures", "mixtures/test/0000", 1.5, 1.0, 1.0),
+        StageTiming("mixtures", "mixtures/test/0001", 0.5, 1.0, 1.0),
+        StageTiming("mixtures", "mixtures/test-other/0000", 9.0, 1.0, 1.0),
+        StageTiming("features", "features/pfoa/test/0000", 0.25, 1.0, 1.0),
+        StageTiming("features", "features/pfoa/test/0001", 0.25, 1.0, 1.0),
+        StageTiming("features", "features/pfoa/test-other/0000", 9.0, 1.0, 1.0),
         StageTiming("infer", "infer/test", 1.0, 1.0, 1.0),
     ]
     figures = {
@@ -282,3 +286,17 @@ def test_write_report_writes_markdown_and_csv(tmp_path: Path) -> None:
     } in data
     wall = [row for row in data if row["section"] == "stage" and row["metric"] == "wall"]
     assert [float(row["value"]) for row in wall] == [100.0, 1.0]
+
+
+def test_streamed_training_memory_does_not_grow_with_the_dataset(tmp_path: Path) -> None:
+    """Tiny clips so the test is quick: four times the clips, the streamed epoch's peak stays put (one batch plus
+    the chunk cache), while the in-memory store grows by at least the extra data."""
+    from seldflow.bench import training_memory
+
+    shape = (7, 251, 64)  # 0.45 MB per clip: 64 clips 29 MB, 256 clips 115 MB
+    figures = {f.name: f.value for f in training_memory(tmp_path, sizes=(64, 256), shard_clips=32, shape=shape)}
+    small, large = figures["training epoch, 64 clips, streamed"], figures["training epoch, 256 clips, streamed"]
+    assert large - small < 25.0
+    grown = figures["training epoch, 256 clips, in memory"] - figures["training epoch, 64 clips, in memory"]
+    assert grown > 60.0
+    assert not list(tmp_path.iterdir())

@@ -32,6 +32,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -129,6 +130,7 @@ class BenchReport:
     stages: list[StageTiming] = field(default_factory=list)
     throughput: list[Figure] = field(default_factory=list)
     metrics: list[Figure] = field(default_factory=list)
+    memory: list[Figure] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -224,7 +226,23 @@ def stage_totals(timings: Sequence[StageTiming]) -> list[StageTiming]:
 
 
 # Workflow order of seldflow's rules; unknown stages follow alphabetically.
-_STAGE_ORDER = ("download", "source_bank", "room", "mixtures", "features", "train", "infer", "score", "report")
+_STAGE_ORDER = (
+    "download",
+    "source_bank",
+    "room",
+    "measured_room",
+    "mixtures",
+    "synthetic_split",
+    "starss_stereo",
+    "starss_windows",
+    "split_check",
+    "features",
+    "feature_index",
+    "train",
+    "infer",
+    "score",
+    "report",
+)
 
 
 def _stage_order(stage: str) -> tuple[int, str]:
@@ -258,11 +276,18 @@ def h5_clip_info(path: str | os.PathLike[str]) -> dict[str, float]:
     return {"clips": float(len(names)), "twins": float(twins), "clip_seconds": clip_samples / sample_rate}
 
 
-def _job(timings: Sequence[StageTiming], stage: str, suffix: str) -> StageTiming | None:
-    for timing in timings:
-        if timing.stage == stage and timing.job.endswith(suffix):
-            return timing
-    return None
+def _split_jobs(timings: Sequence[StageTiming], stage: str, split: str) -> StageTiming | None:
+    """The jobs of one stage and split (its shards, or the single job), summed into one timing; None if none."""
+    jobs = [t for t in timings if t.stage == stage and split in t.job.split("/")[1:]]
+    if not jobs:
+        return None
+    return StageTiming(
+        stage=stage,
+        job=f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}",
+        wall_s=_nansum(t.wall_s for t in jobs),
+        cpu_s=_nansum(t.cpu_s for t in jobs),
+        max_rss_mb=max(t.max_rss_mb for t in jobs),
+    )
 
 
 def throughput(
@@ -275,13 +300,14 @@ def throughput(
     """Synthesis and feature clips/s per split and inference real-time factor per test split.
 
     ``audio_dirs`` / ``feature_files`` map each split to its WAV folder and features HDF5 file. Synthesis counts the
-    split's WAVs over its ``mixtures`` job's wall time (absent when the dataset was not synthesized); features count
-    the clips written to the HDF5 file (twins included, each is a feature extraction) over the ``features`` job;
-    inference divides the ``infer`` job's wall time (model loading included) by the seconds of audio it read.
+    split's WAVs over the summed wall time of its ``mixtures`` shard jobs (absent when the dataset was not
+    synthesized); features count the clips of the split's file (twins included, each is a feature extraction) over
+    its ``features`` shard jobs: per job-second, so shards running side by side finish sooner than this suggests.
+    Inference divides the ``infer`` job's wall time (model loading included) by the seconds of audio it read.
     """
     figures = []
     for split, folder in audio_dirs.items():
-        job = _job(timings, "mixtures", f"/{split}")
+        job = _split_jobs(timings, "mixtures", split)
         n_wavs = count_wavs(folder)
         if job is not None and n_wavs and job.wall_s > 0:
             figures.append(
@@ -289,11 +315,11 @@ def throughput(
                     f"synthesis {split}",
                     n_wavs / job.wall_s,
                     "clips/s",
-                    f"{n_wavs} mixtures (FOA + stereo + labels) in {job.wall_s:.1f} s, one job",
+                    f"{n_wavs} mixtures (FOA + stereo + labels) in {job.wall_s:.1f} s, {job.job}",
                 )
             )
     for split, path in feature_files.items():
-        job = _job(timings, "features", f"/{split}")
+        job = _split_jobs(timings, "features", split)
         if job is None or not Path(path).is_file() or job.wall_s <= 0:
             continue
         info = h5_clip_info(path)
@@ -303,11 +329,11 @@ def throughput(
                 f"features {split}",
                 info["clips"] / job.wall_s,
                 "clips/s",
-                f"{int(info['clips'])} clips in the HDF5 file{twins}, in {job.wall_s:.1f} s (reading + extraction)",
+                f"{int(info['clips'])} clips{twins}, in {job.wall_s:.1f} s of {job.job} (reading + extraction)",
             )
         )
     for split in test_splits:
-        job = _job(timings, "infer", f"/{split}")
+        job = _split_jobs(timings, "infer", split)
         path = feature_files.get(split)
         if job is None or path is None or not Path(path).is_file():
             continue
@@ -634,6 +660,95 @@ def compare_decoders(
 # --------------------------------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Training memory over growing datasets
+# --------------------------------------------------------------------------------------------------------------
+
+
+def write_synthetic_shards(folder: Path, n_clips: int, shard_clips: int, shape: tuple[int, int, int]) -> Path:
+    """Feature shards of random clips plus their index: the layout training reads, at any size, in seconds."""
+    from seldflow.features import ADPIT_SHAPE
+    from seldflow.shards import shard_count, shard_range, write_index
+
+    rng = np.random.default_rng(0)
+    shards = []
+    for shard in range(shard_count(n_clips, shard_clips)):
+        clips = shard_range(shard, shard_clips, n_clips)
+        path = folder / f"shard-{shard:04d}.h5"
+        with h5py.File(path, "w") as h5:
+            h5.attrs["kind"] = "pfoa"
+            h5.attrs["config"] = json.dumps({"kind": "pfoa"})
+            names = np.array([f"clip{i:06d}" for i in clips], dtype=object)
+            h5.create_dataset("clips", data=names, dtype=h5py.string_dtype())
+            h5.create_dataset("label_rows", data=np.zeros((0, 7), dtype=np.int64))
+            features = h5.create_dataset("features", (len(clips), *shape), np.float32, chunks=(1, *shape))
+            labels = h5.create_dataset("labels", (len(clips), *ADPIT_SHAPE), np.float32, chunks=(1, *ADPIT_SHAPE))
+            for start in range(0, len(clips), 16):
+                count = min(16, len(clips) - start)
+                features[start : start + count] = rng.standard_normal((count, *shape), dtype=np.float32)
+                labels[start : start + count] = 0.0
+        shards.append(path)
+    index = folder / "split.h5"
+    write_index(shards, index)
+    return index
+
+
+def _epoch_peak_rss_mb(index: str, batch_size: int, max_memory_mb: int) -> float:
+    """Read one shuffled epoch of batches; the process's peak RSS in MB (run in a fresh process)."""
+    import resource
+
+    from seldflow.train import ClipStore, epoch_batches, open_feature_file
+
+    file = open_feature_file(Path(index))
+    store = ClipStore([file], np.arange(len(file.names)), max_memory_mb=max_memory_mb)
+    for batch in epoch_batches(len(store), batch_size, seed=0, epoch=0):
+        store.batch(batch)
+    store.close()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def training_memory(
+    folder: str | os.PathLike[str],
+    *,
+    sizes: Sequence[int] = (256, 1024),
+    shard_clips: int = 128,
+    batch_size: int = 32,
+    shape: tuple[int, int, int] = (7, 251, 64),
+) -> list[Figure]:
+    """Peak RSS of a training epoch streamed from shards, for growing datasets, each in a fresh process.
+
+    Streaming (``max_memory_mb`` 0) should stay flat as the dataset grows: one batch and the HDF5 chunk cache are
+    resident, not the split. Loading into memory is measured alongside for contrast. The shards are written to
+    ``folder`` and deleted afterwards.
+    """
+    import multiprocessing
+    import shutil
+
+    figures = []
+    context = multiprocessing.get_context("spawn")
+    for n_clips in sizes:
+        work = Path(folder) / f"memory-{n_clips}"
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            index = write_synthetic_shards(work, n_clips, shard_clips, shape)
+            gigabytes = n_clips * 4 * math.prod(shape) / 2**30
+            for mode, limit in (("streamed", 0), ("in memory", 1 << 20)):
+                with context.Pool(1) as pool:
+                    peak = pool.apply(_epoch_peak_rss_mb, (str(index), batch_size, limit))
+                figures.append(
+                    Figure(
+                        f"training epoch, {n_clips} clips, {mode}",
+                        peak,
+                        "MB peak RSS",
+                        f"{gigabytes:.2f} GB of features in {math.ceil(n_clips / shard_clips)} shards, "
+                        f"batches of {batch_size}",
+                    )
+                )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return figures
+
+
 def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
     """Installed version of each distribution, or ``not installed``."""
     versions = {}
@@ -766,6 +881,12 @@ def render_markdown(report: BenchReport) -> str:
             ("figure", "value", "unit", "how"), ((f.name, _fmt(f.value), f.unit, f.meaning) for f in report.throughput)
         )
         lines.append("")
+    if report.memory:
+        lines += ["## Training memory (an epoch of batches read from feature shards)", ""]
+        lines += _table(
+            ("figure", "value", "unit", "how"), ((f.name, _fmt(f.value), f.unit, f.meaning) for f in report.memory)
+        )
+        lines.append("")
     if report.metrics:
         lines += ["## Model metrics (metrics.json)", ""]
         lines += _table(
@@ -824,6 +945,8 @@ def csv_rows(report: BenchReport) -> list[tuple[str, str, str, str, str, str]]:
         rows.append(("throughput", f.name, "value", repr(f.value), f.unit, f.meaning))
     for f in report.metrics:
         rows.append(("metrics", f.name, "value", repr(f.value), f.unit, f.meaning))
+    for f in report.memory:
+        rows.append(("memory", f.name, "value", repr(f.value), f.unit, f.meaning))
     for t in report.stages:
         rows.append(("stage", t.job, "wall", repr(t.wall_s), "s", t.stage))
         rows.append(("stage", t.job, "cpu_time", repr(t.cpu_s), "s", t.stage))
@@ -903,6 +1026,10 @@ def run_benchmark(
     }
     scorer_comparison, _ = compare_scorer(refs, preds, repeats=repeats, **thresholds)
     report.comparisons.append(scorer_comparison)
+
+    _log("training memory")
+    with tempfile.TemporaryDirectory(prefix="seldflow-memory-") as scratch:
+        report.memory = training_memory(scratch)
 
     _log(f"decoders: {dict(decoder)}")
     report.comparisons.append(compare_decoders(**{"repeats": repeats, **decoder}))  # decoder may set repeats
