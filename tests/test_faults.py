@@ -38,6 +38,14 @@ def job_process(workdir: Path, script: str) -> psutil.Process | None:
     return None
 
 
+def past_epoch(state: Path, epoch: int) -> bool:
+    """Whether a training state file records at least ``epoch`` finished epochs."""
+    try:
+        return state.is_file() and torch.load(state, weights_only=False)["epoch"] >= epoch
+    except (OSError, RuntimeError, EOFError, KeyError):
+        return False  # being replaced right now
+
+
 def wait_for(condition: Callable[[], object], what: str) -> object:
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
@@ -97,15 +105,8 @@ def test_killed_training_resumes_and_ends_with_the_uninterrupted_model(tmp_path:
     # The data stages first, so the kill lands in training.
     run_snakemake(interrupted, "results/features/pfoa/dev-train-synth.h5")
     state = interrupted / "results" / "tiny" / "model" / "state" / "last.pt"
-
-    def past_first_epoch() -> bool:
-        try:
-            return state.is_file() and torch.load(state, weights_only=False)["epoch"] >= 1
-        except (OSError, RuntimeError, EOFError, KeyError):
-            return False  # being replaced right now
-
     runner = start_snakemake(interrupted, "--cores", "2", checkpoint)
-    kill_job_when(interrupted, "train.py", past_first_epoch, runner)
+    kill_job_when(interrupted, "train.py", lambda: past_epoch(state, 1), runner)
     killed_at = torch.load(state, weights_only=False)["epoch"]
     assert 1 <= killed_at < epochs
     assert not (interrupted / checkpoint).exists()
