@@ -41,6 +41,8 @@ rule benchmark:
         runtime=30,
     params:
         experiment=EXPERIMENT,
+        # The no-op dry run the report times uses this workflow's own Snakefile.
+        snakefile=workflow.main_snakefile,
         benchmark_dirs=[f"{RESULTS}/benchmarks", f"{BENCH_EXPERIMENT_DIR}/benchmarks"],
         own_benchmark=BENCH_SELF,
         splits=ALL_SPLITS,

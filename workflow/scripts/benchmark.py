@@ -31,6 +31,7 @@ with exit_on_error():
         repeats=params.repeats,
         decoder=params.decoder,
         threads=snakemake.threads,
+        snakefile=params.snakefile,
         title=f"seldflow benchmark: experiment {params.experiment}",
     )
     write_report(report, snakemake.output.markdown, snakemake.output.table)
