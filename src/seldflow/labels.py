@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -103,6 +104,55 @@ def onscreen_flags(
     return (in_front & horizontal & vertical).astype(np.int64)
 
 
+def read_csv_records(path: str | os.PathLike[str], what: str = "label file") -> list[tuple[int, list[str]]]:
+    """Non-blank CSV records of a UTF-8 file with their 1-based line numbers, for the label readers to parse.
+
+    One reader for every label format (DCASE2025, STARSS23, SpatialScaper), so they fail the same way.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{what} not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: tolerate the byte-order mark spreadsheets write
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    return [
+        (line, record)
+        for line, record in enumerate(reader, start=1)
+        if record and any(value.strip() for value in record)
+    ]
+
+
+def parse_numbers(
+    path: Path,
+    line: int,
+    record: list[str],
+    columns: Sequence[str],
+    *,
+    integers: Collection[str],
+    hint: str = "",
+) -> list[float]:
+    """The values of one CSV row, checked for count, numbers, finiteness and integers where ``integers`` says.
+
+    Each failure names the file, the row and the column; ``hint`` is appended to a 'not a number' message.
+    """
+    if len(record) != len(columns):
+        raise InputError(path, f"expected {len(columns)} columns, found {len(record)}", row=line)
+    values: list[float] = []
+    for name, text in zip(columns, record, strict=True):
+        try:
+            number = float(text)
+        except ValueError:
+            raise InputError(path, f"not a number: {text!r}{hint}", row=line, field=name) from None
+        if name in integers and (not np.isfinite(number) or number != round(number)):
+            raise InputError(path, f"expected an integer, found {text!r}", row=line, field=name)
+        if not np.isfinite(number):
+            raise InputError(path, f"not a finite number: {text!r}", row=line, field=name)
+        values.append(number)
+    return values
+
+
 def read_labels(
     path: str | os.PathLike[str],
     *,
@@ -115,40 +165,20 @@ def read_labels(
     Every malformed value raises :class:`InputError` naming the file, the 1-based line and the column.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "label file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: tolerate the byte-order mark spreadsheets write
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    rows: list[list[int]] = []
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
+    records = read_csv_records(path)
+    if not records or records[0][0] != 1:
         raise InputError(path, "empty file: expected the header " + ",".join(CSV_COLUMNS), row=1)
+    header = records[0][1]
     if [h.strip() for h in header] != list(CSV_COLUMNS):
         raise InputError(path, f"header must be {','.join(CSV_COLUMNS)}, found {','.join(header)}", row=1)
-    for line, record in enumerate(reader, start=2):
-        if not record or all(not v.strip() for v in record):
-            continue
-        rows.append(_parse_row(path, line, record, n_frames, n_classes))
+    rows = [_parse_row(path, line, record, n_frames, n_classes) for line, record in records[1:]]
     if not rows:
         return empty_rows()
     return np.asarray(rows, dtype=np.int64)
 
 
 def _parse_row(path: Path, line: int, record: list[str], n_frames: int | None, n_classes: int) -> list[int]:
-    if len(record) != len(CSV_COLUMNS):
-        raise InputError(path, f"expected {len(CSV_COLUMNS)} columns, found {len(record)}", row=line)
-    values: list[int] = []
-    for name, text in zip(CSV_COLUMNS, record, strict=True):
-        try:
-            number = float(text)
-        except ValueError:
-            raise InputError(path, f"not a number: {text!r}", row=line, field=name) from None
-        if not np.isfinite(number) or number != round(number):
-            raise InputError(path, f"expected an integer, found {text!r}", row=line, field=name)
-        values.append(round(number))
+    values = [round(v) for v in parse_numbers(path, line, record, CSV_COLUMNS, integers=CSV_COLUMNS)]
     frame, cls, source, azimuth, distance, onscreen = values
     if frame < 0 or (n_frames is not None and frame >= n_frames):
         limit = f"0..{n_frames - 1}" if n_frames is not None else ">= 0"

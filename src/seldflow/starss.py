@@ -18,8 +18,6 @@ atomically, so a bad file never leaves half a dataset behind.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import os
@@ -35,7 +33,16 @@ from seldflow.errors import InputError
 
 # The RIFF size check of read_audio, reused so that minutes-long recordings are checked without reading them.
 from seldflow.io import _declared_wav_frames, atomic_dir, write_audio
-from seldflow.labels import CSV_COLUMNS, LABEL_HOP_SECONDS, N_CLASSES, fold_azimuth, onscreen_flags, write_labels
+from seldflow.labels import (
+    CSV_COLUMNS,
+    LABEL_HOP_SECONDS,
+    N_CLASSES,
+    fold_azimuth,
+    onscreen_flags,
+    parse_numbers,
+    read_csv_records,
+    write_labels,
+)
 from seldflow.synthesize.mixtures import foa_to_stereo, rotate_foa
 
 log = logging.getLogger(__name__)
@@ -96,19 +103,11 @@ def read_starss_labels(
     ``n_frames`` (optional) bounds the frame index, e.g. to the frames the recording's audio covers.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "metadata file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: tolerate the byte-order mark spreadsheets write
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    rows: list[list[int]] = []
-    for line, record in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
-        if not record or all(not value.strip() for value in record):
-            continue
-        if line == 1 and _is_header(record):
-            continue
-        rows.append(_parse_starss_row(path, line, record, n_classes, n_frames))
+    rows = [
+        _parse_starss_row(path, line, record, n_classes, n_frames)
+        for line, record in read_csv_records(path, "metadata file")
+        if not (line == 1 and _is_header(record))
+    ]
     if not rows:
         return np.zeros((0, len(STARSS_COLUMNS)), dtype=np.int64)
     return np.asarray(rows, dtype=np.int64)
@@ -119,17 +118,8 @@ def _is_header(record: list[str]) -> bool:
 
 
 def _parse_starss_row(path: Path, line: int, record: list[str], n_classes: int, n_frames: int | None) -> list[int]:
-    if len(record) != len(STARSS_COLUMNS):
-        raise InputError(path, f"expected {len(STARSS_COLUMNS)} columns, found {len(record)}", row=line)
-    values: list[int] = []
-    for name, text in zip(STARSS_COLUMNS, record, strict=True):
-        try:
-            number = float(text)
-        except ValueError:
-            raise InputError(path, f"not a number: {text!r}", row=line, field=name) from None
-        if not np.isfinite(number) or number != round(number):
-            raise InputError(path, f"expected an integer, found {text!r}", row=line, field=name)
-        values.append(round(number))
+    numbers = parse_numbers(path, line, record, STARSS_COLUMNS, integers=STARSS_COLUMNS)
+    values = [round(number) for number in numbers]
     frame, cls, source, azimuth, elevation, distance = values
     if frame < 0:
         raise InputError(path, f"negative frame {frame}", row=line, field="frame")

@@ -28,7 +28,6 @@ thread-safe.
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import io
 import logging
@@ -56,6 +55,8 @@ from seldflow.labels import (
     empty_rows,
     fold_azimuth,
     onscreen_flags,
+    parse_numbers,
+    read_csv_records,
     write_labels,
 )
 from seldflow.synthesize.mixtures import FOA_CHANNELS, MixtureSettings, foa_to_stereo, rotate_foa
@@ -102,38 +103,17 @@ def read_spatialscaper_labels(path: str | os.PathLike[str]) -> np.ndarray:
     Malformed values raise :class:`InputError` naming the file, the 1-based row and the field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "SpatialScaper label file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    rows: list[list[float]] = []
-    for line, record in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
-        if not record or all(not value.strip() for value in record):
-            continue
-        rows.append(_parse_spatialscaper_row(path, line, record))
+    records = read_csv_records(path, "SpatialScaper label file")
+    rows = [_parse_spatialscaper_row(path, line, record) for line, record in records]
     if not rows:
         return np.zeros((0, len(SPATIALSCAPER_COLUMNS)), dtype=np.float64)
     return np.asarray(rows, dtype=np.float64)
 
 
 def _parse_spatialscaper_row(path: Path, line: int, record: list[str]) -> list[float]:
-    if len(record) != len(SPATIALSCAPER_COLUMNS):
-        found = len(record)
-        raise InputError(path, f"expected {len(SPATIALSCAPER_COLUMNS)} columns, found {found}", row=line)
-    values: list[float] = []
-    for name, text in zip(SPATIALSCAPER_COLUMNS, record, strict=True):
-        try:
-            number = float(text)
-        except ValueError:
-            hint = " (SpatialScaper label files have no header)" if line == 1 else ""
-            raise InputError(path, f"not a number: {text!r}{hint}", row=line, field=name) from None
-        if not np.isfinite(number):
-            raise InputError(path, f"not a finite number: {text!r}", row=line, field=name)
-        if name != "distance" and number != round(number):
-            raise InputError(path, f"expected an integer, found {text!r}", row=line, field=name)
-        values.append(number)
+    hint = " (SpatialScaper label files have no header)" if line == 1 else ""
+    integers = SPATIALSCAPER_COLUMNS[:-1]  # all but the distance in metres
+    values = parse_numbers(path, line, record, SPATIALSCAPER_COLUMNS, integers=integers, hint=hint)
     frame, cls, source, azimuth, elevation, distance = values
     checks = (
         ("frame", frame >= 0, f"negative frame {frame:g}"),
