@@ -1,4 +1,4 @@
-"""Feature extraction: clips to model inputs, written as one HDF5 file per split.
+"""Feature extraction: clips to model inputs, written as one HDF5 file per split or per shard of a split.
 
 Four feature kinds are available, two for stereo clips and two for 4-channel clips:
 
