@@ -715,17 +715,24 @@ def write_synthetic_shards(folder: Path, n_clips: int, shard_clips: int, shape: 
 
 
 def _epoch_peak_rss_mb(index: str, batch_size: int, max_memory_mb: int) -> float:
-    """Read one shuffled epoch of batches; the process's peak RSS in MB (run in a fresh process)."""
-    import resource
+    """Largest resident memory (MB) sampled while opening the store and reading one shuffled epoch of batches.
+
+    Sampled current RSS rather than the process's lifetime peak: importing torch can briefly use more than a small
+    dataset does (compiling bytecode in a fresh environment), which would hide what the epoch itself holds.
+    """
+    import psutil
 
     from seldflow.train import ClipStore, epoch_batches, open_feature_file
 
+    process = psutil.Process()
     file = open_feature_file(Path(index))
     store = ClipStore([file], np.arange(len(file.names)), max_memory_mb=max_memory_mb)
+    peak = process.memory_info().rss
     for batch in epoch_batches(len(store), batch_size, seed=0, epoch=0):
         store.batch(batch)
+        peak = max(peak, process.memory_info().rss)
     store.close()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return peak / 2**20
 
 
 def training_memory(
@@ -760,7 +767,7 @@ def training_memory(
                     Figure(
                         f"training epoch, {n_clips} clips, {mode}",
                         peak,
-                        "MB peak RSS",
+                        "MB RSS (peak)",
                         f"{gigabytes:.2f} GB of features in {math.ceil(n_clips / shard_clips)} shards, "
                         f"batches of {batch_size}",
                     )
