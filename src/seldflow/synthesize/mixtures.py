@@ -238,12 +238,38 @@ def render_split(
     load = functools.lru_cache(maxsize=_SOURCE_CACHE_SIZE)(functools.partial(read_source, sample_rate=sample_rate))
     with atomic_dir(stereo_dir) as stereo_tmp, atomic_dir(foa_dir) as foa_tmp, atomic_dir(metadata_dir) as meta_tmp:
         for k in tqdm(range(first_clip, first_clip + n_clips), desc=f"fold{fold} mixtures", unit="clip"):
-            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(fold, k)))
-            clip = render_clip(rng, grids, files, load, settings)
-            stem = f"fold{fold}_room{room_ids[clip.room]}_mix{k + 1:03d}_deg{clip.deg:03d}_start0000"
-            write_audio(stereo_tmp / f"{stem}.wav", clip.stereo, sample_rate)
-            write_audio(foa_tmp / f"{stem}.wav", clip.foa, sample_rate)
-            write_labels(meta_tmp / f"{stem}.csv", clip.rows)
+            clip = render_clip(clip_rng(seed, fold, k), grids, files, load, settings)
+            stem = clip_stem(fold, room_ids[clip.room], k, clip.deg)
+            write_clip((stereo_tmp, foa_tmp, meta_tmp), stem, clip, sample_rate)
+
+
+def clip_rng(seed: int, fold: int, k: int) -> np.random.Generator:
+    """Clip k's own generator: its content depends on (seed, fold, k) only, never on the shard or the clip count."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(fold, k)))
+
+
+def clip_stem(fold: int, room_id: int, k: int, deg: int) -> str:
+    """The DCASE2025 file stem of rendered clip k (0-based; the name counts from 1)."""
+    return f"fold{fold}_room{room_id}_mix{k + 1:03d}_deg{deg:03d}_start0000"
+
+
+def rotated_pair(foa: np.ndarray, deg: int, peak_level: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(stereo, foa)`` of an FOA scene turned by ``deg``, both scaled by one gain to peak at ``peak_level``.
+
+    One common gain keeps the formats consistent (stereo = W +- Y of the FOA file) and never clips.
+    """
+    foa = rotate_foa(foa, deg)
+    stereo = foa_to_stereo(foa)
+    scale = peak_level / max(float(np.max(np.abs(stereo))), float(np.max(np.abs(foa))))
+    return stereo * scale, foa * scale
+
+
+def write_clip(dirs: Sequence[Path], stem: str, clip: Clip, sample_rate: int) -> None:
+    """A clip's stereo WAV, FOA WAV and label CSV into the (stereo, FOA, metadata) folders ``dirs``."""
+    stereo_dir, foa_dir, metadata_dir = dirs
+    write_audio(stereo_dir / f"{stem}.wav", clip.stereo, sample_rate)
+    write_audio(foa_dir / f"{stem}.wav", clip.foa, sample_rate)
+    write_labels(metadata_dir / f"{stem}.csv", clip.rows)
 
 
 def render_clip(
@@ -253,18 +279,13 @@ def render_clip(
     load: Callable[[Path], np.ndarray],
     settings: MixtureSettings,
 ) -> Clip:
-    """Draw a room, events and a viewing angle; render FOA, rotate, derive stereo, scale to the peak level.
-
-    One common gain for both formats keeps them consistent (stereo = W +- Y of the FOA file) and never clips.
-    """
+    """Draw a room, events and a viewing angle; render FOA, rotate, derive stereo, scale to the peak level."""
     room = int(rng.integers(len(grids)))
     events = place_events(rng, files, load, grids[room], settings)
     n_samples = settings.n_frames * settings.hop
     foa = _render_foa(rng, events, grids[room], load, n_samples, settings.sample_rate, settings.noise_level_db)
     deg = int(rng.integers(0, 360))
-    foa = rotate_foa(foa, deg)
-    stereo = foa_to_stereo(foa)
-    scale = settings.peak_level / max(float(np.max(np.abs(stereo))), float(np.max(np.abs(foa))))
+    stereo, foa = rotated_pair(foa, deg, settings.peak_level)
     rows = event_labels(
         events,
         grids[room],
@@ -274,7 +295,7 @@ def render_clip(
         sample_rate=settings.sample_rate,
         field_of_view_deg=settings.field_of_view_deg,
     )
-    return Clip(room=room, deg=deg, stereo=stereo * scale, foa=foa * scale, rows=rows)
+    return Clip(room=room, deg=deg, stereo=stereo, foa=foa, rows=rows)
 
 
 def _load_grid(path: Path, sample_rate: int) -> RoomGrid:

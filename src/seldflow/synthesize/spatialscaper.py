@@ -47,7 +47,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from seldflow.errors import InputError, SeldflowError
-from seldflow.io import atomic_dir, read_audio, write_audio
+from seldflow.io import atomic_dir, read_audio
 from seldflow.labels import (
     CLASS_FOLDERS,
     CSV_COLUMNS,
@@ -57,9 +57,16 @@ from seldflow.labels import (
     onscreen_flags,
     parse_numbers,
     read_csv_records,
-    write_labels,
 )
-from seldflow.synthesize.mixtures import FOA_CHANNELS, MixtureSettings, foa_to_stereo, rotate_foa
+from seldflow.synthesize.mixtures import (
+    FOA_CHANNELS,
+    Clip,
+    MixtureSettings,
+    clip_rng,
+    clip_stem,
+    rotated_pair,
+    write_clip,
+)
 from seldflow.synthesize.sofa import read_sofa
 from seldflow.synthesize.sources import list_bank
 
@@ -361,19 +368,14 @@ def render_split_spatialscaper(
         meta_tmp = stack.enter_context(atomic_dir(metadata_dir))
         renderer = _Renderer(ss, work / "rirs", work / "clip" / "clip", str(bank_dir), settings, speed_limit_m_s)
         for k in tqdm(range(first_clip, first_clip + n_clips), desc=f"fold{fold} spatialscaper", unit="clip"):
-            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(fold, k)))
-            plan = plan_clip(rng, len(rooms), files, duration_of, settings)
-            stem = f"fold{fold}_room{room_ids[plan.room]}_mix{k + 1:03d}_deg{plan.deg:03d}_start0000"
+            plan = plan_clip(clip_rng(seed, fold, k), len(rooms), files, duration_of, settings)
+            stem = clip_stem(fold, room_ids[plan.room], k, plan.deg)
             foa, rows = renderer.render(plan, names[plan.room], stem)
-            foa = rotate_foa(foa.astype(np.float64), plan.deg)
-            stereo = foa_to_stereo(foa)
-            peak = max(float(np.max(np.abs(stereo))), float(np.max(np.abs(foa))))
-            if not peak > 0.0:
+            if not np.any(foa):
                 raise InputError(stem, "SpatialScaper rendered a silent clip", field="audio")
-            scale = settings.peak_level / peak
-            write_audio(stereo_tmp / f"{stem}.wav", stereo * scale, sample_rate)
-            write_audio(foa_tmp / f"{stem}.wav", foa * scale, sample_rate)
-            write_labels(meta_tmp / f"{stem}.csv", rows)
+            stereo, foa = rotated_pair(foa.astype(np.float64), plan.deg, settings.peak_level)
+            clip = Clip(room=plan.room, deg=plan.deg, stereo=stereo, foa=foa, rows=rows)
+            write_clip((stereo_tmp, foa_tmp, meta_tmp), stem, clip, sample_rate)
 
 
 def import_spatialscaper() -> ModuleType:
