@@ -211,20 +211,8 @@ def convert_metu(
     positions = np.array([_metu_position(em32 / code, z_step_m) for code in codes])
     irs, rate = _metu_responses(em32, codes)
     irs = _resample(irs, rate, sample_rate)
-    trajectories = _metu_rings(codes, positions)
-    room = Room(irs=irs, positions=positions, sample_rate=sample_rate, name=name, trajectories=trajectories)
-    write_sofa(
-        out_sofa,
-        irs,
-        positions,
-        sample_rate,
-        room_name=name,
-        fmt=fmt,
-        trajectories=trajectories,
-        title=f"METU SPARG em32 room responses ({fmt}), converted",
-        comment=_COMMENT,
-    )
-    return room
+    room = Room(irs, positions, sample_rate, name, trajectories=_metu_rings(codes, positions))
+    return _save(out_sofa, room, fmt=fmt, title=f"METU SPARG em32 room responses ({fmt}), converted")
 
 
 def _check_format(fmt: str) -> None:
@@ -256,18 +244,23 @@ def _write(
     )
     irs = np.concatenate([block.irs for block in blocks])
     positions = np.concatenate([block.positions for block in blocks])
+    return _save(out_sofa, Room(irs, positions, sample_rate, name, trajectories=trajectories), fmt=fmt, title=title)
+
+
+def _save(out_sofa: str | os.PathLike[str], room: Room, *, fmt: str, title: str) -> Room:
+    """Write a converted room as a SOFA file (its trajectories included) and hand it back."""
     write_sofa(
         out_sofa,
-        irs,
-        positions,
-        sample_rate,
-        room_name=name,
+        room.irs,
+        room.positions,
+        room.sample_rate,
+        room_name=room.name,
         fmt=fmt,
-        trajectories=trajectories,
+        trajectories=room.trajectories,
         title=title,
         comment=_COMMENT,
     )
-    return Room(irs=irs, positions=positions, sample_rate=sample_rate, name=name, trajectories=trajectories)
+    return room
 
 
 def _resample(irs: np.ndarray, rate: int, target: int) -> np.ndarray:
