@@ -183,17 +183,44 @@ def _parse_row(path: Path, line: int, record: list[str], n_frames: int | None, n
     if frame < 0 or (n_frames is not None and frame >= n_frames):
         limit = f"0..{n_frames - 1}" if n_frames is not None else ">= 0"
         raise InputError(path, f"frame {frame} out of range {limit}", row=line, field="frame")
-    if not 0 <= cls < n_classes:
-        raise InputError(path, f"unknown class index {cls} (0..{n_classes - 1})", row=line, field="class")
-    if source < 0:
-        raise InputError(path, f"negative source id {source}", row=line, field="source")
-    if not -180 <= azimuth <= 180:
-        raise InputError(path, f"azimuth {azimuth} out of range -180..180", row=line, field="azimuth")
-    if distance < 0:
-        raise InputError(path, f"negative distance {distance}", row=line, field="distance")
+    check_event_fields(path, line, cls=cls, source=source, azimuth=azimuth, distance=distance, n_classes=n_classes)
     if onscreen not in (0, 1):
         raise InputError(path, f"onscreen must be 0 or 1, found {onscreen}", row=line, field="onscreen")
     return values
+
+
+def check_event_fields(
+    path: Path,
+    line: int,
+    *,
+    cls: float,
+    source: float,
+    azimuth: float,
+    distance: float,
+    elevation: float | None = None,
+    n_classes: int = N_CLASSES,
+    distance_unit: str = "",
+) -> None:
+    """Range checks every label format shares (class, source id, azimuth, elevation when it has one, distance)."""
+    checks = (
+        ("class", 0 <= cls < n_classes, f"unknown class index {_number(cls)} (0..{n_classes - 1})"),
+        ("source", source >= 0, f"negative source id {_number(source)}"),
+        ("azimuth", -180 <= azimuth <= 180, f"azimuth {_number(azimuth)} out of range -180..180"),
+        (
+            "elevation",
+            elevation is None or -90 <= elevation <= 90,
+            f"elevation {_number(elevation)} out of range -90..90",
+        ),
+        ("distance", distance >= 0, f"negative distance {_number(distance)}{distance_unit}"),
+    )
+    for field, ok, message in checks:
+        if not ok:
+            raise InputError(path, message, row=line, field=field)
+
+
+def _number(value: float | None) -> str:
+    """Integers as written, floats without trailing zeros (the float readers hold 91.0 for a written 91)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def write_labels(path: str | os.PathLike[str], rows: np.ndarray) -> None:

@@ -37,6 +37,7 @@ from seldflow.labels import (
     CSV_COLUMNS,
     LABEL_HOP_SECONDS,
     N_CLASSES,
+    check_event_fields,
     fold_azimuth,
     onscreen_flags,
     parse_numbers,
@@ -125,16 +126,9 @@ def _parse_starss_row(path: Path, line: int, record: list[str], n_classes: int, 
         raise InputError(path, f"negative frame {frame}", row=line, field="frame")
     if n_frames is not None and frame >= n_frames:
         raise InputError(path, f"frame {frame} lies beyond the recording's {n_frames} frames", row=line, field="frame")
-    if not 0 <= cls < n_classes:
-        raise InputError(path, f"unknown class index {cls} (0..{n_classes - 1})", row=line, field="class")
-    if source < 0:
-        raise InputError(path, f"negative source id {source}", row=line, field="source")
-    if not -180 <= azimuth <= 180:
-        raise InputError(path, f"azimuth {azimuth} out of range -180..180", row=line, field="azimuth")
-    if not -90 <= elevation <= 90:
-        raise InputError(path, f"elevation {elevation} out of range -90..90", row=line, field="elevation")
-    if distance < 0:
-        raise InputError(path, f"negative distance {distance}", row=line, field="distance")
+    check_event_fields(
+        path, line, cls=cls, source=source, azimuth=azimuth, elevation=elevation, distance=distance, n_classes=n_classes
+    )
     return values
 
 

@@ -52,6 +52,7 @@ from seldflow.labels import (
     CLASS_FOLDERS,
     CSV_COLUMNS,
     N_CLASSES,
+    check_event_fields,
     empty_rows,
     fold_azimuth,
     onscreen_flags,
@@ -122,17 +123,11 @@ def _parse_spatialscaper_row(path: Path, line: int, record: list[str]) -> list[f
     integers = SPATIALSCAPER_COLUMNS[:-1]  # all but the distance in metres
     values = parse_numbers(path, line, record, SPATIALSCAPER_COLUMNS, integers=integers, hint=hint)
     frame, cls, source, azimuth, elevation, distance = values
-    checks = (
-        ("frame", frame >= 0, f"negative frame {frame:g}"),
-        ("class", 0 <= cls < N_CLASSES, f"unknown class index {cls:g} (0..{N_CLASSES - 1})"),
-        ("source", source >= 0, f"negative source id {source:g}"),
-        ("azimuth", -180 <= azimuth <= 180, f"azimuth {azimuth:g} out of range -180..180"),
-        ("elevation", -90 <= elevation <= 90, f"elevation {elevation:g} out of range -90..90"),
-        ("distance", distance >= 0, f"negative distance {distance:g} m"),
+    if frame < 0:
+        raise InputError(path, f"negative frame {frame:g}", row=line, field="frame")
+    check_event_fields(
+        path, line, cls=cls, source=source, azimuth=azimuth, elevation=elevation, distance=distance, distance_unit=" m"
     )
-    for field, ok, message in checks:
-        if not ok:
-            raise InputError(path, message, row=line, field=field)
     return values
 
 
