@@ -209,20 +209,20 @@ def collect_stage_timings(
 
 def stage_totals(timings: Sequence[StageTiming]) -> list[StageTiming]:
     """Per-stage sums of wall and CPU time and the largest peak RSS (``job`` holds the job count)."""
-    totals = []
-    for stage in sorted({t.stage for t in timings}, key=_stage_order):
-        jobs = [t for t in timings if t.stage == stage]
-        rss = [t.max_rss_mb for t in jobs if math.isfinite(t.max_rss_mb)]
-        totals.append(
-            StageTiming(
-                stage=stage,
-                job=f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}",
-                wall_s=_nansum(t.wall_s for t in jobs),
-                cpu_s=_nansum(t.cpu_s for t in jobs),
-                max_rss_mb=max(rss) if rss else math.nan,
-            )
-        )
-    return totals
+    stages = sorted({t.stage for t in timings}, key=_stage_order)
+    return [_summed(stage, [t for t in timings if t.stage == stage]) for stage in stages]
+
+
+def _summed(stage: str, jobs: Sequence[StageTiming]) -> StageTiming:
+    """Jobs as one timing: wall and CPU seconds added, the largest peak RSS; ``job`` says how many jobs."""
+    rss = [t.max_rss_mb for t in jobs if math.isfinite(t.max_rss_mb)]
+    return StageTiming(
+        stage=stage,
+        job=f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}",
+        wall_s=_nansum(t.wall_s for t in jobs),
+        cpu_s=_nansum(t.cpu_s for t in jobs),
+        max_rss_mb=max(rss) if rss else math.nan,
+    )
 
 
 # Workflow order of seldflow's rules; unknown stages follow alphabetically.
@@ -279,15 +279,7 @@ def h5_clip_info(path: str | os.PathLike[str]) -> dict[str, float]:
 def _split_jobs(timings: Sequence[StageTiming], stage: str, split: str) -> StageTiming | None:
     """The jobs of one stage and split (its shards, or the single job), summed into one timing; None if none."""
     jobs = [t for t in timings if t.stage == stage and split in t.job.split("/")[1:]]
-    if not jobs:
-        return None
-    return StageTiming(
-        stage=stage,
-        job=f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}",
-        wall_s=_nansum(t.wall_s for t in jobs),
-        cpu_s=_nansum(t.cpu_s for t in jobs),
-        max_rss_mb=max(t.max_rss_mb for t in jobs),
-    )
+    return _summed(stage, jobs) if jobs else None
 
 
 def throughput(
@@ -876,6 +868,16 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return lines
 
 
+def _figure_section(
+    title: str, figures: Sequence[Figure], header: Sequence[str] = ("figure", "value", "unit", "how")
+) -> list[str]:
+    """A titled table of figures, or nothing when there are none."""
+    if not figures:
+        return []
+    rows = ((f.name, _fmt(f.value), f.unit, f.meaning) for f in figures)
+    return [f"## {title}", "", *_table(header, rows), ""]
+
+
 def render_markdown(report: BenchReport) -> str:
     """The report as a Markdown document: comparisons first (the headline), then figures, stages, environment."""
     lines = [f"# {report.title}", ""]
@@ -903,24 +905,9 @@ def render_markdown(report: BenchReport) -> str:
             ),
         )
         lines.append("")
-    if report.throughput:
-        lines += ["## Throughput (from the workflow's benchmark files and outputs)", ""]
-        lines += _table(
-            ("figure", "value", "unit", "how"), ((f.name, _fmt(f.value), f.unit, f.meaning) for f in report.throughput)
-        )
-        lines.append("")
-    if report.memory:
-        lines += ["## Training memory (an epoch of batches read from feature shards)", ""]
-        lines += _table(
-            ("figure", "value", "unit", "how"), ((f.name, _fmt(f.value), f.unit, f.meaning) for f in report.memory)
-        )
-        lines.append("")
-    if report.metrics:
-        lines += ["## Model metrics (metrics.json)", ""]
-        lines += _table(
-            ("metric", "value", "unit", "meaning"), ((f.name, _fmt(f.value), f.unit, f.meaning) for f in report.metrics)
-        )
-        lines.append("")
+    lines += _figure_section("Throughput (from the workflow's benchmark files and outputs)", report.throughput)
+    lines += _figure_section("Training memory (an epoch of batches read from feature shards)", report.memory)
+    lines += _figure_section("Model metrics (metrics.json)", report.metrics, ("metric", "value", "unit", "meaning"))
     if report.stages:
         lines += ["## Stages (Snakemake `benchmark:` files)", ""]
         lines += [
