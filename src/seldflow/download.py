@@ -356,17 +356,7 @@ def _transfer(remote: RemoteFile, part: Path, *, timeout_s: float, progress: boo
         received = 0
         with (
             open(part, "ab" if start else "wb") as fh,
-            tqdm(
-                total=total,
-                initial=start,
-                desc=remote.name,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                disable=not progress,
-                file=sys.stderr,
-                mininterval=_bar_interval(),
-            ) as bar,
+            _byte_bar(remote.name, total, progress, initial=start) as bar,
         ):
             # read1: whatever has arrived (up to 1 MiB), so a kill or a drop loses nothing already received.
             read = getattr(stream, "read1", stream.read)
@@ -505,9 +495,19 @@ def _say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def _bar_interval() -> float:
-    """Progress refresh period: lively on a terminal, sparse in a rule's log file."""
-    return 0.5 if sys.stderr.isatty() else 30.0
+def _byte_bar(desc: str, total: int | None, progress: bool, *, initial: int = 0) -> tqdm:
+    """A progress bar in bytes on stderr, refreshed often on a terminal and sparsely in a rule's log file."""
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=not progress,
+        file=sys.stderr,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -649,16 +649,7 @@ def _extract(archive: zipfile.ZipFile, label: Path, into: Path, progress: bool) 
     """Write every member (our own loop: zipfile's ``extract`` silently rewrites the unsafe names we refuse)."""
     members = [(info, _safe_member_path(info, label)) for info in archive.infolist()]
     total = sum(info.file_size for info, _ in members)
-    with tqdm(
-        total=total,
-        desc=f"unpack {label.name}",
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=not progress,
-        file=sys.stderr,
-        mininterval=_bar_interval(),
-    ) as bar:
+    with _byte_bar(f"unpack {label.name}", total, progress) as bar:
         for info, relative in members:
             target = into / relative
             try:
