@@ -95,12 +95,20 @@ def split_folders(split):
     return folders
 
 
+def download_marker(split):
+    """The download marker that stands for a split's folders, or None when a rule or the user provides them.
+
+    A downloaded dataset is tracked by its marker: its folders are no rule's output, and asking for them would fail
+    before the download ran. Rendered or existing folders are tracked themselves.
+    """
+    if DOWNLOAD and not made_split(split):
+        return f"resources/{DOWNLOAD}/.complete"
+    return None
+
+
 def split_sources(wildcards):
-    # A downloaded dataset is tracked by its download marker (its folders are no rule's output, and asking for
-    # them would fail before the download ran); rendered or existing folders are tracked themselves.
-    if DOWNLOAD and not made_split(wildcards.split):
-        return {"download": f"resources/{DOWNLOAD}/.complete"}
-    return split_folders(wildcards.split)
+    marker = download_marker(wildcards.split)
+    return {"download": marker} if marker else split_folders(wildcards.split)
 
 
 def starss_folders(audio_folder):
