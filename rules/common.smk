@@ -4,7 +4,9 @@ import re
 from pathlib import Path
 
 from seldflow.config import derive_seed, validate_config
+from seldflow.feature_kinds import FEATURE_KINDS
 from seldflow.shards import read_manifest, shard_names
+from seldflow.tasks import build_task, task_spec
 
 validate_config(
     config,
@@ -58,7 +60,7 @@ wildcard_constraints:
 
 
 # Audio format each feature kind reads (the DCASE layout keeps formats side by side: stereo_dev, foa_eval, ...).
-AUDIO_FORMATS = {"pfoa": "stereo", "logmel": "stereo", "foa": "foa", "mic": "mic"}
+AUDIO_FORMATS = {name: kind.audio_format for name, kind in FEATURE_KINDS.items()}
 
 
 def split_root(split):
@@ -170,6 +172,26 @@ def train_settings(experiment):
 
 def experiment_train(wildcards):
     return train_settings(wildcards.experiment)
+
+
+def experiment_task(experiment):
+    """The task contract of an experiment: label format, method, class count and metric."""
+    return build_task(task_spec(config, train_settings(experiment))).spec()
+
+
+def experiment_task_spec(wildcards):
+    return experiment_task(wildcards.experiment)
+
+
+# What the features stage needs of the task: how to read the labels. Methods and metrics do not change features.
+LABEL_TASK = {
+    key: value
+    for key, value in experiment_task(EXPERIMENT).items()
+    if key in ("name", "label_format", "n_classes")
+}
+# Every experiment's task is built once here, so a misspelt method or metric fails the dry run.
+for _experiment in EXPERIMENTS:
+    experiment_task(_experiment)
 
 
 def experiment_device(wildcards):

@@ -51,6 +51,7 @@ rule features:
         features=feature_params,
         lr_swap=lr_swap,
         sample_rate=24000,
+        labels=LABEL_TASK,
     script:
         "../workflow/scripts/features.py"
 

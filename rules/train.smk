@@ -25,6 +25,7 @@ rule train:
         gpu=1,
     params:
         train=experiment_train,
+        task=experiment_task_spec,
         seed=stage_seed("train"),
         # Resumable state lives outside the declared outputs, which Snakemake deletes before a rerun.
         state_dir=experiment_state_dir,

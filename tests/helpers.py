@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import yaml
 
-from seldflow.labels import adpit_target
 from seldflow.models import build_model
+from seldflow.tasks import build_task
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -102,7 +102,7 @@ def write_feature_file(
     Returns the clip names (originals, each followed by its ``_LRswap`` twin when ``lr_swap``).
     """
     rng = np.random.default_rng(seed)
-    names, targets, tables = [], [], []
+    names, tables = [], []
     for clip in range(n_originals):
         rows = [
             [frame, cls, 0, int(rng.integers(-90, 91)), int(rng.integers(80, 300)), 0]
@@ -118,7 +118,6 @@ def write_feature_file(
         for name, version in versions:
             tables.append(np.column_stack([np.full(len(version), len(names), dtype=np.int64), version]))
             names.append(name)
-            targets.append(adpit_target(version))
     with h5py.File(path, "w") as h5:
         h5.attrs["kind"] = kind
         h5.attrs["sample_rate"] = 24000
@@ -129,13 +128,18 @@ def write_feature_file(
         features = rng.standard_normal((len(names), channels, 251, bins), dtype=np.float32)
         h5.create_dataset("features", data=features, chunks=(1, channels, 251, bins))
         if labelled:
-            h5.create_dataset("labels", data=np.stack(targets), chunks=(1, 50, 6, 4, 13))
+            h5.attrs["label_format"] = "dcase2025"
             h5.create_dataset("label_rows", data=np.concatenate(tables))
     return names
 
 
+def stereo_target(rows: np.ndarray | list, n_frames: int = 50) -> np.ndarray:
+    """The DCASE2025 multi-ACCDOA (ADPIT) target of DCASE2025 CSV rows, as training builds it."""
+    return build_task(None).targets(np.asarray(rows, dtype=np.int64).reshape(-1, 6), n_frames)
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# decode_multiaccdoa
+# Stereo multi-ACCDOA decoding
 # ---------------------------------------------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from seldflow.bench import (
     throughput,
     write_report,
 )
-from seldflow.features import pfoa
+from seldflow.feature_kinds import pfoa
 from seldflow.score import compute_metrics
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from seldflow.errors import InputError
-from seldflow.features import FEATURE_KINDS, extract_split, feature_channels, logmel, pfoa
+from seldflow.feature_kinds import FEATURE_KINDS, feature_channels, logmel, pfoa
+from seldflow.features import extract_split
 from seldflow.io import read_audio, write_audio
-from seldflow.labels import adpit_target, write_labels
+from seldflow.labels import write_labels
 from seldflow.shards import content_digest
+from seldflow.tasks import build_task
 
 SR = 24000
 N_FFT, WIN, HOP, N_MELS = 1024, 960, 480, 64
@@ -143,7 +145,7 @@ def test_feature_kinds_and_channels() -> None:
     assert set(FEATURE_KINDS) == {"pfoa", "logmel", "foa", "mic"}
     for kind, channels in (("pfoa", 7), ("logmel", 2)):
         assert feature_channels(kind) == channels
-        assert FEATURE_KINDS[kind](stereo).shape == (channels, 251, 64)
+        assert FEATURE_KINDS[kind].function(stereo).shape == (channels, 251, 64)
     with pytest.raises(ValueError, match="unknown feature kind"):
         feature_channels("mfcc")
 
@@ -188,15 +190,15 @@ def test_extract_split_layout(split: tuple[Path, Path], tmp_path: Path) -> None:
         names = [name.decode() for name in h5["clips"][:]]
         assert names == ["clip_a", "clip_a_LRswap", "clip_b", "clip_b_LRswap", "clip_c", "clip_c_LRswap"]
         assert h5["clips"].dtype == h5py.string_dtype()
-        features, labels = h5["features"], h5["labels"]
+        features, label_rows = h5["features"], h5["label_rows"][()]
         assert features.shape == (6, 7, 251, 64) and features.dtype == np.float32
         assert features.chunks == (1, 7, 251, 64) and features.compression is None
-        assert labels.shape == (6, 50, 6, 4, 13) and labels.dtype == np.float32
-        assert labels.chunks == (1, 50, 6, 4, 13)
+        assert label_rows.dtype == np.int64 and label_rows.shape[1] == 7  # clip index + the six CSV columns
         assert dict(h5.attrs) == {
             "kind": "pfoa",
             "sample_rate": SR,
             "label_frames": 50,
+            "label_format": "dcase2025",
             "channels": 7,
             "config": h5.attrs["config"],
             "digest": content_digest(h5),
@@ -210,7 +212,9 @@ def test_extract_split_layout(split: tuple[Path, Path], tmp_path: Path) -> None:
         np.testing.assert_array_equal(features[1], pfoa(stereo[::-1]))
         assert np.mean(features[0, 4]) > 0 > np.mean(features[1, 4])  # the clips are panned left
 
-        np.testing.assert_array_equal(labels[0], adpit_target(LABELS["clip_a"]))
+        task = build_task(None)
+        labels = np.stack([task.targets(label_rows[label_rows[:, 0] == k, 1:], 50) for k in range(6)])
+        np.testing.assert_array_equal(label_rows[label_rows[:, 0] == 0, 1:], LABELS["clip_a"])
         mirrored = labels[0].copy()
         mirrored[:, :, 2] *= -1  # y = sin(azimuth)
         np.testing.assert_allclose(labels[1], mirrored, atol=1e-7)

@@ -11,9 +11,16 @@ import torch
 from helpers import TINY_MODEL, constant_model, write_feature_file
 
 from seldflow.errors import InputError
-from seldflow.infer import decode_multiaccdoa, infer_split, predict_features
+from seldflow.infer import infer_split
 from seldflow.labels import CSV_COLUMNS, read_labels
 from seldflow.models import build_model
+from seldflow.models.runtime import predict_features
+from seldflow.tasks import build_task
+
+
+def decode_multiaccdoa(output: np.ndarray, **thresholds: float) -> np.ndarray:
+    """The stereo DCASE2025 task's decoding of one clip's output into CSV rows."""
+    return build_task(None).decode(output, thresholds)
 
 
 def output_with(tracks: dict[tuple[int, int, int], tuple[float, float, float]], n_frames: int = 3) -> np.ndarray:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import stereo_target
 
 from seldflow.errors import InputError
-from seldflow.labels import CSV_COLUMNS, adpit_target, fold_azimuth, onscreen_flags, read_labels, write_labels
+from seldflow.labels import CSV_COLUMNS, fold_azimuth, onscreen_flags, read_labels, write_labels
 
 HEADER = ",".join(CSV_COLUMNS) + "\n"
 ACT, X, Y, DIST = range(4)
@@ -25,7 +26,7 @@ def csv_file(tmp_path: Path, body: str, header: str = HEADER) -> Path:
 
 
 def test_single_event_fills_track_zero_with_unit_vector_and_metres() -> None:
-    target = adpit_target(np.array([[7, 4, 0, 30, 250, 1]]))
+    target = stereo_target(np.array([[7, 4, 0, 30, 250, 1]]))
     assert target.shape == (50, 6, 4, 13) and target.dtype == np.float32
     np.testing.assert_allclose(target[7, 0, :, 4], [1.0, np.sqrt(3) / 2, 0.5, 2.5], rtol=1e-6)
     assert np.count_nonzero(target) == 4
@@ -33,7 +34,7 @@ def test_single_event_fills_track_zero_with_unit_vector_and_metres() -> None:
 
 def test_two_same_class_events_fill_tracks_one_and_two_in_csv_order() -> None:
     rows = np.array([[3, 0, 5, 90, 100, 0], [3, 0, 2, -90, 300, 0]])
-    target = adpit_target(rows)
+    target = stereo_target(rows)
     np.testing.assert_allclose(target[3, 1, :, 0], [1.0, 0.0, 1.0, 1.0], atol=1e-7)
     np.testing.assert_allclose(target[3, 2, :, 0], [1.0, 0.0, -1.0, 3.0], atol=1e-7)
     assert not target[3, [0, 3, 4, 5]].any()
@@ -42,7 +43,7 @@ def test_two_same_class_events_fill_tracks_one_and_two_in_csv_order() -> None:
 def test_three_or_more_same_class_events_fill_tracks_three_to_five() -> None:
     azimuths = [0, 45, -45, 10]  # the fourth simultaneous event has no track and is dropped
     rows = np.array([[0, 8, k, az, 100 * (k + 1), 0] for k, az in enumerate(azimuths)])
-    target = adpit_target(rows)
+    target = stereo_target(rows)
     for track, az in zip((3, 4, 5), azimuths, strict=False):
         rad = np.deg2rad(az)
         np.testing.assert_allclose(target[0, track, :, 8], [1.0, np.cos(rad), np.sin(rad), track - 2], atol=1e-6)
@@ -52,14 +53,14 @@ def test_three_or_more_same_class_events_fill_tracks_three_to_five() -> None:
 
 def test_events_of_different_classes_each_use_track_zero() -> None:
     rows = np.array([[10, 1, 0, -30, 120, 0], [10, 12, 0, 60, 80, 1], [11, 1, 0, -30, 120, 0]])
-    target = adpit_target(rows)
+    target = stereo_target(rows)
     assert target[10, 0, ACT, 1] == target[10, 0, ACT, 12] == target[11, 0, ACT, 1] == 1.0
     assert target[:, :, ACT].sum() == 3
     assert target[10, 0, DIST, 12] == pytest.approx(0.8)
 
 
 def test_empty_labels_give_zero_target() -> None:
-    assert not adpit_target(np.zeros((0, 6), dtype=np.int64)).any()
+    assert not stereo_target(np.zeros((0, 6), dtype=np.int64)).any()
 
 
 # ---------------------------------------------------------------------------------------------------------------

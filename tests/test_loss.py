@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from helpers import stereo_target
 
-from seldflow.labels import adpit_target
 from seldflow.loss import ADPITLoss
 
 
 def target_of(rows: list[list[int]], n_frames: int = 2) -> torch.Tensor:
     """ADPIT target (1, frames, 6, 4, 13) of CSV rows frame, class, source, azimuth, distance_cm, onscreen."""
-    return torch.from_numpy(adpit_target(np.array(rows, dtype=np.int64).reshape(-1, 6), n_frames=n_frames))[None]
+    return torch.from_numpy(stereo_target(rows, n_frames=n_frames))[None]
 
 
 def output_of(tracks: dict[tuple[int, int, int], tuple[float, float, float]], n_frames: int = 2) -> torch.Tensor:
@@ -114,5 +113,7 @@ def test_frames_are_truncated_to_the_shorter_sequence() -> None:
 def test_mismatched_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match="does not match"):
         ADPITLoss()(torch.zeros(1, 2, 116), mixed_target())
-    with pytest.raises(ValueError, match="target must be"):
+    with pytest.raises(ValueError, match="does not match"):  # 4 elements per track need 3 * 4 * 13 outputs
         ADPITLoss()(torch.zeros(1, 2, 117), torch.zeros(1, 2, 6, 5, 13))
+    with pytest.raises(ValueError, match="target must be"):
+        ADPITLoss()(torch.zeros(1, 2, 117), torch.zeros(1, 2, 5, 4, 13))

@@ -11,25 +11,20 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_MODEL, constant_model, write_feature_file
+from helpers import TINY_MODEL, constant_model, stereo_target, write_feature_file
 
 import seldflow.train as train_module
+from seldflow.clipstore import epoch_batches, split_validation
 from seldflow.errors import ConfigError, InputError
+from seldflow.feature_files import open_feature_file
 from seldflow.infer import infer_split
-from seldflow.labels import adpit_target
 from seldflow.loss import ADPITLoss
 from seldflow.models import build_model
-from seldflow.train import (
-    METRICS_COLUMNS,
-    Progress,
-    epoch_batches,
-    load_validation,
-    open_feature_file,
-    split_validation,
-    train,
-    train_step,
-    validate,
-)
+from seldflow.tasks import build_task
+from seldflow.train import load_validation, metrics_columns, train, train_step, validate
+from seldflow.training_state import Progress
+
+METRICS_COLUMNS = metrics_columns(build_task(None))
 
 
 def run(tmp_path: Path, files: list[Path], out: str, **overrides: Any) -> Path:
@@ -128,7 +123,7 @@ def test_progress_prefers_later_ties_but_counts_them_as_stale() -> None:
 def test_fixed_batch_is_overfitted() -> None:
     """Four clips, each with one static event of its own class: the model must learn them, not just silence."""
     rows = [np.array([[frame, k, 0, -60 + 40 * k, 100 + 50 * k, 0] for frame in range(50)]) for k in range(4)]
-    labels = torch.from_numpy(np.stack([adpit_target(r) for r in rows]))
+    labels = torch.from_numpy(np.stack([stereo_target(r) for r in rows]))
     features = torch.from_numpy(np.random.default_rng(0).standard_normal((4, 3, 251, 16), dtype=np.float32))
     torch.manual_seed(0)
     model = build_model("seldnet", 3, **{**TINY_MODEL, "rnn_size": 16, "fc_size": 32, "dropout": 0.0})
@@ -149,20 +144,21 @@ def test_validation_scores_decoded_predictions_against_label_rows(tmp_path: Path
     write_feature_file(path, n_originals=2, lr_swap=False)
     rows = np.array([[frame, 3, 0, 45, 250, 0] for frame in range(50)], dtype=np.int64)
     with h5py.File(path, "r+") as h5:
-        h5["labels"][...] = np.stack([adpit_target(rows)] * 2)
         del h5["label_rows"]
         h5["label_rows"] = np.concatenate([np.column_stack([np.full(50, clip), rows]) for clip in range(2)])
     files = [open_feature_file(path)]
-    validation = load_validation(files, np.array([1, 0]))
+    validation = load_validation(files, np.array([1, 0]), build_task(None))
     assert validation.names == ["fold3_room1_mix001", "fold3_room1_mix000"]
     model = constant_model(active=True)
-    scores = validate(model, validation, loss_fn=ADPITLoss(), batch_size=1, device=torch.device("cpu"))
+    scores = validate(
+        model, validation, task=build_task(None), loss_fn=ADPITLoss(), batch_size=1, device=torch.device("cpu")
+    )
     assert scores["val_F"] == pytest.approx(1 / 13)  # macro F: the 12 classes without events score 0
     assert scores["val_DOAE"] == pytest.approx(0.0)
     assert scores["val_RDE"] == pytest.approx(0.0)
     with torch.no_grad():
         outputs = model.eval()(torch.from_numpy(validation.features))
-    expected_loss = ADPITLoss()(outputs, torch.from_numpy(validation.labels)).item()
+    expected_loss = ADPITLoss()(outputs, torch.from_numpy(validation.targets)).item()
     assert scores["val_loss"] == pytest.approx(expected_loss, rel=1e-5)
 
 
@@ -181,7 +177,8 @@ def test_outputs_and_checkpoint_contents(tmp_path: Path, features: Path) -> None
     assert checkpoint["model_name"] == "seldnet"
     assert checkpoint["in_channels"] == 3
     assert checkpoint["feature_kind"] == "pfoa"
-    assert checkpoint["model_args"] == {"n_mels": 16, **TINY_MODEL}
+    assert checkpoint["model_args"] == {"n_mels": 16, "output": "maccdoa_xyd", "n_classes": 13, **TINY_MODEL}
+    assert checkpoint["task"] == build_task(None).spec()  # inference rebuilds the task contract from it
     best_f = max(float(row["val_F"]) for row in rows)
     assert checkpoint["val_metrics"]["val_F"] == pytest.approx(best_f)
     # The input standardisation was fitted on the training clips (random features: mean ~0, std ~1, not exactly).
@@ -199,6 +196,8 @@ def test_same_seed_gives_identical_weights(tmp_path: Path, features: Path) -> No
     first = run(tmp_path, [features], "a")
     second = run(tmp_path, [features], "b")
     assert_same_weights(final_weights(first), final_weights(second))
+    # Byte-identical too: the temporary file's name must not leak into the archive.
+    assert (first / "best.pt").read_bytes() == (second / "best.pt").read_bytes()
     third = run(tmp_path, [features], "c", seed=4)
     assert not torch.equal(final_weights(first)["head.weight"], final_weights(third)["head.weight"])
 
@@ -288,7 +287,7 @@ def test_several_input_files_are_combined(tmp_path: Path, features: Path) -> Non
 def test_bad_inputs_are_reported_with_the_file(tmp_path: Path, features: Path) -> None:
     unlabelled = tmp_path / "unlabelled.h5"
     write_feature_file(unlabelled, n_originals=2, labelled=False)
-    with pytest.raises(InputError, match=r"unlabelled\.h5: field 'labels'"):
+    with pytest.raises(InputError, match=r"unlabelled\.h5: field 'label_rows'"):
         run(tmp_path, [unlabelled], "x")
     with pytest.raises(InputError, match="clip 'fold3_room1_mix000' also appears"):
         run(tmp_path, [features, features], "x")
@@ -303,3 +302,26 @@ def test_bad_inputs_are_reported_with_the_file(tmp_path: Path, features: Path) -
     with pytest.raises(InputError, match=r"junk\.h5: cannot open as HDF5"):
         run(tmp_path, [tmp_path / "junk.h5"], "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_killed_run_leaves_no_complete_looking_outputs(
+    tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-epoch history goes to the state folder; best.pt and metrics.csv appear together at the end."""
+    original = train_module._train_epoch
+
+    def dies_in_epoch_two(trainer: Any, store: Any, batches: Any, workers: int, *, epoch: int, epochs: int) -> float:
+        if epoch == 2:
+            raise KeyboardInterrupt  # stands for the kill
+        return original(trainer, store, batches, workers, epoch=epoch, epochs=epochs)
+
+    monkeypatch.setattr(train_module, "_train_epoch", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, [features], "killed", epochs=2)
+    folder = tmp_path / "killed"
+    assert not (folder / "best.pt").exists() and not (folder / "metrics.csv").exists()
+    with (folder / "state" / "metrics.csv").open() as fh:
+        assert [row["epoch"] for row in csv.DictReader(fh)] == ["1"]
+    monkeypatch.setattr(train_module, "_train_epoch", original)
+    run(tmp_path, [features], "killed", epochs=2)
+    assert [int(row["epoch"]) for row in read_metrics(folder)] == [1, 2]

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from seldflow.checkpoints import load_checkpoint, model_from_checkpoint
 from seldflow.errors import InputError
-from seldflow.infer import load_checkpoint, model_from_checkpoint, predict_features
 from seldflow.models import build_model
 from seldflow.models.htsat import relative_position_index, shift_attention_mask
+from seldflow.models.runtime import predict_features
 from seldflow.models.transfer import (
     convert_released_checkpoint,
     detect_released_model,

@@ -46,7 +46,7 @@ import librosa
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from seldflow.features import PFOA_IV_CHANNELS, PFOA_IV_EPS, PFOA_LOG_FLOOR, pfoa
+from seldflow.feature_kinds import PFOA_IV_CHANNELS, PFOA_IV_EPS, PFOA_LOG_FLOOR, pfoa
 from seldflow.io import atomic_file, read_audio
 from seldflow.labels import (
     COL_AZIMUTH,
@@ -680,7 +680,6 @@ def compare_decoders(
 
 def write_synthetic_shards(folder: Path, n_clips: int, shard_clips: int, shape: tuple[int, int, int]) -> Path:
     """Feature shards of random clips plus their index: the layout training reads, at any size, in seconds."""
-    from seldflow.features import ADPIT_SHAPE
     from seldflow.shards import shard_count, shard_range, write_index
 
     rng = np.random.default_rng(0)
@@ -691,15 +690,15 @@ def write_synthetic_shards(folder: Path, n_clips: int, shard_clips: int, shape: 
         with h5py.File(path, "w") as h5:
             h5.attrs["kind"] = "pfoa"
             h5.attrs["config"] = json.dumps({"kind": "pfoa"})
+            h5.attrs["label_frames"] = 50
+            h5.attrs["label_format"] = "dcase2025"
             names = np.array([f"clip{i:06d}" for i in clips], dtype=object)
             h5.create_dataset("clips", data=names, dtype=h5py.string_dtype())
             h5.create_dataset("label_rows", data=np.zeros((0, 7), dtype=np.int64))
             features = h5.create_dataset("features", (len(clips), *shape), np.float32, chunks=(1, *shape))
-            labels = h5.create_dataset("labels", (len(clips), *ADPIT_SHAPE), np.float32, chunks=(1, *ADPIT_SHAPE))
             for start in range(0, len(clips), 16):
                 count = min(16, len(clips) - start)
                 features[start : start + count] = rng.standard_normal((count, *shape), dtype=np.float32)
-                labels[start : start + count] = 0.0
         shards.append(path)
     index = folder / "split.h5"
     write_index(shards, index)
@@ -714,11 +713,13 @@ def _epoch_peak_rss_mb(index: str, batch_size: int, max_memory_mb: int) -> float
     """
     import psutil
 
-    from seldflow.train import ClipStore, epoch_batches, open_feature_file
+    from seldflow.clipstore import ClipStore, epoch_batches
+    from seldflow.feature_files import open_feature_file
+    from seldflow.tasks import build_task
 
     process = psutil.Process()
     file = open_feature_file(Path(index))
-    store = ClipStore([file], np.arange(len(file.names)), max_memory_mb=max_memory_mb)
+    store = ClipStore([file], np.arange(len(file.names)), build_task(None), max_memory_mb=max_memory_mb)
     peak = process.memory_info().rss
     for batch in epoch_batches(len(store), batch_size, seed=0, epoch=0):
         store.batch(batch)

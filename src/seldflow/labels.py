@@ -1,4 +1,4 @@
-"""DCASE2025 Task 3 label conventions: classes, the metadata CSV format and the multi-ACCDOA ADPIT target.
+"""DCASE2025 Task 3 label conventions: classes and the metadata CSV format (training targets: the task's method).
 
 One place for the format so the synthesizer (writes CSVs), features (reads them into targets), inference (writes
 predictions) and the scorer (reads both) cannot drift apart.
@@ -64,10 +64,6 @@ CLASS_FOLDERS: tuple[str, ...] = (
 
 CSV_COLUMNS: tuple[str, ...] = ("frame", "class", "source", "azimuth", "distance", "onscreen")
 COL_FRAME, COL_CLASS, COL_SOURCE, COL_AZIMUTH, COL_DISTANCE, COL_ONSCREEN = range(6)
-
-# ADPIT dummy tracks: A0 | B0 B1 | C0 C1 C2, chosen by how many same-class events are active in a frame.
-ADPIT_TRACKS = 6
-ADPIT_FIELDS = 4  # activity, x, y, distance in metres
 
 
 def empty_rows() -> np.ndarray:
@@ -236,25 +232,3 @@ def write_labels_to(stream: TextIO, rows: np.ndarray) -> None:
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     writer.writerows(rows[order].tolist())
-
-
-def adpit_target(rows: np.ndarray, *, n_frames: int = LABEL_FRAMES, n_classes: int = N_CLASSES) -> np.ndarray:
-    """Multi-ACCDOA ADPIT target ``[n_frames, 6, 4, n_classes]``: (activity, x, y, distance in metres).
-
-    Per frame and class, k simultaneous same-class events fill dummy track group A (k=1: track 0), B (k=2: tracks
-    1-2) or C (k>=3: tracks 3-5) in CSV order; events beyond the third are dropped, as in the reference.
-    """
-    target = np.zeros((n_frames, ADPIT_TRACKS, ADPIT_FIELDS, n_classes), dtype=np.float32)
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1, len(CSV_COLUMNS))
-    group_start = {1: 0, 2: 1, 3: 3}
-    for frame in np.unique(rows[:, COL_FRAME]):
-        if frame >= n_frames:
-            continue
-        in_frame = rows[rows[:, COL_FRAME] == frame]
-        for cls in np.unique(in_frame[:, COL_CLASS]):
-            events = in_frame[in_frame[:, COL_CLASS] == cls][:N_TRACKS]
-            start = group_start[len(events)]
-            for k, event in enumerate(events):
-                az = np.deg2rad(event[COL_AZIMUTH])
-                target[frame, start + k, :, cls] = (1.0, np.cos(az), np.sin(az), event[COL_DISTANCE] / 100.0)
-    return target

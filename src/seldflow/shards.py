@@ -24,7 +24,7 @@ from seldflow.errors import InputError
 from seldflow.io import atomic_dir, atomic_file
 
 # Per-clip arrays joined virtually; every other dataset is small and copied.
-VIRTUAL_DATASETS = ("features", "labels")
+VIRTUAL_DATASETS = ("features",)
 
 
 def shard_count(n_clips: int, shard_clips: int) -> int:
@@ -116,7 +116,7 @@ def content_digest(h5: h5py.File) -> str:
 
 
 def write_index(shards: Sequence[str | os.PathLike[str]], out_h5: str | os.PathLike[str]) -> None:
-    """Join feature shards into one file: virtual ``features``/``labels``, concatenated ``clips``/``label_rows``.
+    """Join feature shards into one file: virtual ``features``, concatenated ``clips``/``label_rows``.
 
     Source files are referenced relative to the index, so the feature folder can move as a whole. Shards must
     agree on every attribute (kind, settings) and on which datasets they hold; the index records each shard's
@@ -143,9 +143,8 @@ def write_index(shards: Sequence[str | os.PathLike[str]], out_h5: str | os.PathL
         names = [name for info in infos for name in info["names"]]
         h5.create_dataset("clips", data=np.array(names, dtype=object), dtype=h5py.string_dtype(), track_times=False)
         if first["has_rows"]:
-            shifts = [np.array([offset, 0, 0, 0, 0, 0, 0]) for offset in offsets[:-1]]
-            rows = [info["rows"] + shift for info, shift in zip(infos, shifts, strict=True)]
-            h5.create_dataset("label_rows", data=np.concatenate(rows).astype(np.int64), track_times=False)
+            rows = [_shift_clips(info["rows"], offset) for info, offset in zip(infos, offsets[:-1], strict=True)]
+            h5.create_dataset("label_rows", data=np.concatenate(rows), track_times=False)
         for name in VIRTUAL_DATASETS:
             if name in first["shapes"]:
                 _virtual_dataset(h5, name, paths, infos, offsets, total, out_h5.parent)
@@ -164,9 +163,16 @@ def _shard_info(path: Path) -> dict:
             "clips": int(h5["features"].shape[0]),
             "shapes": {name: (h5[name].shape[1:], h5[name].dtype) for name in VIRTUAL_DATASETS if name in h5},
             "has_rows": "label_rows" in h5,
-            "rows": np.asarray(h5["label_rows"][()], dtype=np.int64).reshape(-1, 7) if "label_rows" in h5 else None,
+            "rows": np.asarray(h5["label_rows"][()]) if "label_rows" in h5 else None,
             "path": path,
         }
+
+
+def _shift_clips(rows: np.ndarray, offset: int) -> np.ndarray:
+    """Label rows of a shard with their clip column (column 0) moved to the index's clip numbering."""
+    shifted = rows.copy()
+    shifted[:, 0] += offset
+    return shifted
 
 
 def _check_same(first: dict, other: dict) -> None:

@@ -1,22 +1,18 @@
-"""Training stage: fit a registered model on HDF5 feature files with the ADPIT loss; keep the best checkpoint.
+"""Training stage: fit a registered model on HDF5 feature files with the task's loss; keep the best checkpoint.
 
-Design choices that matter for reproducing a run:
+What the stage does not decide lives elsewhere: the task contract (:mod:`seldflow.tasks`: targets, loss, decoding
+and the validation metric), the clips (:mod:`seldflow.clipstore`: validation split, in-memory or streamed
+batches) and the resumable state (:mod:`seldflow.training_state`).
 
-* **Validation split.** A seeded ``validation_fraction`` of the *original* clips is held out together with their
-  ``_LRswap`` twins: a twin is the same scene mirrored, so training on it while validating on its original would
-  leak. Twins are never validated (the test protocol scores originals only). With fraction 0 nothing is held
-  out, the learning rate stays constant, early stopping is off and the "best" checkpoint is the last epoch.
-* **Model selection.** Highest validation F (non-finite F counts as 0). A tie replaces the stored best, as in
-  the reference recipe (``>=``): the later model has seen more data at the same score. Only a strict improvement
-  resets the early-stopping counter, so a plateau still stops the run.
-* **Determinism and resumption.** Weights are initialised under ``seed``; the batch order of epoch ``e`` comes
-  from a generator seeded by ``(seed, e)``. After every epoch ``state_dir/last.pt`` stores the model, optimiser,
-  scheduler, RNG states and history with a fingerprint of the arguments and inputs; a rerun with the same
-  fingerprint continues where it stopped and follows exactly the batches of an uninterrupted run. ``epochs``,
-  ``device``, ``num_workers`` and ``max_memory_mb`` are not part of the fingerprint, so a finished run can be
-  extended to more epochs; a state saved beyond the requested number of epochs is discarded.
-* **Data path.** When the training clips' features and targets fit in ``max_memory_mb`` they are loaded once
-  (one HDF5 read per file); otherwise each batch is read from the files with sorted indices, one chunk per clip.
+* **Model selection.** The task's selection figure (validation F for DCASE2025, the SELD score for the
+  DCASE2021-2024 metrics; non-finite counts as worst). A tie replaces the stored best, as in the reference recipe
+  (``>=``): the later model has seen more data at the same score. Only a strict improvement resets the
+  early-stopping counter, so a plateau still stops the run. With ``validation_fraction`` 0 nothing is held out,
+  the learning rate stays constant, early stopping is off and the "best" checkpoint is the last epoch.
+* **Determinism.** Weights are initialised under ``seed``; the batch order of epoch ``e`` comes from a generator
+  seeded by ``(seed, e)``.
+* **Outputs.** ``best.pt`` and ``metrics.csv`` are written together when training ends; a run in progress keeps
+  its history in the state folder, so a killed run never leaves complete-looking outputs.
 * **Several processes.** ``processes > 1`` trains with DistributedDataParallel (see :mod:`seldflow.distributed`):
   each rank trains on a disjoint slice of every batch of the same global order, BatchNorm is synchronised, and the
   result equals single-process training up to float rounding (with dropout only statistically: every rank draws
@@ -27,283 +23,46 @@ Design choices that matter for reproducing a run:
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import math
-import random
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from seldflow import distributed
+from seldflow.checkpoints import save_checkpoint
+from seldflow.clipstore import ClipStore, epoch_batches, iterate_batches, locate, read_clips, split_validation
 from seldflow.errors import ConfigError, InputError
-from seldflow.infer import LR_SWAP_SUFFIX, decode_multiaccdoa, predict_features, read_clip_names, resolve_device
-from seldflow.io import atomic_file
-from seldflow.labels import ADPIT_FIELDS, ADPIT_TRACKS, LABEL_FRAMES, N_CLASSES
-from seldflow.loss import ADPITLoss
+from seldflow.feature_files import FeatureFile, check_consistent, open_feature_file
 from seldflow.models import build_model, fit_input_norm, has_input_norm
-from seldflow.score import compute_metrics
+from seldflow.models.runtime import predict_features, resolve_device
+from seldflow.tasks import Task, build_task
+from seldflow.training_state import (
+    HISTORY_FILE,
+    STATE_FILE,
+    Progress,
+    fingerprint,
+    resume,
+    rng_state,
+    save_state,
+    write_metrics,
+)
 
-METRICS_COLUMNS = ("epoch", "train_loss", "val_loss", "val_F", "val_DOAE", "val_RDE", "lr", "seconds")
-LABEL_SHAPE = (LABEL_FRAMES, ADPIT_TRACKS, ADPIT_FIELDS, N_CLASSES)
-STATE_FILE = "last.pt"
-# Validation decoding and scoring use the reference settings (inference thresholds, 20 degrees, RDE 1.0).
-VALIDATION_SCORING = {"doa_threshold": 20.0, "reldist_threshold": 1.0}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Feature files
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FeatureFile:
-    """What training needs to know about one labelled HDF5 feature file, read without loading the arrays."""
-
-    path: Path
-    names: tuple[str, ...]
-    feature_shape: tuple[int, int, int]  # (channels, frames, bins) of one clip
-    kind: str
-    config: dict[str, Any]
-    label_rows: np.ndarray  # (M, 7): clip index followed by the six CSV columns
-    summary: dict[str, Any]  # attributes and dataset shapes, for the resume fingerprint
+# Columns of metrics.csv around the task's validation columns.
+LEADING_COLUMNS = ("epoch", "train_loss", "val_loss")
+TRAILING_COLUMNS = ("lr", "seconds")
 
 
-def open_feature_file(path: Path) -> FeatureFile:
-    """Check that ``path`` is a labelled feature file with consistent datasets; read its small parts."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "feature file not found")
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(path, f"cannot open as HDF5 ({exc})") from None
-    with h5:
-        names = read_clip_names(path, h5)
-        for dataset in ("labels", "label_rows"):
-            if dataset not in h5:
-                raise InputError(path, f"has no '{dataset}' dataset: training needs labelled features", field=dataset)
-        features, labels, rows = h5["features"], h5["labels"], h5["label_rows"]
-        if features.ndim != 4:
-            raise InputError(path, f"features must be (clips, channels, frames, bins), got {features.shape}")
-        if labels.shape != (len(names), *LABEL_SHAPE):
-            raise InputError(path, f"labels {labels.shape} != {(len(names), *LABEL_SHAPE)}", field="labels")
-        label_rows = np.asarray(rows[()], dtype=np.int64)
-        if label_rows.ndim != 2 or label_rows.shape[1] != 7:
-            raise InputError(path, f"label_rows must be (rows, 7), got {label_rows.shape}", field="label_rows")
-        clip_column = label_rows[:, 0]
-        if len(clip_column) and (clip_column.min() < 0 or clip_column.max() >= len(names)):
-            raise InputError(path, "label_rows refers to clips that do not exist", field="label_rows")
-        attrs = {key: _plain(value) for key, value in sorted(h5.attrs.items())}
-        try:
-            config = json.loads(attrs.get("config", "{}"))
-        except json.JSONDecodeError as exc:
-            raise InputError(path, f"attribute is not valid JSON ({exc})", field="config") from None
-        summary = {
-            "name": path.name,
-            "size": path.stat().st_size,
-            "attrs": attrs,
-            "shapes": {name: list(h5[name].shape) for name in sorted(h5.keys())},
-        }
-        return FeatureFile(
-            path=path,
-            names=tuple(names),
-            feature_shape=tuple(features.shape[1:]),
-            kind=str(attrs.get("kind", "")),
-            config=config,
-            label_rows=label_rows,
-            summary=summary,
-        )
-
-
-def _plain(value: Any) -> Any:
-    """HDF5 attribute as a JSON-friendly value (numpy scalars and bytes become Python types)."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def check_consistent(files: Sequence[FeatureFile]) -> None:
-    """All inputs must share feature kind and shape, and clip stems must be unique across them."""
-    first = files[0]
-    for other in files[1:]:
-        if (other.kind, other.feature_shape) != (first.kind, first.feature_shape):
-            raise InputError(
-                other.path,
-                f"features {other.kind!r} {other.feature_shape} differ from {first.kind!r} {first.feature_shape} "
-                f"in {first.path}",
-                field="features",
-            )
-    seen: dict[str, Path] = {}
-    for file in files:
-        for name in file.names:
-            if name in seen:
-                raise InputError(file.path, f"clip {name!r} also appears in {seen[name]}", field="clips")
-            seen[name] = file.path
-
-
-def split_validation(names: Sequence[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, validation) of ``names``: a seeded ``fraction`` of originals held out with their twins.
-
-    Twins of validation clips are in neither set. At least one original is held out when ``fraction > 0``, and
-    at least one stays for training.
-    """
-    if not 0.0 <= fraction < 1.0:
-        raise ConfigError("train", "validation_fraction", f"must be in [0, 1), got {fraction}")
-    originals = [i for i, name in enumerate(names) if not name.endswith(LR_SWAP_SUFFIX)]
-    n_val = 0 if fraction == 0 else max(1, round(fraction * len(originals)))
-    if n_val >= len(originals):
-        raise ConfigError(
-            "train", "validation_fraction", f"{fraction} leaves no training clips out of {len(originals)}"
-        )
-    chosen = np.random.default_rng(seed).permutation(len(originals))[:n_val]
-    val_names = {names[originals[i]] for i in chosen}
-    held_out = val_names | {name + LR_SWAP_SUFFIX for name in val_names}
-    val = np.array(sorted(originals[i] for i in chosen), dtype=np.int64)
-    train = np.array([i for i, name in enumerate(names) if name not in held_out], dtype=np.int64)
-    return train, val
-
-
-def _locate(files: Sequence[FeatureFile], indices: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Group global clip indices by file: (file number, positions in ``indices``, local clip indices)."""
-    offsets = np.cumsum([0] + [len(f.names) for f in files])
-    file_of = np.searchsorted(offsets, indices, side="right") - 1
-    groups = []
-    for number in np.unique(file_of):
-        positions = np.flatnonzero(file_of == number)
-        groups.append((int(number), positions, indices[positions] - offsets[number]))
-    return groups
-
-
-def read_clips(
-    files: Sequence[FeatureFile], indices: np.ndarray, handles: Mapping[int, h5py.File] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features and ADPIT targets of global clip ``indices``, in that order (HDF5 needs increasing reads)."""
-    shape = files[0].feature_shape
-    features = np.empty((len(indices), *shape), dtype=np.float32)
-    labels = np.empty((len(indices), *LABEL_SHAPE), dtype=np.float32)
-    for number, positions, local in _locate(files, np.asarray(indices, dtype=np.int64)):
-        order = np.argsort(local, kind="stable")
-        sorted_local = local[order]
-        if handles is not None:
-            h5 = handles[number]
-            features[positions[order]] = h5["features"][sorted_local]
-            labels[positions[order]] = h5["labels"][sorted_local]
-        else:
-            with h5py.File(files[number].path, "r") as h5:
-                features[positions[order]] = _read_sorted(h5["features"], sorted_local)
-                labels[positions[order]] = _read_sorted(h5["labels"], sorted_local)
-    return features, labels
-
-
-def _read_sorted(dataset: h5py.Dataset, sorted_local: np.ndarray) -> np.ndarray:
-    """Read increasing indices as contiguous slices: far faster than a point selection for long runs."""
-    breaks = np.flatnonzero(np.diff(sorted_local) != 1) + 1
-    runs = np.split(sorted_local, breaks)
-    return np.concatenate([dataset[run[0] : run[-1] + 1] for run in runs if len(run)])
-
-
-class ClipStore:
-    """Training clips, either held in memory or read batch by batch from the HDF5 files.
-
-    Loading everything once is much faster on small demo data; streaming keeps memory bounded for the full
-    DCASE development set. Either way ``batch(positions)`` returns copies, in the requested order.
-    """
-
-    def __init__(self, files: Sequence[FeatureFile], indices: np.ndarray, max_memory_mb: float) -> None:
-        self.files = list(files)
-        self.indices = np.asarray(indices, dtype=np.int64)
-        per_clip = 4 * (math.prod(files[0].feature_shape) + math.prod(LABEL_SHAPE))
-        self.in_memory = len(self.indices) * per_clip <= max_memory_mb * 2**20
-        self._arrays = read_clips(self.files, self.indices) if self.in_memory else None
-        self._handles: dict[int, h5py.File] | None = None
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def close(self) -> None:
-        for handle in (self._handles or {}).values():
-            handle.close()
-        self._handles = None
-
-    def feature_statistics(self, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation per channel and bin over every clip and frame, ``(channels, bins)``.
-
-        Accumulated in float64 chunk by chunk so a streamed store never holds more than ``chunk`` clips.
-        """
-        total = total_sq = None
-        count = 0
-        for start in range(0, len(self), chunk):
-            features = self.batch(np.arange(start, min(start + chunk, len(self))))[0].astype(np.float64)
-            part, part_sq = features.sum(axis=(0, 2)), np.square(features).sum(axis=(0, 2))
-            total = part if total is None else total + part
-            total_sq = part_sq if total_sq is None else total_sq + part_sq
-            count += features.shape[0] * features.shape[2]
-        mean = total / count
-        return mean, np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
-
-    def batch(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._arrays is not None:
-            return self._arrays[0][positions], self._arrays[1][positions]
-        if self._handles is None:  # opened lazily so that each DataLoader worker gets its own handles
-            self._handles = {i: h5py.File(f.path, "r") for i, f in enumerate(self.files)}
-        return read_clips(self.files, self.indices[positions], self._handles)
-
-
-class _EpochBatches(torch.utils.data.Dataset):
-    """One item per batch, so DataLoader workers can prefetch whole batches from a :class:`ClipStore`."""
-
-    def __init__(self, store: ClipStore, batches: list[np.ndarray]) -> None:
-        self.store = store
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
-        features, labels = self.store.batch(self.batches[item])
-        return torch.from_numpy(features), torch.from_numpy(labels)
-
-
-def epoch_batches(n_clips: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """Shuffled batches of store positions for ``epoch``, a pure function of (seed, epoch).
-
-    The last partial batch is dropped (as in the reference recipe) so BatchNorm never sees a tiny batch; the
-    shuffle changes every epoch, so no clip is left out systematically. A store smaller than one batch gives a
-    single batch of everything.
-    """
-    order = np.random.default_rng([seed, epoch]).permutation(n_clips)
-    if n_clips <= batch_size:
-        return [order]
-    n_full = n_clips // batch_size
-    return [order[i * batch_size : (i + 1) * batch_size] for i in range(n_full)]
-
-
-def _iterate(store: ClipStore, batches: list[np.ndarray], num_workers: int) -> Iterator[tuple[Any, Any]]:
-    dataset = _EpochBatches(store, batches)
-    if num_workers <= 0:
-        yield from (dataset[i] for i in range(len(dataset)))
-        return
-    # An own generator keeps the loader from drawing its worker seed from the global RNG, which drives dropout:
-    # the result must not depend on num_workers.
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, shuffle=False, num_workers=num_workers, generator=torch.Generator().manual_seed(0)
-    )
-    yield from loader
+def metrics_columns(task: Task) -> tuple[str, ...]:
+    """The columns of a run's metrics.csv for ``task``."""
+    return (*LEADING_COLUMNS, *task.validation_columns, *TRAILING_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -340,184 +99,48 @@ def train_step(
 
 @dataclass
 class Validation:
-    """Held-out clips, loaded once: features, targets and reference label rows keyed by stem."""
+    """Held-out clips, loaded once: features, targets and native reference label rows keyed by stem."""
 
     names: list[str]
     features: np.ndarray
-    labels: np.ndarray
+    targets: np.ndarray
     references: dict[str, np.ndarray]
 
 
-def load_validation(files: Sequence[FeatureFile], indices: np.ndarray) -> Validation | None:
+def load_validation(files: Sequence[FeatureFile], indices: np.ndarray, task: Task) -> Validation | None:
     """Read the held-out clips once; ``None`` when nothing is held out."""
     if len(indices) == 0:
         return None
-    features, labels = read_clips(files, indices)
+    features, targets = read_clips(files, indices, task)
     names = [""] * len(indices)
     references: dict[str, np.ndarray] = {}
-    for number, positions, local in _locate(files, np.asarray(indices, dtype=np.int64)):
+    for number, positions, local in locate(files, np.asarray(indices, dtype=np.int64)):
         file = files[number]
         for position, clip in zip(positions, local, strict=True):
             names[position] = file.names[clip]
-            references[names[position]] = file.label_rows[file.label_rows[:, 0] == clip, 1:]
-    return Validation(names=names, features=features, labels=labels, references=references)
+            references[names[position]] = file.clip_rows(clip)
+    return Validation(names=names, features=features, targets=targets, references=references)
 
 
 def validate(
-    model: nn.Module, validation: Validation, *, loss_fn: nn.Module, batch_size: int, device: torch.device
+    model: nn.Module,
+    validation: Validation,
+    *,
+    task: Task,
+    loss_fn: nn.Module,
+    batch_size: int,
+    device: torch.device,
 ) -> dict[str, float]:
-    """Validation loss and the official F / DOAE / RDE of the decoded predictions on the held-out clips."""
+    """Validation loss and the task's validation scores of the decoded predictions on the held-out clips."""
     outputs = predict_features(model, validation.features, batch_size, device)
     total = 0.0
     with torch.no_grad():
         for start in range(0, len(outputs), batch_size):
             output = torch.from_numpy(outputs[start : start + batch_size]).to(device)
-            target = torch.from_numpy(validation.labels[start : start + batch_size]).to(device)
+            target = torch.from_numpy(validation.targets[start : start + batch_size]).to(device)
             total += float(loss_fn(output, target)) * len(output)
-    predictions = {name: decode_multiaccdoa(out) for name, out in zip(validation.names, outputs, strict=True)}
-    scores = compute_metrics(validation.references, predictions, **VALIDATION_SCORING)
-    return {
-        "val_loss": total / len(outputs),
-        "val_F": float(scores["F"]),
-        "val_DOAE": float(scores["DOAE"]),
-        "val_RDE": float(scores["RDE"]),
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# State and outputs
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Progress:
-    """Everything about the run so far that is not a module's own state."""
-
-    epoch: int = 0
-    best_score: float = -math.inf
-    stale_epochs: int = 0
-    best: dict[str, Any] | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
-
-    def record(self, score: float) -> bool:
-        """Account for an epoch's selection score; ``True`` when it becomes the best (ties go to the later).
-
-        Only a strict improvement resets the early-stopping count, so a long plateau still stops the run.
-        """
-        self.stale_epochs = 0 if score > self.best_score else self.stale_epochs + 1
-        if score < self.best_score:
-            return False
-        self.best_score = score
-        return True
-
-
-def fingerprint(arguments: Mapping[str, Any], files: Sequence[FeatureFile]) -> str:
-    """sha256 of the training arguments and the inputs' attributes and sizes: equal means resumable."""
-    payload = {"arguments": arguments, "inputs": [file.summary for file in files]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _rng_state() -> dict[str, Any]:
-    """Global RNG states as tensors and plain types (numpy's key array is not loadable with weights_only)."""
-    numpy_state = np.random.get_state(legacy=False)
-    key = torch.from_numpy(numpy_state["state"]["key"].astype(np.int64))
-    state = {
-        "python": random.getstate(),
-        "numpy": {**numpy_state, "state": {**numpy_state["state"], "key": key}},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _restore_rng(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    numpy_state = dict(state["numpy"])
-    key = numpy_state["state"]["key"].numpy().astype(np.uint32)
-    numpy_state["state"] = {**numpy_state["state"], "key": key}
-    np.random.set_state(numpy_state)
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save_state(
-    path: Path,
-    run_fingerprint: str,
-    progress: Progress,
-    modules: Mapping[str, Any],
-    rng_ranks: list[dict[str, Any]] | None = None,
-) -> None:
-    state = {
-        "fingerprint": run_fingerprint,
-        "epoch": progress.epoch,
-        "best_score": progress.best_score,
-        "stale_epochs": progress.stale_epochs,
-        "best": progress.best,
-        "history": progress.history,
-        "rng": _rng_state(),
-        **{name: module.state_dict() for name, module in modules.items()},
-    }
-    if rng_ranks is not None:  # a distributed run: every rank's RNG state, so each resumes its own streams
-        state["rng_ranks"] = rng_ranks
-    with atomic_file(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _resume(
-    path: Path,
-    run_fingerprint: str,
-    epochs: int,
-    modules: Mapping[str, Any],
-    *,
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-) -> Progress | None:
-    """Load ``path`` into ``modules`` when it belongs to this run; ``None`` means start fresh.
-
-    Rank ``r`` of a distributed run restores its own RNG state when the state was saved by as many ranks;
-    otherwise rank 0's, and a rank > 0 then reseeds from ``(seed, rank, epoch)``.
-    """
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a damaged state file must not block a rerun: it is only a cache
-        tqdm.write(f"ignoring unreadable training state {path} ({type(exc).__name__})", file=sys.stderr)
-        return None
-    if state.get("fingerprint") != run_fingerprint:
-        tqdm.write(f"training state {path} belongs to other settings or inputs: starting fresh", file=sys.stderr)
-        return None
-    if state["epoch"] > epochs:
-        tqdm.write(f"training state {path} is past epoch {epochs}: starting fresh", file=sys.stderr)
-        return None
-    for name, module in modules.items():
-        if state[name]:  # a disabled GradScaler (CPU run) saves an empty state that it cannot load back
-            module.load_state_dict(state[name])
-    rng_ranks = state.get("rng_ranks") or []
-    if world_size > 1 and len(rng_ranks) == world_size:
-        _restore_rng(rng_ranks[rank])
-    else:
-        _restore_rng(state["rng"])
-        if rank > 0:
-            distributed.seed_rank(seed, rank, state["epoch"])
-    tqdm.write(f"resuming after epoch {state['epoch']} from {path}", file=sys.stderr)
-    return Progress(
-        epoch=state["epoch"],
-        best_score=state["best_score"],
-        stale_epochs=state["stale_epochs"],
-        best=state["best"],
-        history=list(state["history"]),
-    )
-
-
-def write_metrics(path: Path, history: Sequence[Mapping[str, float]]) -> None:
-    with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=METRICS_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(history)
+    predictions = {name: task.decode(out) for name, out in zip(validation.names, outputs, strict=True)}
+    return {"val_loss": total / len(outputs), **task.validation_scores(validation.references, predictions)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -547,6 +170,7 @@ class Trainer:
         channels: int,
         model_args: Mapping[str, Any],
         *,
+        loss_fn: nn.Module,
         seed: int,
         lr: float,
         weight_decay: float,
@@ -567,7 +191,7 @@ class Trainer:
             optimizer, mode="max", factor=lr_factor, patience=lr_patience
         )
         scaler = torch.amp.GradScaler(run_device.type, enabled=use_amp)
-        return cls(net, optimizer, scheduler, scaler, ADPITLoss().to(run_device), run_device, use_amp)
+        return cls(net, optimizer, scheduler, scaler, loss_fn.to(run_device), run_device, use_amp)
 
     def stateful(self) -> dict[str, Any]:
         return {"model": self.net, "optimizer": self.optimizer, "scheduler": self.scheduler, "scaler": self.scaler}
@@ -590,7 +214,7 @@ class Trainer:
             return self._train_epoch_distributed(store, batches, num_workers, desc)
         self.net.train()
         total, seen = 0.0, 0
-        bar = tqdm(_iterate(store, batches, num_workers), total=len(batches), desc=desc, leave=False)
+        bar = tqdm(iterate_batches(store, batches, num_workers), total=len(batches), desc=desc, leave=False)
         for features, labels in bar:
             loss = train_step(
                 self.net, features.to(self.device), labels.to(self.device),
@@ -608,7 +232,7 @@ class Trainer:
         self.net.train()
         shards = [distributed.shard(batch, self.rank, self.world_size) for batch in batches]
         total, seen = 0.0, 0
-        loader = _iterate(store, [part for part, _ in shards], num_workers)
+        loader = iterate_batches(store, [part for part, _ in shards], num_workers)
         bar = tqdm(loader, total=len(shards), desc=desc, leave=False, disable=self.rank != 0)
         for (features, labels), (_, weight) in zip(bar, shards, strict=True):
             loss = train_step(
@@ -645,14 +269,19 @@ def train(
     max_memory_mb: float = 3072,
     processes: int = 1,
     pretrained: str | None = None,
+    task: Mapping[str, Any] | None = None,
+    method: str | None = None,
+    loss_args: Mapping[str, float] | None = None,
 ) -> None:
     """Train ``model`` on the labelled ``train_h5`` files; write the best ``checkpoint`` and ``metrics_csv``.
 
-    AdamW with ``ReduceLROnPlateau`` (mode max) on validation F, optional early stopping after
-    ``early_stop_patience`` epochs without improvement, mixed precision only on CUDA. The checkpoint holds only
-    tensors and plain types (``model_state``, ``model_name``, ``model_args``, ``in_channels``,
-    ``feature_kind``, ``feature_config``, ``epoch``, ``val_metrics``), so ``torch.load(weights_only=True)``
-    reads it. See the module docstring for validation, selection, resumption and the data path.
+    AdamW with ``ReduceLROnPlateau`` (mode max) on the task's selection figure, optional early stopping after
+    ``early_stop_patience`` epochs without improvement, mixed precision only on CUDA. The checkpoint format is
+    :mod:`seldflow.checkpoints`. See the module docstring for selection and outputs, :mod:`seldflow.clipstore`
+    for validation and the data path, :mod:`seldflow.training_state` for resumption.
+
+    ``task`` is a task spec (:func:`seldflow.tasks.task_spec`; default: stereo DCASE2025 SELD with the label
+    format of the feature files); ``method`` and ``loss_args`` override its method (``train.method``).
 
     ``processes > 1`` spawns that many DDP processes (gloo on CPU, nccl with one CUDA device per process) that run
     this function inside one process group; see :mod:`seldflow.distributed`.
@@ -668,9 +297,11 @@ def train(
     if epochs < 1 or batch_size < 1:
         raise ConfigError("train", "epochs" if epochs < 1 else "batch_size", "must be at least 1")
     files = _open_inputs(train_h5)
+    run_task = _resolve_task(task, files[0], method=method, loss_args=loss_args)
     train_ids, val_ids = split_validation([n for f in files for n in f.names], validation_fraction, seed)
     channels, _frames, bins = files[0].feature_shape
-    resolved_args = {"n_mels": bins, **model_args}  # the model is sized for the features it is trained on
+    # The model is sized for the features it is trained on and emits the task's outputs.
+    resolved_args = {"n_mels": bins, **run_task.model_args(), **model_args}
     arguments = {
         "seed": seed, "model": model, "model_args": resolved_args, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "validation_fraction": validation_fraction, "lr_factor": lr_factor,
@@ -678,13 +309,15 @@ def train(
     }  # fmt: skip
     if pretrained:  # only when set, so fingerprints of runs without it are unchanged
         arguments["pretrained"] = str(pretrained)
+    arguments["task"] = run_task.spec()
+    columns = metrics_columns(run_task)
     run_fingerprint = fingerprint(arguments, files)
     trainer = Trainer.create(
-        model, channels, resolved_args, seed=seed, lr=lr, weight_decay=weight_decay, lr_factor=lr_factor,
-        lr_patience=lr_patience, device=device, amp=amp,
+        model, channels, resolved_args, loss_fn=run_task.loss(), seed=seed, lr=lr, weight_decay=weight_decay,
+        lr_factor=lr_factor, lr_patience=lr_patience, device=device, amp=amp,
     )  # fmt: skip
     state_path = Path(state_dir) / STATE_FILE
-    resumed = _resume(state_path, run_fingerprint, epochs, trainer.stateful(), seed=seed, rank=rank, world_size=world)
+    resumed = resume(state_path, run_fingerprint, epochs, trainer.stateful(), seed=seed, rank=rank, world_size=world)
     if resumed is None and rank > 0:  # same initial weights as rank 0, but dropout streams of its own
         distributed.seed_rank(seed, rank, 0)
     progress = resumed or Progress()
@@ -694,12 +327,12 @@ def train(
         report = load_pseldnet(trainer.net, Path(pretrained))
         if rank == 0:
             tqdm.write(report.summary(), file=sys.stderr)
-    store = ClipStore(files, train_ids, max_memory_mb / world)
+    store = ClipStore(files, train_ids, run_task, max_memory_mb / world)
     if progress.epoch == 0 and has_input_norm(trainer.net):  # a resumed run restores them with the model state
         fit_input_norm(trainer.net, *store.feature_statistics())
     if world > 1:
         trainer.distribute()
-    validation = load_validation(files, val_ids) if rank == 0 else None
+    validation = load_validation(files, val_ids, run_task) if rank == 0 else None
     mode = "in memory" if store.in_memory else "streamed from HDF5"
     held_out = 0 if validation is None else len(validation.names)
     if rank == 0:
@@ -715,22 +348,24 @@ def train(
             current_lr = trainer.optimizer.param_groups[0]["lr"]
             batches = epoch_batches(len(store), batch_size, seed, epoch)
             train_loss = _train_epoch(trainer, store, batches, num_workers, epoch=epoch, epochs=epochs)
-            scores, score = _evaluate(trainer, validation, batch_size, epoch, validating=len(val_ids) > 0)
+            scores, score = _evaluate(trainer, run_task, validation, batch_size, epoch, validating=len(val_ids) > 0)
             row = {"epoch": epoch, "train_loss": train_loss, **scores, "lr": current_lr}
             row["seconds"] = round(time.perf_counter() - started, 3)
             progress.history.append(row)
             progress.epoch = epoch
             if progress.record(score) and rank == 0:
-                progress.best = _checkpoint_payload(trainer.net, epoch, scores, model, resolved_args, files[0])
-            rng_ranks = distributed.gather_objects(_rng_state()) if world > 1 else None
+                progress.best = _checkpoint_payload(
+                    trainer.net, epoch, scores, model, resolved_args, files[0], run_task
+                )
+            rng_ranks = distributed.gather_objects(rng_state()) if world > 1 else None
             if rank == 0:
-                _save_state(state_path, run_fingerprint, progress, trainer.stateful(), rng_ranks)
-                write_metrics(Path(metrics_csv), progress.history)
+                save_state(state_path, run_fingerprint, progress, trainer.stateful(), rng_ranks)
+                write_metrics(Path(state_dir) / HISTORY_FILE, progress.history, columns)
                 tqdm.write(_summary(row), file=sys.stderr)
     finally:
         store.close()
     if rank == 0:
-        _write_outputs(Path(checkpoint), Path(metrics_csv), progress, state_path)
+        _write_outputs(Path(checkpoint), Path(metrics_csv), progress, state_path, columns)
 
 
 def _launch(call: dict[str, Any]) -> None:
@@ -765,34 +400,65 @@ def _train_epoch(
 
 
 def _evaluate(
-    trainer: Trainer, validation: Validation | None, batch_size: int, epoch: int, *, validating: bool = True
+    trainer: Trainer,
+    task: Task,
+    validation: Validation | None,
+    batch_size: int,
+    epoch: int,
+    *,
+    validating: bool = True,
 ) -> tuple[dict[str, float], float]:
-    """Validation scores and the selection score; steps the plateau scheduler on validation F.
+    """Validation scores and the selection score; steps the plateau scheduler on the selection score.
 
     In a distributed run only rank 0 holds ``validation``; the other ranks receive its scores, so every rank's
     scheduler and early-stopping count follow the same values.
     """
     if not validating or (validation is None and trainer.world_size == 1):
-        nan = math.nan
-        return {"val_loss": nan, "val_F": nan, "val_DOAE": nan, "val_RDE": nan}, float(epoch)  # latest is best
+        columns = ("val_loss", *task.validation_columns)
+        return dict.fromkeys(columns, math.nan), float(epoch)  # without validation the latest is best
     scores = None
     if validation is not None:
         scores = validate(
-            trainer.net, validation, loss_fn=trainer.loss_fn, batch_size=batch_size, device=trainer.device
+            trainer.net, validation, task=task, loss_fn=trainer.loss_fn, batch_size=batch_size, device=trainer.device
         )
     scores = distributed.broadcast_object(scores)
-    score = scores["val_F"] if math.isfinite(scores["val_F"]) else 0.0
+    score = task.selection_score(scores)
     trainer.scheduler.step(score)
     return scores, score
 
 
-def _write_outputs(checkpoint: Path, metrics_csv: Path, progress: Progress, state_path: Path) -> None:
-    """Final outputs, also when a resumed run had no epoch left to train."""
+def _write_outputs(
+    checkpoint: Path, metrics_csv: Path, progress: Progress, state_path: Path, columns: Sequence[str]
+) -> None:
+    """The declared outputs, together, once training has ended (also when a resumed run had nothing left)."""
     if progress.best is None:  # unreachable unless the saved state was edited by hand
         raise InputError(state_path, "training state has no best model")
-    with atomic_file(checkpoint) as tmp:
-        torch.save(progress.best, tmp)
-    write_metrics(metrics_csv, progress.history)
+    save_checkpoint(checkpoint, progress.best)
+    write_metrics(metrics_csv, progress.history, columns)
+
+
+def _resolve_task(
+    spec: Mapping[str, Any] | None,
+    file: FeatureFile,
+    *,
+    method: str | None,
+    loss_args: Mapping[str, float] | None,
+) -> Task:
+    """The task to train: the spec given, else one for the feature files' label format; method overrides applied."""
+    resolved = dict(spec or {"name": "seld", "label_format": file.label_format})
+    if method is not None:
+        resolved["method"] = method
+    if loss_args:
+        resolved["loss_args"] = dict(loss_args)
+    task = build_task(resolved)
+    stored = resolved.get("label_format")
+    if stored is not None and stored != file.label_format:
+        raise InputError(
+            file.path,
+            f"labels are in the {file.label_format!r} format but the task expects {stored!r}",
+            field="label_format",
+        )
+    return task
 
 
 def _checkpoint_payload(
@@ -802,8 +468,9 @@ def _checkpoint_payload(
     model_name: str,
     model_args: Mapping[str, Any],
     file: FeatureFile,
+    task: Task,
 ) -> dict[str, Any]:
-    """What inference needs to rebuild the model, as tensors and plain types only."""
+    """What inference needs to rebuild the model and its task, as tensors and plain types only."""
     return {
         "model_state": {key: value.detach().cpu().clone() for key, value in net.state_dict().items()},
         "model_name": model_name,
@@ -811,14 +478,15 @@ def _checkpoint_payload(
         "in_channels": file.feature_shape[0],
         "feature_kind": file.kind,
         "feature_config": file.config,
+        "task": task.spec(),
         "epoch": epoch,
         "val_metrics": dict(scores),
     }
 
 
 def _summary(row: Mapping[str, float]) -> str:
-    return (
-        f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}, "
-        f"F {row['val_F']:.3f}, DOAE {row['val_DOAE']:.1f}, RDE {row['val_RDE']:.3f}, "
-        f"lr {row['lr']:.2e}, {row['seconds']:.1f} s"
+    """One log line per epoch: every logged figure, in metrics.csv order."""
+    figures = ", ".join(
+        f"{key.replace('_', ' ')} {value:.4g}" for key, value in row.items() if key not in ("epoch", "seconds")
     )
+    return f"epoch {row['epoch']}: {figures}, {row['seconds']:.1f} s"

@@ -9,6 +9,7 @@ import torch
 from seldflow.errors import exit_on_error
 from seldflow.features import extract_split
 from seldflow.shards import read_manifest, shard_range
+from seldflow.tasks import build_task
 
 torch.set_num_threads(snakemake.threads)
 folders = snakemake.params.folders
@@ -22,5 +23,6 @@ with exit_on_error():
         clips=[stems[i] for i in shard],
         lr_swap=snakemake.params.lr_swap,
         sample_rate=snakemake.params.sample_rate,
+        task=build_task(snakemake.params.labels),
         **snakemake.params.features,
     )

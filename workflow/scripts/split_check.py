@@ -5,7 +5,8 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 
 from seldflow.errors import exit_on_error
-from seldflow.features import check_split, input_channels
+from seldflow.feature_kinds import input_channels
+from seldflow.features import check_split
 from seldflow.shards import write_manifest
 
 folders = snakemake.params.folders

@@ -16,7 +16,7 @@ if __name__ == "__main__":
     import torch
 
     from seldflow.errors import exit_on_error
-    from seldflow.infer import resolve_device
+    from seldflow.models.runtime import resolve_device
     from seldflow.train import train
 
     torch.set_num_threads(snakemake.threads)  # shared evenly between the processes of a distributed run
@@ -31,5 +31,6 @@ if __name__ == "__main__":
             metrics_csv=snakemake.output.metrics,
             state_dir=snakemake.params.state_dir,
             seed=snakemake.params.seed,
+            task=snakemake.params.task,
             **settings,
         )

@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seldflow.labels import N_CLASSES, N_TRACKS
+from seldflow.labels import N_CLASSES
 from seldflow.models.conformer import conbimamba, conformer
-from seldflow.models.heads import ACCDOA_ELEMENTS, activate_multiaccdoa, pool_to_labels
+from seldflow.models.heads import DEFAULT_LAYOUT, output_layout, pool_to_labels
 from seldflow.models.mamba import BMamba2DAcBlocks, BMambaBlocks
 
 CNN14_WIDTHS = (64, 128, 256, 512, 1024, 2048)
@@ -130,7 +130,7 @@ class CNN14SELD(nn.Module):
         widths: Sequence[int] = CNN14_WIDTHS,
         frames_per_label: int = FRAMES_PER_LABEL,
         n_classes: int = N_CLASSES,
-        n_tracks: int = N_TRACKS,
+        output: str = DEFAULT_LAYOUT,
     ) -> None:
         super().__init__()
         if in_channels < 1:
@@ -141,13 +141,13 @@ class CNN14SELD(nn.Module):
         self.n_mels = n_mels
         self.frames_per_label = frames_per_label
         self.n_classes = n_classes
-        self.n_tracks = n_tracks
+        self.layout = output_layout(output)
         self.scalar = ChannelScalars(in_channels, n_mels)
         self.convs = CNN14Encoder(in_channels, widths)
         if n_mels < self.convs.freq_pool:
             raise ValueError(f"{n_mels} mel bins cannot be pooled by {self.convs.freq_pool} in frequency")
         self.decoder = decoder
-        self.fc = nn.Linear(self.convs.out_channels, n_tracks * ACCDOA_ELEMENTS * n_classes)
+        self.fc = nn.Linear(self.convs.out_channels, self.layout.size(n_classes))
 
     def encoder_parameters(self) -> int:
         """Parameters of the BatchNorm scalars and the CNN encoder (75,481,664 in the reference setup)."""
@@ -169,7 +169,7 @@ class CNN14SELD(nn.Module):
         x = self.fc(self.decoder(x))  # (B, T', 117)
         x = x.repeat_interleave(time_pool, dim=1)  # back to the STFT frame rate
         x = pool_to_labels(x, n_labels, self.frames_per_label)
-        return activate_multiaccdoa(x, self.n_tracks, self.n_classes)
+        return self.layout.activate(x, self.n_classes)
 
 
 def _width(widths: Sequence[int]) -> int:

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seldflow.labels import N_CLASSES, N_TRACKS
+from seldflow.labels import N_CLASSES
 from seldflow.models.cnn14 import FRAMES_PER_LABEL, ChannelScalars
-from seldflow.models.heads import ACCDOA_ELEMENTS, activate_multiaccdoa, pool_to_labels
+from seldflow.models.heads import DEFAULT_LAYOUT, output_layout, pool_to_labels
 
 # Attention logit added between tokens that a cyclic shift brought into one window from distant regions.
 SHIFT_MASK_VALUE = -100.0
@@ -291,7 +291,7 @@ class HTSAT(nn.Module):
         pair_clips: bool = True,
         frames_per_label: int = FRAMES_PER_LABEL,
         n_classes: int = N_CLASSES,
-        n_tracks: int = N_TRACKS,
+        output: str = DEFAULT_LAYOUT,
     ) -> None:
         super().__init__()
         if in_channels < 1 or frames_per_label < 1:
@@ -308,7 +308,7 @@ class HTSAT(nn.Module):
         self.batch_multiple = 2 if pair_clips else 1
         self.frames_per_label = frames_per_label
         self.n_classes = n_classes
-        self.n_tracks = n_tracks
+        self.layout = output_layout(output)
         self.scalar = ChannelScalars(in_channels, n_mels)
         self.encoder = SwinEncoder(
             in_channels,
@@ -326,7 +326,7 @@ class HTSAT(nn.Module):
         self.freq_rows = self.encoder.grid // self.chunks
         self.tscam_conv = nn.Conv2d(
             self.encoder.num_features,
-            n_tracks * ACCDOA_ELEMENTS * n_classes,
+            self.layout.size(n_classes),
             kernel_size=(self.freq_rows, 3),
             padding=(0, 1),
         )
@@ -377,4 +377,4 @@ class HTSAT(nn.Module):
         if self.pair_clips:
             x = torch.cat((x[:, :clip_frames], x[:, clip_frames : 2 * clip_frames]), dim=0)
         x = pool_to_labels(x, n_labels, self.frames_per_label)
-        return activate_multiaccdoa(x, self.n_tracks, self.n_classes)
+        return self.layout.activate(x, self.n_classes)

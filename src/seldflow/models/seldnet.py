@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from seldflow.labels import N_CLASSES, N_TRACKS
-from seldflow.models.heads import ACCDOA_ELEMENTS, activate_multiaccdoa
+from seldflow.labels import N_CLASSES
+from seldflow.models.heads import DEFAULT_LAYOUT, output_layout
 from seldflow.models.normalization import InputNorm
 
 
@@ -72,7 +72,7 @@ class SELDnet(nn.Module):
         fc_size: int = 128,
         dropout: float = 0.05,
         n_classes: int = N_CLASSES,
-        n_tracks: int = N_TRACKS,
+        output: str = DEFAULT_LAYOUT,
     ) -> None:
         super().__init__()
         if len(t_pool) != len(f_pool):
@@ -83,7 +83,7 @@ class SELDnet(nn.Module):
         self.in_channels = in_channels
         self.n_mels = n_mels
         self.n_classes = n_classes
-        self.n_tracks = n_tracks
+        self.layout = output_layout(output)
         self.input_norm = InputNorm(in_channels, n_mels)
         self.conv_blocks = nn.Sequential(
             *(
@@ -102,7 +102,7 @@ class SELDnet(nn.Module):
         self.attention = nn.Sequential(*(SelfAttentionLayer(rnn_size, mhsa_heads, dropout) for _ in range(mhsa_layers)))
         # Two stacked linear layers without a non-linearity in between, exactly as the reference baseline.
         self.fc = nn.Linear(rnn_size, fc_size)
-        self.head = nn.Linear(fc_size, n_tracks * ACCDOA_ELEMENTS * n_classes)
+        self.head = nn.Linear(fc_size, self.layout.size(n_classes))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.ndim != 4 or features.shape[1] != self.in_channels or features.shape[3] != self.n_mels:
@@ -117,4 +117,4 @@ class SELDnet(nn.Module):
         x = forward_half * backward_half  # gate each direction by the other instead of concatenating
         x = self.attention(x)
         x = self.head(self.fc(x))
-        return activate_multiaccdoa(x, self.n_tracks, self.n_classes)
+        return self.layout.activate(x, self.n_classes)
