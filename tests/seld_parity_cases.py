@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-EDITION_FRAMES = {"dcase2021": (300, 600), "dcase2022": (40, 200), "dcase2023": (40, 200), "dcase2024": (40, 200)}
+EDITION_FRAMES = {"dcase2021": (500, 600), "dcase2022": (40, 200), "dcase2023": (40, 200), "dcase2024": (40, 200)}
 
 
-def make_cases(edition: str, seed: int, n_files: int = 6, n_classes: int = 13) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def make_cases(
+    edition: str, seed: int, n_files: int = 6, n_classes: int = 13
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{name: (reference, prediction)}``; references have integer angles and distances, predictions floats."""
     rng = np.random.default_rng(seed)
     low, high = EDITION_FRAMES[edition]
@@ -66,7 +68,7 @@ def _prediction(rng: np.random.Generator, reference: np.ndarray, n_frames: int, 
         if rng.random() < 0.04:  # duplicated track
             rows.append([frame + drift, cls, 1, az_p + rng.normal(0, 30), el_p, dist])
     for _ in range(int(rng.integers(0, 40))):  # false alarms, some past the reference's end
-        frame = int(rng.integers(0, n_frames + 30))
+        frame = int(rng.integers(0, n_frames + 60))
         rows.append([frame, rng.integers(0, n_classes), 0, rng.uniform(-180, 180), rng.uniform(-60, 60), 2.0])
     if not rows:
         return np.zeros((0, 6))
