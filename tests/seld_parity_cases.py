@@ -10,8 +10,14 @@ these cases; its ``generator`` entry says how it was produced.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
+from seldflow.formats.dcase2021 import write_events
+
+PARITY_FIXTURE = Path(__file__).parent / "data" / "seld_parity_official.json"
 EDITION_FRAMES = {"dcase2021": (500, 600), "dcase2022": (40, 200), "dcase2023": (40, 200), "dcase2024": (40, 200)}
 
 
@@ -87,3 +93,21 @@ def cartesian(events: np.ndarray) -> np.ndarray:
     """Unit vectors (x, y, z) of the events' (azimuth, elevation), as the official drivers read predictions."""
     az, el = np.deg2rad(events[:, 3]), np.deg2rad(events[:, 4])
     return np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=1)
+
+
+def parity_runs(*metrics: str) -> list[dict]:
+    """The fixture's runs of the given metrics."""
+    runs = json.loads(PARITY_FIXTURE.read_text())["runs"]
+    return [run for run in runs if run["metric"] in metrics]
+
+
+def write_case_files(tmp_path: Path, run: dict) -> tuple[Path, Path]:
+    """Regenerate a fixture run's cases and write them as seldflow writes label files (references in a split)."""
+    cases = make_cases(run["metric"], run["seed"], n_classes=run["n_classes"])
+    distance = run["metric"] in ("dcase2023", "dcase2024")
+    assert sum(len(ref) for ref, _ in cases.values()) == run["n_ref_rows"], "case generator changed"
+    assert sum(len(pred) for _, pred in cases.values()) == run["n_pred_rows"], "case generator changed"
+    for name, (ref, pred) in cases.items():
+        write_events(tmp_path / "ref" / "split" / f"{name}.csv", ref, with_distance=distance)
+        write_events(tmp_path / "pred" / f"{name}.csv", pred, with_distance=distance)
+    return tmp_path / "ref", tmp_path / "pred"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from seld_parity_cases import make_cases
+from seld_parity_cases import parity_runs, write_case_files
 
 from seldflow.cli import main as cli_main
 from seldflow.errors import ConfigError, InputError
@@ -22,8 +22,6 @@ from seldflow.formats.dcase2021 import write_events
 from seldflow.metrics import METRICS, get_metric
 from seldflow.metrics.dcase2021 import compute_metrics
 from seldflow.score import score_dirs
-
-PARITY_FIXTURE = Path(__file__).parent / "data" / "seld_parity_official.json"
 
 
 def events(*rows: tuple[float, ...]) -> np.ndarray:
@@ -266,23 +264,6 @@ def test_unknown_edition_and_average_are_rejected() -> None:
 # --------------------------------------------------------------------------------------------------------------
 # Parity with the official scorers
 # --------------------------------------------------------------------------------------------------------------
-
-
-def parity_runs(*metrics: str) -> list[dict]:
-    runs = json.loads(PARITY_FIXTURE.read_text())["runs"]
-    return [run for run in runs if run["metric"] in metrics]
-
-
-def write_case_files(tmp_path: Path, run: dict) -> tuple[Path, Path]:
-    """Regenerate a fixture run's cases and write them as seldflow writes label files (references in a split)."""
-    cases = make_cases(run["metric"], run["seed"], n_classes=run["n_classes"])
-    distance = run["metric"] in ("dcase2023", "dcase2024")
-    assert sum(len(ref) for ref, _ in cases.values()) == run["n_ref_rows"], "case generator changed"
-    assert sum(len(pred) for _, pred in cases.values()) == run["n_pred_rows"], "case generator changed"
-    for name, (ref, pred) in cases.items():
-        write_events(tmp_path / "ref" / "split" / f"{name}.csv", ref, with_distance=distance)
-        write_events(tmp_path / "pred" / f"{name}.csv", pred, with_distance=distance)
-    return tmp_path / "ref", tmp_path / "pred"
 
 
 @pytest.mark.parametrize(
