@@ -18,7 +18,8 @@ from scipy import stats
 
 from seldflow.errors import InputError
 from seldflow.labels import N_CLASSES, write_labels
-from seldflow.score import compute_metrics, jackknife, load_label_dir, main, score_dirs, to_json
+from seldflow.metrics.dcase2025 import compute_metrics, jackknife
+from seldflow.score import load_label_dir, main, score_dirs, to_json
 
 
 def rows(*events: tuple[int, int, int, int, int, int]) -> np.ndarray:

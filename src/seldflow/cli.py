@@ -18,8 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     score_parser = commands.add_parser(
         "score",
-        help="score DCASE2025 prediction CSVs against references with the official metric",
-        description="Print one JSON object with F, DOAE, RDE and class-wise F (fractions, not percent).",
+        help="score prediction CSVs against references with an official DCASE metric (--metric, default dcase2025)",
+        description=(
+            "Print one JSON object (fractions, not percent). dcase2025: F, DOAE, DistE, RDE and class-wise values; "
+            "dcase2021-dcase2023: ER, F, LE, LR, SELD and classwise; dcase2024 adds DE and RDE."
+        ),
     )
     score.add_arguments(score_parser)
     score_parser.set_defaults(handler=score.run)

@@ -1,0 +1,172 @@
+"""DCASE2021–2024 label format: headerless CSV ``frame,class,track,azimuth,elevation[,distance]``.
+
+One row per active event and 100-ms label frame. DCASE2021–2023 files have five columns; DCASE2024 (STARSS23 with
+distances) adds a sixth, the source distance in centimetres. Angles are in degrees: azimuth in [-180, 180]
+(positive to the left), elevation in [-90, 90]. Readers return a float64 event table of shape ``(n, 6)`` indexed
+by the ``EV_*`` constants, distance converted to metres (NaN when the file has none).
+
+Conventions, from the official loaders (``load_output_format_file`` in ``sharathadavanne/seld-dcase2021``,
+``seld-dcase2022``, ``seld-dcase2023`` and ``partha2409/DCASE2024_seld_baseline``):
+
+* no header line: the official loaders parse every line, so a header crashes them. :func:`read_events` refuses a
+  header with an error saying so (rather than skipping it) so that every file it accepts is also readable by the
+  official scorer; :func:`write_events` never writes one;
+* frame, class and track are integers (``int()`` in the official loader), angles and distance may be floats;
+* row order matters: the scorers tell simultaneous tracks of one class apart by their position within the frame,
+  not by the track column, so :func:`write_events` keeps the given order.
+
+Reference files (``reference=True``) are validated strictly; every bad value raises :class:`InputError` naming the
+file, the 1-based line and the column. Prediction files (``reference=False``) are read as the official scorer
+reads them: any finite angle is accepted and taken as a direction on the sphere (the great-circle distance only
+uses sines and cosines, so azimuth 370 means 10 and elevation 100 means elevation 80 on the opposite azimuth), any
+track index and any finite distance are accepted. Two deliberate differences: a negative frame or a class index
+outside ``0 .. n_classes - 1`` in a prediction is an error, where the official scorer silently never scores the
+row, because it means the file does not match the metric (e.g. 13-class predictions scored with 12 classes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from seldflow.errors import InputError
+from seldflow.io import atomic_file
+from seldflow.labels import check_event_fields, parse_numbers, read_csv_records
+
+EVENT_COLUMNS: tuple[str, ...] = ("frame", "class", "track", "azimuth", "elevation", "distance")
+EV_FRAME, EV_CLASS, EV_TRACK, EV_AZIMUTH, EV_ELEVATION, EV_DISTANCE = range(6)
+
+FILE_COLUMNS: tuple[str, ...] = EVENT_COLUMNS[:5]
+FILE_COLUMNS_WITH_DISTANCE: tuple[str, ...] = EVENT_COLUMNS
+_INTEGER_COLUMNS = frozenset({"frame", "class", "track"})
+CM_PER_M = 100.0
+
+
+def empty_events() -> np.ndarray:
+    """An event table with no events."""
+    return np.zeros((0, len(EVENT_COLUMNS)), dtype=np.float64)
+
+
+def read_events(
+    path: str | os.PathLike[str],
+    *,
+    n_classes: int,
+    with_distance: bool | None = False,
+    max_tracks: int | None = None,
+    reference: bool = True,
+) -> np.ndarray:
+    """Read a DCASE2021-style label or prediction file into a float64 ``(n, 6)`` event table.
+
+    ``with_distance``: ``False`` expects five columns, ``True`` six (distance in cm, returned in metres), ``None``
+    accepts either, decided by the first row (the DCASE2023 loader reads STARSS23 files with or without the
+    distance column and ignores it). ``max_tracks`` bounds reference track indices to ``0 .. max_tracks - 1``.
+    An empty file is a clip without events.
+    """
+    path = Path(path)
+    records = read_csv_records(path)
+    if not records:
+        return empty_events()
+    columns = _file_columns(path, *records[0], with_distance)
+    rows = [_parse_row(path, line, record, columns, n_classes, max_tracks, reference) for line, record in records]
+    events = np.asarray(rows, dtype=np.float64)
+    if len(columns) == len(FILE_COLUMNS):
+        events = np.column_stack([events, np.full(len(events), np.nan)])
+    else:
+        events[:, EV_DISTANCE] /= CM_PER_M
+    return events
+
+
+def _file_columns(path: Path, line: int, record: list[str], with_distance: bool | None) -> tuple[str, ...]:
+    """The file's columns, after refusing a header line (which the official loaders cannot read)."""
+    if not any(_is_number(value) for value in record):
+        raise InputError(
+            path,
+            f"header line {','.join(record)!r}: DCASE2021-style label files have no header (the official "
+            "loader cannot read one); delete the line",
+            row=line,
+        )
+    if with_distance is None:
+        with_distance = len(record) == len(FILE_COLUMNS_WITH_DISTANCE)
+        if len(record) not in (len(FILE_COLUMNS), len(FILE_COLUMNS_WITH_DISTANCE)):
+            raise InputError(path, f"expected 5 or 6 columns, found {len(record)}", row=line)
+    return FILE_COLUMNS_WITH_DISTANCE if with_distance else FILE_COLUMNS
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_row(
+    path: Path,
+    line: int,
+    record: list[str],
+    columns: tuple[str, ...],
+    n_classes: int,
+    max_tracks: int | None,
+    reference: bool,
+) -> list[float]:
+    values = parse_numbers(path, line, record, columns, integers=_INTEGER_COLUMNS)
+    frame, cls, track, azimuth, elevation = values[:5]
+    distance = values[5] if len(values) > len(FILE_COLUMNS) else None
+    if frame < 0:
+        raise InputError(path, f"negative frame {frame:g}", row=line, field="frame")
+    if not 0 <= cls < n_classes:
+        raise InputError(path, f"unknown class index {cls:g} (0..{n_classes - 1})", row=line, field="class")
+    if reference:
+        _check_reference_row(path, line, azimuth, elevation, distance, track, max_tracks)
+    return values
+
+
+def _check_reference_row(
+    path: Path,
+    line: int,
+    azimuth: float,
+    elevation: float,
+    distance: float | None,
+    track: float,
+    max_tracks: int | None,
+) -> None:
+    """Range checks of a reference row beyond frame and class: angles, distance and the track index."""
+    check_event_fields(
+        path,
+        line,
+        cls=0,
+        source=0,  # this format has a track column instead, checked below under its own name
+        azimuth=azimuth,
+        elevation=elevation,
+        distance=0.0 if distance is None else distance,
+        n_classes=1,
+        distance_unit=" cm",
+    )
+    if track < 0 or (max_tracks is not None and track >= max_tracks):
+        allowed = f"0..{max_tracks - 1}" if max_tracks is not None else ">= 0"
+        raise InputError(path, f"track index {track:g} out of range {allowed}", row=line, field="track")
+
+
+def write_events(path: str | os.PathLike[str], events: np.ndarray, *, with_distance: bool = False) -> None:
+    """Write an event table as a headerless DCASE2021-style CSV, atomically, rows in the given order.
+
+    As the official writer (``write_output_format_file``): frame, class and track as integers, the other columns
+    as Python floats (``10.0``). With ``with_distance`` the sixth column is the distance in centimetres (the
+    table holds metres); an event without a distance (NaN) is then an error.
+    """
+    table = np.asarray(events, dtype=np.float64).reshape(-1, len(EVENT_COLUMNS))
+    if with_distance and np.isnan(table[:, EV_DISTANCE]).any():
+        raise ValueError(f"{path}: events without a distance cannot be written with with_distance=True")
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
+        fh.writelines(_format_row(row, with_distance) + "\n" for row in table)
+
+
+def _format_row(row: Sequence[float], with_distance: bool) -> str:
+    fields = [str(int(row[EV_FRAME])), str(int(row[EV_CLASS])), str(int(row[EV_TRACK]))]
+    fields += [repr(float(row[EV_AZIMUTH])), repr(float(row[EV_ELEVATION]))]
+    if with_distance:
+        fields.append(repr(float(row[EV_DISTANCE]) * CM_PER_M))
+    return ",".join(fields)

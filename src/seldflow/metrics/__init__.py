@@ -1,0 +1,123 @@
+"""Official DCASE SELD metrics by name: what each reads, how many classes it assumes and how it scores.
+
+The score stage and the CLI look metrics up here instead of branching on names, so adding a metric is one entry:
+
+========== ============================================================ ======= ======= ==================
+name       scorer                                                       classes average label files
+========== ============================================================ ======= ======= ==================
+dcase2021  segment-based, 600-frame files (:mod:`.dcase2021`)           12      micro   5-column, no header
+dcase2022  segment-based, length from the reference (:mod:`.dcase2021`) 13      macro   5-column, no header
+dcase2023  as dcase2022; STARSS23's distance column accepted, ignored   13      macro   5 or 6 columns
+dcase2024  frame-based with distance errors (:mod:`.dcase2024`)         13      macro   6-column, cm
+dcase2025  frame-based stereo, folded azimuth (:mod:`.dcase2025`)       13      macro   DCASE2025 CSV
+========== ============================================================ ======= ======= ==================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seldflow.errors import ConfigError
+from seldflow.metrics import dcase2021, dcase2024, dcase2025
+from seldflow.metrics.common import FileReader, read_label_dir
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One official metric: its label reader, default class count and scoring function.
+
+    ``compute(references, predictions, *, n_classes, missing, ref_source, pred_source, **options)`` returns the
+    report; ``options`` names the keyword options it takes beyond those (thresholds, averaging, extras).
+    """
+
+    name: str
+    summary: str
+    n_classes: int
+    read_file: FileReader
+    compute: Callable[..., dict[str, Any]]
+    options: frozenset[str]
+
+    def read_dir(
+        self, path: str | Path, *, n_classes: int | None = None, reference: bool = True
+    ) -> dict[str, tuple[np.ndarray, str]]:
+        """Stem -> (table, split folder) of every label file in ``path`` and its immediate sub-folders."""
+        classes = self.n_classes if n_classes is None else n_classes
+        return read_label_dir(path, self.read_file, n_classes=classes, reference=reference)
+
+    def score(
+        self,
+        references: Mapping[str, np.ndarray],
+        predictions: Mapping[str, np.ndarray],
+        *,
+        n_classes: int | None = None,
+        missing: str = "error",
+        ref_source: str = "references",
+        pred_source: str = "predictions",
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Score tables keyed by clip name; an option this metric does not have is a :class:`ConfigError`."""
+        unknown = sorted(set(options) - self.options)
+        if unknown:
+            supported = ", ".join(sorted(self.options)) or "none"
+            raise ConfigError(f"metric {self.name}", unknown[0], f"not an option of this metric (options: {supported})")
+        return self.compute(
+            references,
+            predictions,
+            n_classes=self.n_classes if n_classes is None else n_classes,
+            missing=missing,
+            ref_source=ref_source,
+            pred_source=pred_source,
+            **options,
+        )
+
+
+def _segment_metric(edition: str, summary: str) -> Metric:
+    conventions = dcase2021.EDITIONS[edition]
+    return Metric(
+        name=edition,
+        summary=summary,
+        n_classes=conventions.n_classes,
+        read_file=partial(dcase2021.read_file, edition=edition),
+        compute=partial(dcase2021.compute_metrics, edition=edition),
+        options=frozenset({"doa_threshold", "average"}),
+    )
+
+
+METRICS: dict[str, Metric] = {
+    "dcase2021": _segment_metric("dcase2021", "DCASE2021 segment-based SELD metric (micro, 12 classes)"),
+    "dcase2022": _segment_metric("dcase2022", "DCASE2022 segment-based SELD metric (macro, 13 classes)"),
+    "dcase2023": _segment_metric("dcase2023", "DCASE2023 segment-based SELD metric (macro, 13 classes)"),
+    "dcase2024": Metric(
+        name="dcase2024",
+        summary="DCASE2024 frame-based SELD metric with distance errors (macro, 13 classes)",
+        n_classes=dcase2024.N_CLASSES,
+        read_file=dcase2024.read_file,
+        compute=dcase2024.compute_metrics,
+        options=frozenset({"doa_threshold", "dist_threshold", "reldist_threshold", "average"}),
+    ),
+    "dcase2025": Metric(
+        name="dcase2025",
+        summary="DCASE2025 stereo SELD metric (frame-based, folded azimuth, macro, 13 classes)",
+        n_classes=dcase2025.N_CLASSES,
+        read_file=dcase2025.read_file,
+        compute=dcase2025.score_report,
+        options=frozenset({"doa_threshold", "dist_threshold", "reldist_threshold", "average", "onscreen", "jackknife"}),
+    ),
+}
+DEFAULT_METRIC = "dcase2025"
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric called ``name``; a :class:`ConfigError` listing the known names otherwise."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise ConfigError(
+            "seldflow.metrics", "metric", f"unknown metric {name!r} (known: {', '.join(METRICS)})"
+        ) from None

@@ -1,0 +1,244 @@
+"""Pieces every official-metric implementation shares: clip pairing, label folders, frame grouping, track matching.
+
+The DCASE scorers all compare one reference table with one prediction table per clip, frame by frame and class by
+class, pairing the tracks of a class with the Hungarian algorithm. The helpers here do that for all clips at once
+with numpy, so each metric module only states its own cost, thresholds and counting rules.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from seldflow.errors import InputError
+
+# Every official scorer adds numpy's float64 epsilon to its denominators; keeping it keeps the last digits equal.
+EPS = float(np.finfo(np.float64).eps)
+
+MISSING_MODES = ("error", "skip", "empty")
+_LISTED_NAMES = 10
+
+# Reads one label file: (path, n_classes=..., reference=...) -> table.
+FileReader = Callable[..., np.ndarray]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Clip pairing
+# --------------------------------------------------------------------------------------------------------------
+
+
+def check_missing(missing: str) -> None:
+    if missing not in MISSING_MODES:
+        raise ValueError(f"missing must be one of {MISSING_MODES}, got {missing!r}")
+
+
+def pair_clips(
+    references: Mapping[str, np.ndarray],
+    predictions: Mapping[str, np.ndarray],
+    *,
+    missing: str,
+    ref_source: str = "references",
+    pred_source: str = "predictions",
+) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """``(name, reference, prediction or None)`` of the clips to compare, in reference order.
+
+    The official scorers iterate over prediction files: a prediction without a reference crashes them (always an
+    error here, as it would otherwise go unscored), and a reference without a prediction is silently left out,
+    losing its false negatives. Here that is an error unless ``missing`` is ``"skip"`` (the official behaviour,
+    with a warning on stderr) or ``"empty"`` (scored as a clip with no detections, prediction ``None``).
+    """
+    check_missing(missing)
+    orphans = [name for name in predictions if name not in references]
+    if orphans:
+        raise InputError(pred_source, f"no reference in {ref_source} for prediction(s) {name_list(orphans)}")
+    absent = [name for name in references if name not in predictions]
+    if absent and missing == "error":
+        raise InputError(
+            pred_source,
+            f"no prediction for {len(absent)} reference clip(s) in {ref_source}: {name_list(absent)} "
+            "(write an empty prediction file for a clip without detections)",
+        )
+    if absent and missing == "skip":
+        print(
+            f"warning: {pred_source}: skipping {len(absent)} reference clip(s) without a prediction, as the "
+            f"official scorer does (their events are not counted): {name_list(absent)}",
+            file=sys.stderr,
+        )
+    return [
+        (name, ref, predictions.get(name))
+        for name, ref in references.items()
+        if name in predictions or missing == "empty"
+    ]
+
+
+def name_list(names: Sequence[str]) -> str:
+    """At most ten names, sorted, and how many more there are."""
+    shown = ", ".join(sorted(names)[:_LISTED_NAMES])
+    return shown if len(names) <= _LISTED_NAMES else f"{shown} (+{len(names) - _LISTED_NAMES} more)"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Label folders
+# --------------------------------------------------------------------------------------------------------------
+
+
+def read_label_dir(
+    path: str | Path, read_file: FileReader, *, n_classes: int, reference: bool
+) -> dict[str, tuple[np.ndarray, str]]:
+    """Stem -> (table, split) for every ``*.csv`` directly in ``path`` and in its immediate sub-folders.
+
+    The DCASE layout keeps references in ``metadata_dev/<split>/``; predictions are usually flat. ``split`` is
+    the folder the file came from, so whole splits can be selected. Stems must be unique across sub-folders
+    because clips are matched by stem; files not ending in ``.csv`` and deeper folders are not read.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(root, "label directory not found")
+    tables: dict[str, tuple[np.ndarray, str]] = {}
+    origin: dict[str, Path] = {}
+    for csv_path in _label_files(root):
+        stem = csv_path.stem
+        if stem in origin:
+            raise InputError(csv_path, f"duplicate clip name {stem!r}: also in {origin[stem]}")
+        origin[stem] = csv_path
+        tables[stem] = (read_file(csv_path, n_classes=n_classes, reference=reference), str(csv_path.parent))
+    if not tables:
+        raise InputError(root, "no .csv label files in the directory or its sub-folders")
+    return tables
+
+
+def _label_files(root: Path) -> list[Path]:
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix == ".csv")
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        files.extend(sorted(p for p in sub.iterdir() if p.is_file() and p.suffix == ".csv"))
+    return files
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Frame grouping and track matching (vectorised over all clips)
+# --------------------------------------------------------------------------------------------------------------
+
+
+class Groups(NamedTuple):
+    """Rows of all clips sorted by (clip, frame, class); one entry per group in ``keys`` / ``start`` / ``count``.
+
+    A group key is ``(clip * span + frame) * n_classes + class``.
+    """
+
+    rows: np.ndarray
+    keys: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+
+
+def group_frames(
+    tables: Sequence[np.ndarray],
+    frame_limits: np.ndarray,
+    span: int,
+    n_classes: int,
+    *,
+    frame_col: int = 0,
+    class_col: int = 1,
+) -> Groups:
+    """Stack the rows of all clips with ``frame < frame_limits[clip]`` and sort them into (clip, frame, class) groups.
+
+    The sort is stable, so tracks keep their file order inside a group as in the official scorers, where the
+    order decides track identities (row position) and which of two equally distant tracks the Hungarian step pairs.
+    ``span`` must exceed every kept frame index.
+    """
+    width = tables[0].shape[1] if len(tables) else 6
+    lengths = np.array([len(t) for t in tables], dtype=np.int64)
+    rows = np.concatenate([t.reshape(-1, width) for t in tables]) if len(tables) else np.zeros((0, width))
+    clip = np.repeat(np.arange(len(tables)), lengths)
+    frame = rows[:, frame_col].astype(np.int64)
+    keep = frame < frame_limits[clip]
+    rows, clip, frame = rows[keep], clip[keep], frame[keep]
+    keys = (clip * span + frame) * n_classes + rows[:, class_col].astype(np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys, start, count = np.unique(keys[order], return_index=True, return_counts=True)
+    return Groups(rows[order], keys, start, count)
+
+
+def row_keys(groups: Groups, row_index: np.ndarray) -> np.ndarray:
+    """Group key of each sorted row (the group whose start is the last one not after the row)."""
+    return groups.keys[np.searchsorted(groups.start, row_index, side="right") - 1]
+
+
+class Common(NamedTuple):
+    """(clip, frame, class) groups present in both reference and prediction, with their row ranges."""
+
+    keys: np.ndarray
+    ref_start: np.ndarray
+    n_ref: np.ndarray
+    pred_start: np.ndarray
+    n_pred: np.ndarray
+    ref_only: np.ndarray  # mask over the reference groups
+    pred_only: np.ndarray  # mask over the prediction groups
+
+
+def common_groups(ref: Groups, pred: Groups) -> Common:
+    keys, ref_idx, pred_idx = np.intersect1d(ref.keys, pred.keys, assume_unique=True, return_indices=True)
+    ref_only = np.ones(len(ref.keys), dtype=bool)
+    ref_only[ref_idx] = False
+    pred_only = np.ones(len(pred.keys), dtype=bool)
+    pred_only[pred_idx] = False
+    return Common(
+        keys, ref.start[ref_idx], ref.count[ref_idx], pred.start[pred_idx], pred.count[pred_idx], ref_only, pred_only
+    )
+
+
+# Pairwise cost: (reference row indices, prediction row indices) -> cost of each pair, same shape.
+PairCost = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def match_tracks(cost: PairCost, common: Common) -> tuple[np.ndarray, np.ndarray]:
+    """Hungarian pairing of reference and predicted rows within each common group (sorted row indices).
+
+    Groups where one side has a single track (nearly all of them) reduce to the first minimum of one row or column
+    of the cost matrix, which is what ``linear_sum_assignment`` returns there; they are solved in bulk, the rest
+    one by one. Pairs come back group by group, reference rows ascending within a group.
+    """
+    n_ref, n_pred = common.n_ref, common.n_pred
+    single = (n_ref == 1) | (n_pred == 1)
+    ref_a, pred_a = _match_single(
+        cost, common.ref_start[single], n_ref[single], common.pred_start[single], n_pred[single]
+    )
+    pairs_ref, pairs_pred = [ref_a], [pred_a]
+    for g in np.flatnonzero(~single):
+        r0, nr, p0, npred = common.ref_start[g], n_ref[g], common.pred_start[g], n_pred[g]
+        ref_idx, pred_idx = np.meshgrid(np.arange(r0, r0 + nr), np.arange(p0, p0 + npred), indexing="ij")
+        rows, cols = linear_sum_assignment(cost(ref_idx, pred_idx))
+        pairs_ref.append(r0 + rows)
+        pairs_pred.append(p0 + cols)
+    ref_rows = np.concatenate(pairs_ref).astype(np.int64)
+    pred_rows = np.concatenate(pairs_pred).astype(np.int64)
+    order = np.argsort(ref_rows)  # groups own disjoint, increasing row ranges
+    return ref_rows[order], pred_rows[order]
+
+
+def _match_single(
+    cost: PairCost, ref_start: np.ndarray, n_ref: np.ndarray, pred_start: np.ndarray, n_pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pair groups of shape 1×N or N×1: each candidate pair is scored, and the first cheapest one kept."""
+    n_candidates = n_ref * n_pred
+    group = np.repeat(np.arange(len(n_ref)), n_candidates)
+    offset = np.arange(int(n_candidates.sum())) - np.repeat(np.cumsum(n_candidates) - n_candidates, n_candidates)
+    cand_ref = ref_start[group] + offset // n_pred[group]
+    cand_pred = pred_start[group] + offset % n_pred[group]
+    order = np.lexsort((offset, cost(cand_ref, cand_pred), group))
+    first = order[np.searchsorted(group[order], np.arange(len(n_ref)))]
+    return cand_ref[first], cand_pred[first]
+
+
+def nanmean(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mean ignoring NaN; NaN (without numpy's warning) when every entry is NaN."""
+    finite = ~np.isnan(values)
+    n = finite.sum(axis=axis)
+    total = np.where(finite, values, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
