@@ -35,19 +35,21 @@ import numpy as np
 from seldflow.errors import InputError
 from seldflow.io import atomic_file
 from seldflow.labels import check_event_fields, parse_numbers, read_csv_records
-
-EVENT_COLUMNS: tuple[str, ...] = ("frame", "class", "track", "azimuth", "elevation", "distance")
-EV_FRAME, EV_CLASS, EV_TRACK, EV_AZIMUTH, EV_ELEVATION, EV_DISTANCE = range(6)
+from seldflow.tasks.seld_events import (  # the SELD event table: these files hold it as it is
+    EV_AZIMUTH,
+    EV_CLASS,
+    EV_DISTANCE,
+    EV_ELEVATION,
+    EV_FRAME,
+    EV_TRACK,
+    EVENT_COLUMNS,
+)
+from seldflow.tasks.seld_events import no_events as empty_events
 
 FILE_COLUMNS: tuple[str, ...] = EVENT_COLUMNS[:5]
 FILE_COLUMNS_WITH_DISTANCE: tuple[str, ...] = EVENT_COLUMNS
 _INTEGER_COLUMNS = frozenset({"frame", "class", "track"})
 CM_PER_M = 100.0
-
-
-def empty_events() -> np.ndarray:
-    """An event table with no events."""
-    return np.zeros((0, len(EVENT_COLUMNS)), dtype=np.float64)
 
 
 def read_events(

@@ -11,12 +11,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
 from seldflow.errors import ConfigError
+
+if TYPE_CHECKING:  # the interface names torch types; importing the package must not import torch
+    from torch import nn
 
 
 class Task(ABC):

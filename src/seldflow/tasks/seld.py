@@ -9,7 +9,7 @@ stereo dataset needs no settings and a DCASE2021 FOA dataset only ``dataset.labe
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import numpy as np
 from torch import nn
 
 from seldflow.errors import ConfigError
+from seldflow.metrics import get_metric
 from seldflow.tasks import Task
 from seldflow.tasks.seld_formats import LabelFormat, get_label_format
 from seldflow.tasks.seld_methods import Method, get_method
@@ -25,24 +26,38 @@ from seldflow.tasks.seld_methods import Method, get_method
 
 @dataclass(frozen=True)
 class Validation:
-    """How a metric scores held-out clips during training and which of its figures selects the best model."""
+    """How training scores held-out clips with a metric of :mod:`seldflow.metrics` and which figure selects.
+
+    Thresholds are the official ones (20 degrees; relative distance 1.0 where the metric has it), and selection
+    follows the reference recipes: F for the DCASE2025 stereo seed system, the SELD score for PSELDNets.
+    """
 
     keys: tuple[str, ...]
     selection: str
     lower_is_better: bool
-    compute: Callable[..., Mapping[str, Any]]  # (references, predictions, *, n_classes) -> scores
+    options: Mapping[str, float]
 
 
-def _dcase2025(references: Mapping, predictions: Mapping, *, n_classes: int) -> Mapping[str, Any]:
-    """DCASE2025 at the official 20 degrees and relative distance 1.0; selection on F as the seed recipe does."""
-    from seldflow.score import compute_metrics
-
-    return compute_metrics(references, predictions, doa_threshold=20.0, reldist_threshold=1.0, n_classes=n_classes)
-
-
-# Metric name -> its validation use. The metric itself lives in seldflow.metrics; this says how training uses it.
+_SEGMENT_VALIDATION = Validation(
+    keys=("ER", "F", "LE", "LR", "SELD"), selection="SELD", lower_is_better=True, options={"doa_threshold": 20.0}
+)
+# Metric name -> its use in training. The metrics themselves live in seldflow.metrics.
 VALIDATIONS: dict[str, Validation] = {
-    "dcase2025": Validation(keys=("F", "DOAE", "RDE"), selection="F", lower_is_better=False, compute=_dcase2025),
+    "dcase2025": Validation(
+        keys=("F", "DOAE", "RDE"),
+        selection="F",
+        lower_is_better=False,
+        options={"doa_threshold": 20.0, "reldist_threshold": 1.0},
+    ),
+    "dcase2021": _SEGMENT_VALIDATION,
+    "dcase2022": _SEGMENT_VALIDATION,
+    "dcase2023": _SEGMENT_VALIDATION,
+    "dcase2024": Validation(
+        keys=("F", "LE", "RDE", "SELD"),
+        selection="SELD",
+        lower_is_better=True,
+        options={"doa_threshold": 20.0, "reldist_threshold": 1.0},
+    ),
 }
 
 
@@ -132,7 +147,7 @@ class SeldTask(Task):
         self, references: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray]
     ) -> dict[str, float]:
         validation = _validation(self.metric)
-        scores = validation.compute(references, predictions, n_classes=self.n_classes)
+        scores = get_metric(self.metric).score(references, predictions, n_classes=self.n_classes, **validation.options)
         return {f"val_{key}": float(scores[key]) for key in validation.keys}
 
     def selection_score(self, scores: Mapping[str, float]) -> float:

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from seldflow import labels
-from seldflow.errors import ConfigError
+from seldflow.errors import ConfigError, InputError
+from seldflow.formats import dcase2021
 from seldflow.tasks.seld_events import (
     EV_AZIMUTH,
     EV_CLASS,
@@ -94,22 +95,27 @@ def _dcase2025_mirror(rows: np.ndarray) -> np.ndarray:
 # DCASE2021-2024 (3-D): the native rows are the event table itself
 
 
-def _dcase2021_reader(with_distance: bool) -> Callable[..., np.ndarray]:
-    def read(path: Path, *, n_classes: int, n_frames: int | None) -> np.ndarray:
-        from seldflow.formats import dcase2021
+def _dcase2021_reader(with_distance: bool | None) -> Callable[..., np.ndarray]:
+    """Reader of reference files; ``with_distance`` None accepts STARSS23's extra distance column as well."""
 
+    def read(path: Path, *, n_classes: int, n_frames: int | None) -> np.ndarray:
         events = dcase2021.read_events(path, n_classes=n_classes, with_distance=with_distance)
-        if n_frames is not None:
-            dcase2021.check_frames(path, events, n_frames)
+        _check_frames(path, events, n_frames)
         return events
 
     return read
 
 
+def _check_frames(path: Path, events: np.ndarray, n_frames: int | None) -> None:
+    """A label past the clip's last frame would be dropped from the targets: refuse it instead."""
+    late = events[:, EV_FRAME] >= n_frames if n_frames is not None else np.zeros(len(events), dtype=bool)
+    if late.any():
+        frame = int(events[late, EV_FRAME].max())
+        raise InputError(path, f"frame {frame} is past the clip's {n_frames} label frames", field="frame")
+
+
 def _dcase2021_writer(with_distance: bool) -> Callable[[Path, np.ndarray], None]:
     def write(path: Path, events: np.ndarray) -> None:
-        from seldflow.formats import dcase2021
-
         dcase2021.write_events(path, events, with_distance=with_distance)
 
     return write
@@ -145,7 +151,7 @@ LABEL_FORMATS: dict[str, LabelFormat] = {
         n_classes=12,
         method="maccdoa",
         metric="dcase2023",
-        read=_dcase2021_reader(with_distance=False),
+        read=_dcase2021_reader(with_distance=None),
         write=_dcase2021_writer(with_distance=False),
         to_events=_identity,
         from_events=_sorted_events,
