@@ -89,7 +89,9 @@ def test_end_to_end_and_incremental_reruns(tiny_workdir: Path) -> None:
 
     with h5py.File(results / "features" / "pfoa" / "dev-train-synth.h5") as h5:
         assert h5["features"].shape == (20, 7, 251, 64)  # 10 clips + their LR-swapped twins
-        assert h5["labels"].shape == (20, 50, 6, 4, 13)
+        # Native label rows of all 20 clips (clip index + the six CSV columns); targets are built by the method.
+        assert h5["label_rows"].shape[1] == 7 and set(h5["label_rows"][:, 0]) <= set(range(20))
+        assert h5.attrs["label_format"] == "dcase2025"
         # Three shards of 4, 4 and 2 clips behind one virtual array.
         assert len(h5["features"].virtual_sources()) == 3
     references = sorted(
