@@ -1,4 +1,4 @@
-"""Scoring: the official DCASE2025 metric over every test split, written as one JSON object."""
+"""Scoring: the experiment's official metric (DCASE2021-2025) over every test split, written as one JSON object."""
 
 
 rule score:
@@ -27,6 +27,7 @@ rule score:
         runtime=10,
     params:
         score=config["score"],
+        task=experiment_task_spec,
         references=[metadata_dir(split) for split in TEST_SPLITS],
     script:
         "../workflow/scripts/score.py"
