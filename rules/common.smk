@@ -4,7 +4,8 @@ import re
 from pathlib import Path
 
 from seldflow.config import derive_seed, validate_config
-from seldflow.shards import read_manifest, shard_names
+from seldflow.download import marker_path
+from seldflow.shards import read_manifest, shard_names, shard_range
 
 validate_config(
     config,
@@ -102,7 +103,7 @@ def download_marker(split):
     before the download ran. Rendered or existing folders are tracked themselves.
     """
     if DOWNLOAD and not made_split(split):
-        return f"resources/{DOWNLOAD}/.complete"
+        return marker_path(DOWNLOAD)
     return None
 
 
@@ -122,20 +123,13 @@ def starss_folders(audio_folder):
 
 def starss_sources(wildcards):
     if STARSS.get("download"):
-        return {"download": f"resources/{STARSS['download']}/.complete"}
+        return {"download": marker_path(STARSS["download"])}
     return {"recordings": STARSS["root"]}
 
 
 def reference_inputs(splits):
     """What the scorer's reference folders depend on: the download marker, or the folders themselves."""
-    return [
-        (
-            f"resources/{DOWNLOAD}/.complete"
-            if DOWNLOAD and not made_split(split)
-            else metadata_dir(split)
-        )
-        for split in splits
-    ]
+    return [download_marker(split) or metadata_dir(split) for split in splits]
 
 
 def split_folder_params(wildcards):
@@ -207,7 +201,7 @@ def source_bank():
 
 def measured_room_download(wildcards):
     database = ROOM_DOWNLOADS[MEASURED_ROOMS[wildcards.room]["source"]]
-    return f"resources/{database}/.complete"
+    return marker_path(database)
 
 
 def mixture_seed(wildcards):
@@ -220,9 +214,10 @@ def synthesis_shards(split):
 
 def mixture_shard(wildcards):
     # First clip and clip count of a synthesis shard; clip k's content depends only on (seed, fold, k).
-    first = int(wildcards.shard) * SHARD_CLIPS
-    clips = min(SHARD_CLIPS, SYNTH["splits"][wildcards.split]["clips"] - first)
-    return {"first_clip": first, "n_clips": clips}
+    clips = shard_range(
+        int(wildcards.shard), SHARD_CLIPS, SYNTH["splits"][wildcards.split]["clips"]
+    )
+    return {"first_clip": clips.start, "n_clips": len(clips)}
 
 
 def mixture_shard_dirs(wildcards, folder):
