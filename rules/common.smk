@@ -1,7 +1,12 @@
 """Configuration checks, path conventions and input functions shared by every rule file."""
 
 import re
+import sys
 from pathlib import Path
+
+# The library next to these rules (../src), first on the search path: the rules import it from there, and Snakemake
+# hands its search path to every rule script, so a rule's conda env needs no install of seldflow (envs/*.yaml).
+sys.path.insert(0, str(Path(str(workflow.current_basedir)).parent / "src"))
 
 from seldflow.config import derive_seed, validate_config
 from seldflow.download import marker_path
@@ -148,6 +153,15 @@ def split_shards(wildcards):
         f"{FEATURES_DIR}/{wildcards.split}/shard-{{shard}}.h5",
         shard=shard_names(n_clips, SHARD_CLIPS),
     )
+
+
+def all_cores():
+    """`--cores` (the most threads a job may take), or 1 when no run is planned (`--dag`, `--rulegraph`, `--report`).
+
+    For rules that use the whole machine. Not `workflow.cores`: it raises without `--cores`, so even drawing the DAG
+    would fail.
+    """
+    return workflow.resource_settings.cores or 1
 
 
 def shard_index(wildcards):
