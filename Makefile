@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
+# Exact versions for the ranges of pyproject.toml (torch's CPU/CUDA build); a change reinstalls.
+CONSTRAINTS := constraints.txt
 
 .PHONY: demo test bench lint format report dag clean help
 
@@ -17,9 +19,9 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	touch $@
 
 demo: $(STAMP)

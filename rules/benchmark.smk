@@ -34,8 +34,8 @@ rule benchmark:
     benchmark:
         BENCH_SELF
     conda:
-        "../envs/torch.yaml"
-    threads: workflow.cores
+        "../envs/benchmark.yaml"
+    threads: all_cores()
     resources:
         mem_mb=4000,
         runtime=30,

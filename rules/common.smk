@@ -1,12 +1,22 @@
 """Configuration checks, path conventions and input functions shared by every rule file."""
 
 import re
+import sys
 from pathlib import Path
 
+# The library next to these rules (../src), first on the search path: the rules import it from there, and Snakemake
+# hands its search path to every rule script, so a rule's conda env needs no install of seldflow (envs/*.yaml).
+sys.path.insert(0, str(Path(str(workflow.current_basedir)).parent / "src"))
+
 from seldflow.config import derive_seed, validate_config
+<<<<<<< HEAD
 from seldflow.feature_kinds import FEATURE_KINDS
 from seldflow.shards import read_manifest, shard_names
 from seldflow.tasks import build_task, task_spec
+=======
+from seldflow.download import marker_path
+from seldflow.shards import read_manifest, shard_names, shard_range
+>>>>>>> infra
 
 validate_config(
     config,
@@ -104,7 +114,7 @@ def download_marker(split):
     before the download ran. Rendered or existing folders are tracked themselves.
     """
     if DOWNLOAD and not made_split(split):
-        return f"resources/{DOWNLOAD}/.complete"
+        return marker_path(DOWNLOAD)
     return None
 
 
@@ -124,20 +134,13 @@ def starss_folders(audio_folder):
 
 def starss_sources(wildcards):
     if STARSS.get("download"):
-        return {"download": f"resources/{STARSS['download']}/.complete"}
+        return {"download": marker_path(STARSS["download"])}
     return {"recordings": STARSS["root"]}
 
 
 def reference_inputs(splits):
     """What the scorer's reference folders depend on: the download marker, or the folders themselves."""
-    return [
-        (
-            f"resources/{DOWNLOAD}/.complete"
-            if DOWNLOAD and not made_split(split)
-            else metadata_dir(split)
-        )
-        for split in splits
-    ]
+    return [download_marker(split) or metadata_dir(split) for split in splits]
 
 
 def split_folder_params(wildcards):
@@ -156,6 +159,15 @@ def split_shards(wildcards):
         f"{FEATURES_DIR}/{wildcards.split}/shard-{{shard}}.h5",
         shard=shard_names(n_clips, SHARD_CLIPS),
     )
+
+
+def all_cores():
+    """`--cores` (the most threads a job may take), or 1 when no run is planned (`--dag`, `--rulegraph`, `--report`).
+
+    For rules that use the whole machine. Not `workflow.cores`: it raises without `--cores`, so even drawing the DAG
+    would fail.
+    """
+    return workflow.resource_settings.cores or 1
 
 
 def shard_index(wildcards):
@@ -229,7 +241,7 @@ def source_bank():
 
 def measured_room_download(wildcards):
     database = ROOM_DOWNLOADS[MEASURED_ROOMS[wildcards.room]["source"]]
-    return f"resources/{database}/.complete"
+    return marker_path(database)
 
 
 def mixture_seed(wildcards):
@@ -242,9 +254,10 @@ def synthesis_shards(split):
 
 def mixture_shard(wildcards):
     # First clip and clip count of a synthesis shard; clip k's content depends only on (seed, fold, k).
-    first = int(wildcards.shard) * SHARD_CLIPS
-    clips = min(SHARD_CLIPS, SYNTH["splits"][wildcards.split]["clips"] - first)
-    return {"first_clip": first, "n_clips": clips}
+    clips = shard_range(
+        int(wildcards.shard), SHARD_CLIPS, SYNTH["splits"][wildcards.split]["clips"]
+    )
+    return {"first_clip": clips.start, "n_clips": len(clips)}
 
 
 def mixture_shard_dirs(wildcards, folder):

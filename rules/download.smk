@@ -4,10 +4,11 @@
 
 Nothing in the default workflow depends on these jobs. The only output is the marker (a JSON manifest, written
 last): Snakemake deletes the outputs of a failed job, and the partial `.part` downloads under
-`resources/<dataset>/downloads/` must survive a failure to be resumed by the next run.
+`resources/<dataset>/downloads/` must survive a failure to be resumed by the next run. The marker's path is
+spelled once, by seldflow.download.marker_path, for this rule and for every rule that needs a download.
 """
 
-from seldflow.download import load_datasets
+from seldflow.download import dataset_dir, load_datasets, marker_path
 
 # Each dataset's row without its note, so editing a note reruns nothing.
 DOWNLOAD_DATASETS = {
@@ -24,7 +25,7 @@ localrules:
 
 rule download:
     output:
-        marker="resources/{dataset}/.complete",
+        marker=marker_path("{dataset}"),
     log:
         f"{RESULTS}/logs/download/{{dataset}}.log",
     benchmark:
@@ -41,6 +42,6 @@ rule download:
         # What to fetch is a param: a changed table row reruns the job. How to fetch
         # (config `download:`) is read by the script, so tuning it reruns nothing.
         spec=lookup(dpath="{dataset}", within=DOWNLOAD_DATASETS),
-        dest="resources/{dataset}",
+        dest=dataset_dir("{dataset}"),
     script:
         "../workflow/scripts/download.py"

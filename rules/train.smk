@@ -18,7 +18,7 @@ rule train:
         f"{EXPERIMENT_DIR}/benchmarks/train.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: workflow.cores
+    threads: all_cores()
     resources:
         mem_mb=6000,
         runtime=240,

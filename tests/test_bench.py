@@ -7,32 +7,24 @@ from __future__ import annotations
 
 import csv
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from seldflow.bench import (
-    BenchReport,
-    Comparison,
-    Figure,
-    StageTiming,
-    collect_stage_timings,
-    compare_decoders,
-    compare_pfoa,
-    compare_scorer,
-    median_times,
-    metric_difference,
-    naive_metrics,
-    naive_pfoa,
-    read_benchmark_tsv,
-    render_markdown,
-    stage_totals,
-    throughput,
-    write_report,
-)
+from seldflow.bench.decoders import compare_decoders
+from seldflow.bench.memory import epoch_peak_in_child, training_memory
+from seldflow.bench.outputs import throughput
+from seldflow.bench.pfoa import compare_pfoa, naive_pfoa
+from seldflow.bench.records import BenchReport, Comparison, Figure, StageTiming
+from seldflow.bench.report import render_markdown, write_report
+from seldflow.bench.scorer import compare_scorer, metric_difference, naive_metrics
+from seldflow.bench.stages import collect_stage_timings, read_benchmark_tsv, stage_totals
+from seldflow.bench.timing import median_times
 from seldflow.feature_kinds import pfoa
-from seldflow.score import compute_metrics
+from seldflow.metrics.dcase2025 import compute_metrics
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -291,8 +283,6 @@ def test_write_report_writes_markdown_and_csv(tmp_path: Path) -> None:
 def test_streamed_training_memory_does_not_grow_with_the_dataset(tmp_path: Path) -> None:
     """Tiny clips so the test is quick: four times the clips, the streamed epoch's peak stays put (one batch plus
     the chunk cache), while the in-memory store grows by at least the extra data."""
-    from seldflow.bench import training_memory
-
     shape = (7, 251, 64)  # 0.45 MB per clip: 64 clips 29 MB, 256 clips 115 MB
     figures = {f.name: f.value for f in training_memory(tmp_path, sizes=(64, 256), shard_clips=32, shape=shape)}
     small, large = figures["training epoch, 64 clips, streamed"], figures["training epoch, 256 clips, streamed"]
@@ -300,3 +290,23 @@ def test_streamed_training_memory_does_not_grow_with_the_dataset(tmp_path: Path)
     grown = figures["training epoch, 256 clips, in memory"] - figures["training epoch, 64 clips, in memory"]
     assert grown > 60.0
     assert not list(tmp_path.iterdir())
+
+
+def test_training_memory_runs_from_an_unguarded_script(tmp_path: Path) -> None:
+    """A rule's script has no ``if __name__ == "__main__"`` guard (Snakemake runs it top to bottom), and a ``spawn``
+    child re-runs the parent's main module: measuring must not start children that way, or it never finishes."""
+    script = tmp_path / "rule_script.py"
+    script.write_text(
+        "import sys\n"
+        "from seldflow.bench.memory import training_memory\n"
+        f"figures = training_memory({str(tmp_path / 'work')!r}, sizes=(8,), shard_clips=4, shape=(1, 11, 4))\n"
+        "print(len(figures), *(f.value > 0 for f in figures))\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "True", "True"]
+
+
+def test_a_failing_memory_child_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"seldflow\.bench\.memory_child failed on .*missing\.h5 \(exit 1\)"):
+        epoch_peak_in_child(tmp_path / "missing.h5", 4, 0)

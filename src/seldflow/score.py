@@ -24,7 +24,6 @@ from seldflow.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
 from seldflow.metrics.common import MISSING_MODES
 
 # Kept importable from here for callers written before the metrics moved to seldflow.metrics.dcase2025.
-from seldflow.metrics.dcase2025 import compute_metrics, jackknife  # noqa: F401
 
 AVERAGES = ("macro", "micro")
 

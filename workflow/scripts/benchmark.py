@@ -6,7 +6,8 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 
 import torch
 
-from seldflow.bench import render_markdown, run_benchmark, write_report
+from seldflow.bench.report import render_markdown, write_report
+from seldflow.bench.run import run_benchmark
 from seldflow.errors import exit_on_error
 
 torch.set_num_threads(snakemake.threads)

@@ -1,0 +1,76 @@
+"""Benchmark stage: what the workflow cost, how fast its hot paths are, and how they compare with plain versions.
+
+Everything ``make bench`` reports is gathered here (``workflow/scripts/benchmark.py`` only passes paths and
+settings), one module per part of the report:
+
+* :mod:`~seldflow.bench.stages` reads every rule's Snakemake ``benchmark:`` TSV (wall time ``s``, ``cpu_time``,
+  ``max_rss``) under ``results/benchmarks/`` and ``results/<experiment>/benchmarks/``;
+* :mod:`~seldflow.bench.outputs` turns them into clips/s for synthesis and features and into the real-time factor
+  of inference, with clip counts taken from the outputs (WAVs per split, clips per HDF5 file), and reads the
+  metrics; :mod:`~seldflow.bench.dryrun` times a no-op ``snakemake -n``;
+* :mod:`~seldflow.bench.pfoa` and :mod:`~seldflow.bench.scorer` hold deliberately plain reference implementations
+  (librosa per channel; a per-frame Python loop with one Hungarian assignment per frame and class) of the PFOA
+  features and the official metric. They check the optimised :func:`seldflow.feature_kinds.pfoa` and
+  :func:`seldflow.metrics.dcase2025.compute_metrics` numerically and give the speed-ups :func:`compare_pfoa` and
+  :func:`compare_scorer` measure, timed by :mod:`~seldflow.bench.timing`;
+* :mod:`~seldflow.bench.decoders` times one forward + backward pass of the zoo's BiMamba and Conformer decoders at
+  their reference configuration (the decoders alone, without the CNN14 encoder);
+* :mod:`~seldflow.bench.memory` measures a training epoch's peak RSS over growing datasets, each in a fresh
+  process (:mod:`~seldflow.bench.memory_child`);
+* :mod:`~seldflow.bench.environment` records what it all ran on, :mod:`~seldflow.bench.report` writes
+  ``benchmark.md`` and ``benchmark.csv``, and :mod:`~seldflow.bench.run` gathers the whole report.
+
+Timings are medians of a few repetitions after a warm-up; they describe the machine they ran on and belong in this
+report, never in unit-test assertions.
+"""
+
+from seldflow.bench.decoders import compare_decoders, reference_decoders
+from seldflow.bench.dryrun import noop_dry_run
+from seldflow.bench.environment import PACKAGES, cpu_model, environment, git_commit, package_versions
+from seldflow.bench.memory import training_memory, write_synthetic_shards
+from seldflow.bench.outputs import count_wavs, h5_clip_info, metric_figures, throughput
+from seldflow.bench.pfoa import compare_pfoa, naive_pfoa
+from seldflow.bench.records import BenchReport, Comparison, Figure, StageTiming
+from seldflow.bench.report import CSV_HEADER, csv_rows, render_csv, render_markdown, write_report
+from seldflow.bench.run import run_benchmark
+from seldflow.bench.scorer import SCORER_CHECKED, compare_scorer, metric_difference, naive_metrics
+from seldflow.bench.stages import collect_stage_timings, read_benchmark_tsv, stage_totals, sum_jobs
+from seldflow.bench.timing import median_times
+
+__all__ = [
+    "CSV_HEADER",
+    "PACKAGES",
+    "SCORER_CHECKED",
+    "BenchReport",
+    "Comparison",
+    "Figure",
+    "StageTiming",
+    "collect_stage_timings",
+    "compare_decoders",
+    "compare_pfoa",
+    "compare_scorer",
+    "count_wavs",
+    "cpu_model",
+    "csv_rows",
+    "environment",
+    "git_commit",
+    "h5_clip_info",
+    "median_times",
+    "metric_difference",
+    "metric_figures",
+    "naive_metrics",
+    "naive_pfoa",
+    "noop_dry_run",
+    "package_versions",
+    "read_benchmark_tsv",
+    "reference_decoders",
+    "render_csv",
+    "render_markdown",
+    "run_benchmark",
+    "stage_totals",
+    "sum_jobs",
+    "throughput",
+    "training_memory",
+    "write_report",
+    "write_synthetic_shards",
+]

@@ -1,0 +1,58 @@
+"""The benchmark rule run as ``make bench`` runs it: a real ``snakemake`` on a tiny finished workflow, to completion.
+
+Slow (the tiny workflow, then every timed comparison at its reference size). It guards the training-memory figure,
+whose child processes once re-ran the rule's script and were respawned forever, and the report's shape.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import REPO, SNAKEMAKE, run_snakemake
+
+# Far beyond a normal run on two shared cores; a hang fails the test instead of stalling the suite.
+BENCHMARK_TIMEOUT_S = 1800
+
+
+def benchmark_rows(table: Path) -> dict[tuple[str, str, str], float]:
+    """(section, item, metric) -> value of the numeric rows of ``benchmark.csv``."""
+    with table.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["section"] != "environment"]
+    return {(row["section"], row["item"], row["metric"]): float(row["value"]) for row in rows}
+
+
+@pytest.mark.slow
+def test_benchmark_rule_finishes_and_writes_every_figure(tiny_workdir: Path) -> None:
+    run_snakemake(tiny_workdir)
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tiny_workdir)]
+    command += ["--cores", "2", "--forcerun", "benchmark", "--", "benchmark"]  # as `make bench` calls it
+    try:
+        result = subprocess.run(command, cwd=tiny_workdir, capture_output=True, text=True, timeout=BENCHMARK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log = tiny_workdir / "results" / "logs" / "benchmark.log"
+        pytest.fail(f"the benchmark rule did not finish:\n{log.read_text()[-3000:] if log.exists() else ''}")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    folder = tiny_workdir / "results" / "benchmark"
+    markdown = (folder / "benchmark.md").read_text()
+    for heading in ("## Comparisons", "## Throughput", "## Training memory", "## Model metrics", "## Stages"):
+        assert heading in markdown
+    values = benchmark_rows(folder / "benchmark.csv")
+    for comparison in ("PFOA features", "scorer", "decoders (CPU fwd+bwd)"):
+        assert values[("comparison", comparison, "ratio_a_over_b")] > 0
+    memory = {item: value for (section, item, _), value in values.items() if section == "memory"}
+    assert len(memory) == 4 and all(value > 0 for value in memory.values()), memory
+    assert math.isfinite(values[("throughput", "no-op dry run", "value")])
+    assert ("throughput", "features dev-train-synth", "value") in values
+    assert 0.0 <= values[("metrics", "F", "value")] <= 1.0
+    assert any(section == "stage" and item.startswith("train") for section, item, _ in values)
+
+    # The HTML report of the finished workflow, without --cores (no rule may need workflow.cores).
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tiny_workdir)]
+    report = subprocess.run([*command, "--report", "report.html"], cwd=tiny_workdir, capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    assert (tiny_workdir / "report.html").stat().st_size > 100_000
