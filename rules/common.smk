@@ -9,14 +9,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(str(workflow.current_basedir)).parent / "src"))
 
 from seldflow.config import derive_seed, validate_config
-<<<<<<< HEAD
-from seldflow.feature_kinds import FEATURE_KINDS
-from seldflow.shards import read_manifest, shard_names
-from seldflow.tasks import build_task, task_spec
-=======
 from seldflow.download import marker_path
+from seldflow.feature_kinds import FEATURE_KINDS
 from seldflow.shards import read_manifest, shard_names, shard_range
->>>>>>> infra
+from seldflow.tasks import build_task, task_spec
 
 validate_config(
     config,

@@ -1,8 +1,8 @@
 """The official metric, plain loop versus seldflow's vectorised scorer: the reference and the timed comparison.
 
 :func:`naive_metrics` scores clip by clip, frame by frame and class by class with one Hungarian assignment each,
-as the DCASE reference code does; it checks :func:`seldflow.metrics.dcase2025.compute_metrics` to the last digit and gives the
-speed-up :func:`compare_scorer` reports.
+as the DCASE reference code does; it checks :func:`seldflow.metrics.dcase2025.compute_metrics` to the last digit
+and gives the speed-up :func:`compare_scorer` reports.
 """
 
 from __future__ import annotations
