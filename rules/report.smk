@@ -38,6 +38,7 @@ rule report:
         # A function: the folder is an input too when it is a rule output, a download otherwise.
         references=lambda wildcards: metadata_dir(TEST_SPLITS[0]),
         doa_threshold=config["score"]["doa_threshold_deg"],
+        task=experiment_task_spec,
     script:
         "../workflow/scripts/report.py"
 

@@ -101,6 +101,7 @@ rule mixtures:
         sample_rate=SYNTH.get("sample_rate"),
         seed=mixture_seed,
         backend=SYNTH.get("backend"),
+        label_format=config["dataset"]["label_format"],
     script:
         "../workflow/scripts/mixtures.py"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +16,9 @@ import pandas as pd
 
 from seldflow.errors import InputError
 from seldflow.io import atomic_file
-from seldflow.labels import CLASSES, COL_AZIMUTH, COL_CLASS, COL_FRAME, LABEL_HOP_SECONDS, read_labels
+from seldflow.labels import CLASSES, LABEL_HOP_SECONDS
+from seldflow.tasks.seld_events import EV_AZIMUTH, EV_CLASS, EV_FRAME
+from seldflow.tasks.seld_formats import LabelFormat, get_label_format
 
 PathLike = str | os.PathLike[str]
 
@@ -48,30 +51,48 @@ def plot_training_curves(metrics_csv: PathLike, out_png: PathLike) -> None:
     _save(fig, out_png)
 
 
-def plot_classwise_f(metrics_json: PathLike, out_png: PathLike) -> None:
+def class_names(n_classes: int) -> list[str]:
+    """Display names: the DCASE2025 classes for a 13-class vocabulary, class indices otherwise."""
+    return list(CLASSES) if n_classes == len(CLASSES) else [f"class {k}" for k in range(n_classes)]
+
+
+def _classwise_f(metrics_json: PathLike, metrics: dict, n_classes: int) -> list[float | None]:
+    """Per-class F of any metric's report (DCASE2025: ``classwise_F``; DCASE2021-2024: ``classwise.F``)."""
+    values = metrics.get("classwise_F", (metrics.get("classwise") or {}).get("F"))
+    if not isinstance(values, list) or len(values) != n_classes:
+        raise InputError(metrics_json, f"expected {n_classes} class-wise F values", field="classwise_F")
+    return values
+
+
+def plot_classwise_f(metrics_json: PathLike, out_png: PathLike, n_classes: int = len(CLASSES)) -> None:
     """Horizontal bar per class: where the model works and where it does not."""
     metrics = json.loads(Path(metrics_json).read_text())
-    values = metrics.get("classwise_F")
-    if not isinstance(values, list) or len(values) != len(CLASSES):
-        raise InputError(metrics_json, f"expected {len(CLASSES)} class-wise F values", field="classwise_F")
+    values = _classwise_f(metrics_json, metrics, n_classes)
+    names = class_names(n_classes)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    positions = np.arange(len(CLASSES))
+    positions = np.arange(len(names))
     ax.barh(positions, [v or 0.0 for v in values], color="tab:blue")
-    ax.set_yticks(positions, CLASSES, fontsize=8)
+    ax.set_yticks(positions, names, fontsize=8)
     ax.invert_yaxis()
-    ax.axvline(metrics["F"], color="tab:red", linestyle="--", label=f"macro F = {metrics['F']:.3f}")
-    ax.set(xlim=(0, 1), xlabel="F (20°, relative distance 1.0)", title="Per-class F on the test splits")
+    ax.axvline(metrics["F"], color="tab:red", linestyle="--", label=f"F = {metrics['F']:.3f}")
+    metric = (metrics.get("settings") or {}).get("metric", "dcase2025")
+    ax.set(xlim=(0, 1), xlabel=f"F ({metric}, 20°)", title="Per-class F on the test splits")
     ax.legend(loc="lower right")
     fig.tight_layout()
     _save(fig, out_png)
 
 
-def _clips_to_plot(reference_dir: Path, n_clips: int) -> list[Path]:
+def _read_events(path: Path, label_format: LabelFormat, n_classes: int) -> np.ndarray:
+    """A label or prediction file of any length as the event table."""
+    return label_format.to_events(label_format.read(path, n_classes=n_classes, n_frames=None))
+
+
+def _clips_to_plot(reference_dir: Path, n_clips: int, label_format: LabelFormat, n_classes: int) -> list[Path]:
     """The first clips (by name) with the most reference events: busy clips show more of the model."""
     candidates = sorted(reference_dir.glob("*.csv"))
     if not candidates:
         raise InputError(reference_dir, "no reference CSV files")
-    ranked = sorted(candidates, key=lambda p: -len(read_labels(p, n_frames=None)))
+    ranked = sorted(candidates, key=lambda p: -len(_read_events(p, label_format, n_classes)))
     return sorted(ranked[:n_clips])
 
 
@@ -82,38 +103,42 @@ def plot_azimuth_tracks(
     *,
     n_clips: int = 3,
     doa_threshold: float = 20.0,
+    label_format: str = "dcase2025",
+    n_classes: int = len(CLASSES),
 ) -> None:
-    """Reference (lines) vs predicted (markers) azimuth over time, coloured by class."""
+    """Reference (lines) vs predicted (markers) azimuth over time, coloured by class, for any label format."""
     reference_dir, prediction_dir = Path(reference_dir), Path(prediction_dir)
-    clips = _clips_to_plot(reference_dir, n_clips) if n_clips else []
+    fmt = get_label_format(label_format)
+    names = class_names(n_classes)
+    clips = _clips_to_plot(reference_dir, n_clips, fmt, n_classes) if n_clips else []
     fig, axes = plt.subplots(max(len(clips), 1), 1, figsize=(11, 2.6 * max(len(clips), 1)), squeeze=False)
     colours = plt.get_cmap("tab20")
     for ax, ref_path in zip(axes[:, 0], clips, strict=False):
         pred_path = prediction_dir / ref_path.name
         if not pred_path.is_file():
             raise InputError(pred_path, "prediction missing for a reference clip")
-        reference = read_labels(ref_path, n_frames=None)
-        prediction = read_labels(pred_path, n_frames=None)
-        for cls in np.union1d(reference[:, COL_CLASS], prediction[:, COL_CLASS]):
-            colour = colours(int(cls))
-            ref = reference[reference[:, COL_CLASS] == cls]
-            pred = prediction[prediction[:, COL_CLASS] == cls]
+        reference = _read_events(ref_path, fmt, n_classes)
+        prediction = _read_events(pred_path, fmt, n_classes)
+        for cls in np.union1d(reference[:, EV_CLASS], prediction[:, EV_CLASS]).astype(int):
+            colour = colours(cls % 20)
+            ref = reference[reference[:, EV_CLASS] == cls]
+            pred = prediction[prediction[:, EV_CLASS] == cls]
             ax.scatter(
-                ref[:, COL_FRAME] * LABEL_HOP_SECONDS,
-                ref[:, COL_AZIMUTH],
+                ref[:, EV_FRAME] * LABEL_HOP_SECONDS,
+                ref[:, EV_AZIMUTH],
                 s=14,
                 color=colour,
                 marker="s",
                 alpha=0.35,
-                label=f"{CLASSES[cls]} (ref)",
+                label=f"{names[cls]} (ref)",
             )
             ax.scatter(
-                pred[:, COL_FRAME] * LABEL_HOP_SECONDS,
-                pred[:, COL_AZIMUTH],
+                pred[:, EV_FRAME] * LABEL_HOP_SECONDS,
+                pred[:, EV_AZIMUTH],
                 s=10,
                 color=colour,
                 marker="x",
-                label=f"{CLASSES[cls]} (pred)",
+                label=f"{names[cls]} (pred)",
             )
         ax.set(ylim=(-180, 180), ylabel="azimuth (°)", title=ref_path.stem)
         ax.axhspan(-90, 90, color="0.95", zorder=0)
@@ -124,21 +149,44 @@ def plot_azimuth_tracks(
     _save(fig, out_png)
 
 
-SUMMARY_COLUMNS = ("rank", "experiment", "model", "F", "DOAE", "RDE")
+@dataclass(frozen=True)
+class Ranking:
+    """How a metric's experiments are compared: the scores listed, and the sort (best first)."""
+
+    columns: tuple[str, ...]
+    order: tuple[tuple[str, bool], ...]  # (column, ascending)
+
+
+_SEGMENT_RANKING = Ranking(("SELD", "ER", "F", "LE", "LR"), (("SELD", True), ("F", False)))
+# Metric name (a report's settings.metric; DCASE2025 for reports without it) -> its ranking.
+RANKINGS: dict[str, Ranking] = {
+    "dcase2025": Ranking(("F", "DOAE", "RDE"), (("F", False), ("DOAE", True))),
+    "dcase2021": _SEGMENT_RANKING,
+    "dcase2022": _SEGMENT_RANKING,
+    "dcase2023": _SEGMENT_RANKING,
+    "dcase2024": Ranking(("SELD", "F", "LE", "RDE"), (("SELD", True), ("F", False))),
+}
+SUMMARY_COLUMNS = ("rank", "experiment", "model", *RANKINGS["dcase2025"].columns)
 
 
 def summarise_experiments(metrics: dict[str, PathLike], models: dict[str, str], out_csv: PathLike) -> pd.DataFrame:
-    """One row per experiment, best first (higher macro F, then lower DOA error): the comparison table."""
+    """One row per experiment, best first by the metric's ranking (DCASE2025: higher macro F, then lower DOA
+    error; DCASE2021-2024: lower SELD score): the comparison table."""
     rows = []
+    ranking = RANKINGS["dcase2025"]
     for name, path in metrics.items():
         scores = json.loads(Path(path).read_text())
-        for key in ("F", "DOAE", "RDE"):
+        ranking = RANKINGS[(scores.get("settings") or {}).get("metric", "dcase2025")]
+        for key in ranking.columns:
             if key not in scores:
                 raise InputError(path, "score missing from the metrics", field=key)
-        rows.append({"experiment": name, "model": models[name], **{k: scores[k] for k in ("F", "DOAE", "RDE")}})
-    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS[1:])
-    table["DOAE"] = table["DOAE"].astype(float)  # JSON null (no matched event) becomes NaN, ranked last
-    table = table.sort_values(["F", "DOAE"], ascending=[False, True], na_position="last", kind="stable")
+        rows.append({"experiment": name, "model": models[name], **{k: scores[k] for k in ranking.columns}})
+    table = pd.DataFrame(rows, columns=["experiment", "model", *ranking.columns])
+    columns = [column for column, _ in ranking.order]
+    for column in columns:  # JSON null (no matched event) becomes NaN, ranked last
+        table[column] = table[column].astype(float)
+    ascending = [up for _, up in ranking.order]
+    table = table.sort_values(columns, ascending=ascending, na_position="last", kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
     with atomic_file(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f")

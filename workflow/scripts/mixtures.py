@@ -1,4 +1,4 @@
-"""Snakemake adapter for rule mixtures: FOA and stereo clips with DCASE2025 labels for one shard of a split."""
+"""Snakemake adapter for rule mixtures: FOA and stereo clips with their labels for one shard of a split."""
 
 import sys
 
@@ -21,6 +21,7 @@ with exit_on_error():
         fold=split["fold"],
         seed=snakemake.params.seed,
         sample_rate=snakemake.params.sample_rate,
+        label_format=snakemake.params.label_format,
         **snakemake.params.shard,
         **snakemake.params.mixtures,
     )

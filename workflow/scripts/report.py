@@ -9,11 +9,14 @@ from seldflow.report import plot_azimuth_tracks, plot_classwise_f, plot_training
 
 with exit_on_error():
     plot_training_curves(snakemake.input.train_metrics, snakemake.output.curves)
-    plot_classwise_f(snakemake.input.metrics, snakemake.output.classwise)
+    task = snakemake.params.task
+    plot_classwise_f(snakemake.input.metrics, snakemake.output.classwise, n_classes=task["n_classes"])
     plot_azimuth_tracks(
         snakemake.params.references,
         snakemake.input.predictions,
         snakemake.output.tracks,
         n_clips=snakemake.params.clips,
         doa_threshold=snakemake.params.doa_threshold,
+        label_format=task["label_format"],
+        n_classes=task["n_classes"],
     )

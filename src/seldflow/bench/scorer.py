@@ -47,7 +47,8 @@ def naive_metrics(
     as predicting nothing. In each frame and class the tracks present on both sides are paired by
     ``scipy.optimize.linear_sum_assignment`` on the folded-azimuth difference; a pair over a threshold counts as a
     spatial false positive; unpaired tracks are false negatives or false positives. Returns ``F``, ``DOAE``,
-    ``DistE``, ``RDE`` and ``classwise_F``, as :func:`seldflow.metrics.dcase2025.compute_metrics` (without on-screen options).
+    ``DistE``, ``RDE`` and ``classwise_F``, as :func:`seldflow.metrics.dcase2025.compute_metrics` (without
+    on-screen options).
     """
     tp, fp_spatial, fp, fn, matched = (np.zeros(n_classes) for _ in range(5))
     sum_doa, sum_dist, sum_reldist = (np.zeros(n_classes) for _ in range(3))

@@ -31,6 +31,8 @@ from seldflow.labels import (
 )
 from seldflow.synthesize.sofa import Room, Trajectory, read_sofa
 from seldflow.synthesize.sources import list_bank, read_source
+from seldflow.tasks.seld_events import event_table, no_events
+from seldflow.tasks.seld_formats import get_label_format
 
 FOA_CHANNELS = 4
 # A diffuse field has W power 1 and power 1/3 in each SN3D dipole (the mean of u_x^2 over the sphere).
@@ -133,6 +135,10 @@ class Event:
     snr_db: float
 
 
+# The label format of the stereo DCASE2025 dataset the renderer was built for (see :func:`clip_rows`).
+STEREO_LABELS = "dcase2025"
+
+
 @dataclass(frozen=True)
 class MixtureSettings:
     """How clips are mixed; defaults match the DCASE2025 stereo format (5-s clips at 24 kHz, 100-ms labels)."""
@@ -147,6 +153,7 @@ class MixtureSettings:
     noise_level_db: float = -40.0
     peak_level: float = 0.9
     field_of_view_deg: float = 100.0
+    label_format: str = STEREO_LABELS
 
     def __post_init__(self) -> None:
         low, high = self.events_per_clip
@@ -207,9 +214,11 @@ def render_split(
     noise_level_db: float = -40.0,
     peak_level: float = 0.9,
     field_of_view_deg: float = 100.0,
+    label_format: str = STEREO_LABELS,
 ) -> None:
     """Render clips ``first_clip .. first_clip + n_clips - 1`` of one split (a shard when ``first_clip`` > 0 or
-    more clips follow): stereo and FOA WAVs plus DCASE2025 metadata CSVs.
+    more clips follow): stereo and FOA WAVs plus metadata CSVs in ``label_format`` (DCASE2025 stereo labels, or
+    the FOA scene's 3-D labels in the DCASE2021/2024 formats, see :func:`clip_rows`).
 
     Files are named ``fold{fold}_room{id}_mix{k+1:03d}_deg{deg:03d}_start0000``. The FOA file holds the rotated
     scene, so its W and Y channels give the stereo pair and its direction matches the unfolded labels. Clip k
@@ -232,7 +241,9 @@ def render_split(
         noise_level_db=noise_level_db,
         peak_level=peak_level,
         field_of_view_deg=field_of_view_deg,
+        label_format=label_format,
     )
+    write_rows = get_label_format(label_format).write
     grids = [_load_grid(Path(path), sample_rate) for path in rooms]
     files = list_bank(bank_dir, source_split)
     load = functools.lru_cache(maxsize=_SOURCE_CACHE_SIZE)(functools.partial(read_source, sample_rate=sample_rate))
@@ -240,7 +251,7 @@ def render_split(
         for k in tqdm(range(first_clip, first_clip + n_clips), desc=f"fold{fold} mixtures", unit="clip"):
             clip = render_clip(clip_rng(seed, fold, k), grids, files, load, settings)
             stem = clip_stem(fold, room_ids[clip.room], k, clip.deg)
-            write_clip((stereo_tmp, foa_tmp, meta_tmp), stem, clip, sample_rate)
+            write_clip((stereo_tmp, foa_tmp, meta_tmp), stem, clip, sample_rate, write_rows)
 
 
 def clip_rng(seed: int, fold: int, k: int) -> np.random.Generator:
@@ -264,12 +275,18 @@ def rotated_pair(foa: np.ndarray, deg: int, peak_level: float) -> tuple[np.ndarr
     return stereo * scale, foa * scale
 
 
-def write_clip(dirs: Sequence[Path], stem: str, clip: Clip, sample_rate: int) -> None:
-    """A clip's stereo WAV, FOA WAV and label CSV into the (stereo, FOA, metadata) folders ``dirs``."""
+def write_clip(
+    dirs: Sequence[Path],
+    stem: str,
+    clip: Clip,
+    sample_rate: int,
+    write_rows: Callable[[Path, np.ndarray], None] = write_labels,
+) -> None:
+    """A clip's stereo WAV, FOA WAV and label CSV (written by ``write_rows``) into the folders ``dirs``."""
     stereo_dir, foa_dir, metadata_dir = dirs
     write_audio(stereo_dir / f"{stem}.wav", clip.stereo, sample_rate)
     write_audio(foa_dir / f"{stem}.wav", clip.foa, sample_rate)
-    write_labels(metadata_dir / f"{stem}.csv", clip.rows)
+    write_rows(metadata_dir / f"{stem}.csv", clip.rows)
 
 
 def render_clip(
@@ -286,16 +303,20 @@ def render_clip(
     foa = _render_foa(rng, events, grids[room], load, n_samples, settings.sample_rate, settings.noise_level_db)
     deg = int(rng.integers(0, 360))
     stereo, foa = rotated_pair(foa, deg, settings.peak_level)
-    rows = event_labels(
-        events,
-        grids[room],
-        deg=deg,
-        hop=settings.hop,
-        n_frames=settings.n_frames,
-        sample_rate=settings.sample_rate,
-        field_of_view_deg=settings.field_of_view_deg,
-    )
+    rows = clip_rows(events, grids[room], deg=deg, settings=settings)
     return Clip(room=room, deg=deg, stereo=stereo, foa=foa, rows=rows)
+
+
+def clip_rows(events: list[Event], grid: RoomGrid, *, deg: int, settings: MixtureSettings) -> np.ndarray:
+    """A clip's labels in the split's label format.
+
+    Stereo (DCASE2025) labels fold the azimuth to the front and carry the on-screen flag, which only the stereo
+    view has; the 3-D formats (DCASE2021-2024) describe the rotated FOA scene itself.
+    """
+    timing = {"deg": deg, "hop": settings.hop, "n_frames": settings.n_frames, "sample_rate": settings.sample_rate}
+    if settings.label_format == STEREO_LABELS:
+        return event_labels(events, grid, field_of_view_deg=settings.field_of_view_deg, **timing)
+    return get_label_format(settings.label_format).from_events(event_table_labels(events, grid, **timing))
 
 
 def _load_grid(path: Path, sample_rate: int) -> RoomGrid:
@@ -484,28 +505,78 @@ def event_labels(
     moving event's azimuth, elevation (for the onscreen flag) and distance follow its path frame by frame.
     """
     rows = []
+    for track in _event_tracks(events, grid, deg=deg, hop=hop, n_frames=n_frames, sample_rate=sample_rate):
+        onscreen = onscreen_flags(track.azimuth, track.elevation, field_of_view_deg)
+        block = np.empty((track.frames.size, len(CSV_COLUMNS)), dtype=np.int64)
+        block[:, 0] = track.frames
+        block[:, 1] = track.class_index
+        block[:, 2] = track.source
+        block[:, 3] = np.rint(fold_azimuth(track.azimuth)).astype(np.int64)
+        block[:, 4] = np.rint(track.distance * 100).astype(np.int64)
+        block[:, 5] = onscreen
+        rows.append(block)
+    return np.concatenate(rows) if rows else empty_rows()
+
+
+def event_table_labels(
+    events: list[Event],
+    grid: RoomGrid,
+    *,
+    deg: int,
+    hop: int,
+    n_frames: int,
+    sample_rate: int,
+) -> np.ndarray:
+    """The 3-D labels of the FOA scene as an event table (:mod:`seldflow.tasks.seld_events`).
+
+    Same frames, positions and source ids as :func:`event_labels`, but nothing is folded: azimuth and elevation are
+    the rotated FOA scene's, rounded to whole degrees as the DCASE2021-2024 metadata gives them; distance in metres.
+    """
+    tables = [
+        event_table(
+            track.frames,
+            np.full(track.frames.size, track.class_index),
+            np.full(track.frames.size, track.source),
+            np.rint(track.azimuth),
+            np.rint(track.elevation),
+            track.distance,
+        )
+        for track in _event_tracks(events, grid, deg=deg, hop=hop, n_frames=n_frames, sample_rate=sample_rate)
+    ]
+    return np.concatenate(tables) if tables else no_events()
+
+
+@dataclass(frozen=True)
+class _Track:
+    """One event's label frames with its direction (rotated scene, degrees) and distance (m) in each."""
+
+    source: int
+    class_index: int
+    frames: np.ndarray
+    azimuth: np.ndarray
+    elevation: np.ndarray
+    distance: np.ndarray
+
+
+def _event_tracks(
+    events: list[Event], grid: RoomGrid, *, deg: int, hop: int, n_frames: int, sample_rate: int
+) -> list[_Track]:
+    """Every event's label frames and positions at the frame middles, azimuth rotated by ``deg`` into [-180, 180)."""
+    tracks = []
     for source, event in enumerate(events):
         first = event.onset // hop
         frames = np.arange(first, min(n_frames, -(-(event.onset + event.length) // hop)))
         samples = np.clip((frames + 0.5) * hop - event.onset, 0, event.length - 1)
         if grid.path_of is None:
             azimuth = grid.azimuth_deg[event.position] + event.speed_deg_s * (samples / sample_rate) + deg
-            elevation = grid.elevation_deg[event.position]
+            elevation = np.full(frames.size, grid.elevation_deg[event.position])
             distance = np.full(frames.size, grid.distance_m[event.position])
         else:
             azimuth, elevation, distance = _path_directions(event, grid, samples, sample_rate)
             azimuth = azimuth + deg
         azimuth = np.mod(azimuth + 180.0, 360.0) - 180.0
-        onscreen = onscreen_flags(azimuth, elevation, field_of_view_deg)
-        block = np.empty((frames.size, len(CSV_COLUMNS)), dtype=np.int64)
-        block[:, 0] = frames
-        block[:, 1] = event.class_index
-        block[:, 2] = source
-        block[:, 3] = np.rint(fold_azimuth(azimuth)).astype(np.int64)
-        block[:, 4] = np.rint(distance * 100).astype(np.int64)
-        block[:, 5] = onscreen
-        rows.append(block)
-    return np.concatenate(rows) if rows else empty_rows()
+        tracks.append(_Track(source, event.class_index, frames, azimuth, elevation, distance))
+    return tracks
 
 
 def _path_directions(event: Event, grid: RoomGrid, samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, ...]:

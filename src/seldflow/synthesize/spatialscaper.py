@@ -46,7 +46,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from seldflow.errors import InputError, SeldflowError
+from seldflow.errors import ConfigError, InputError, SeldflowError
 from seldflow.io import atomic_dir, read_audio
 from seldflow.labels import (
     CLASS_FOLDERS,
@@ -61,6 +61,7 @@ from seldflow.labels import (
 )
 from seldflow.synthesize.mixtures import (
     FOA_CHANNELS,
+    STEREO_LABELS,
     Clip,
     MixtureSettings,
     clip_rng,
@@ -304,6 +305,7 @@ def render_split_spatialscaper(
     peak_level: float = 0.9,
     field_of_view_deg: float = 100.0,
     speed_limit_m_s: float = 1.5,
+    label_format: str = STEREO_LABELS,
 ) -> None:
     """Render clips ``first_clip .. first_clip + n_clips - 1`` of one split with SpatialScaper.
 
@@ -319,8 +321,13 @@ def render_split_spatialscaper(
 
     ``angular_speed_deg_s`` and ``noise_level_db`` have no SpatialScaper equivalent and are ignored (logged):
     trajectories are set by ``speed_limit_m_s``, and the absolute noise level disappears in the peak scaling.
-    At least one event per clip is required (SpatialScaper cannot render a clip without events).
+    At least one event per clip is required (SpatialScaper cannot render a clip without events). Labels are
+    DCASE2025 stereo labels only (``label_format``): the 3-D formats are the built-in renderer's.
     """
+    if label_format != STEREO_LABELS:
+        raise ConfigError(
+            "dataset", "label_format", f"the spatialscaper backend writes {STEREO_LABELS} labels, not {label_format!r}"
+        )
     if not rooms or len(rooms) != len(room_ids):
         raise ValueError(f"need one room id per room file, got {len(rooms)} rooms and {len(room_ids)} ids")
     if fold < 0 or n_clips < 0 or first_clip < 0:
