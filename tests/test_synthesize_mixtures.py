@@ -16,10 +16,12 @@ import pytest
 import soundfile as sf
 
 from seldflow.errors import InputError
+from seldflow.formats.dcase2021 import read_events
 from seldflow.labels import CLASS_FOLDERS, N_CLASSES, fold_azimuth, read_labels
 from seldflow.synthesize.mixtures import Event, MixtureSettings, RoomGrid, event_labels, place_events, render_split
 from seldflow.synthesize.sofa import Room, write_sofa
 from seldflow.synthesize.sources import make_source_bank
+from seldflow.tasks.seld_events import EV_AZIMUTH, EV_DISTANCE, EV_ELEVATION
 
 SR = 24000
 HOP = 2400
@@ -54,6 +56,7 @@ def rooms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("rooms")
     return {
         "single": _anechoic_room(root / "single.sofa", [_spherical(60.0, 0.0, 1.5)]),
+        "elevated": _anechoic_room(root / "elevated.sofa", [_spherical(150.0, 30.0, 2.0)]),
         "ring": _anechoic_room(root / "ring.sofa", [_spherical(az, 0.0, 1.0) for az in range(0, 360, 45)]),
     }
 
@@ -199,6 +202,26 @@ def test_moving_source_is_rendered_along_its_labelled_trajectory(tmp_path: Path,
             if level > 0.1 * loudness.max():
                 measured = np.degrees(np.arctan2(np.dot(w, y), np.dot(w, x)))
                 assert fold_azimuth(measured) == pytest.approx(azimuth, abs=2.0)
+
+
+def test_3d_labels_describe_the_foa_scene_unfolded(tmp_path: Path, bank: Path, rooms: dict) -> None:
+    """DCASE2021-format labels: the FOA file's intensity direction, rear azimuths and elevation kept."""
+    static = {"events_per_clip": (1, 1), "snr_db": (60, 60), "moving_probability": 0.0}
+    dirs = _render(tmp_path, bank, rooms["elevated"], n_clips=3, label_format="dcase2021", **static)
+    for path in sorted(dirs["metadata"].glob("*.csv")):
+        assert not path.read_text().startswith("frame")  # headerless, as the DCASE2021 metadata
+        events = read_events(path, n_classes=N_CLASSES)
+        foa, _ = sf.read(dirs["foa"] / f"{path.stem}.wav", dtype="float32", always_2d=True)
+        w, y, z, x = foa.T
+        measured_az = np.degrees(np.arctan2(np.dot(w, y), np.dot(w, x)))
+        measured_el = np.degrees(np.arctan2(np.dot(w, z), np.hypot(np.dot(w, x), np.dot(w, y))))
+        deg = int(re.search(r"deg(\d+)", path.stem).group(1))
+        expected_az = (150.0 + deg + 180.0) % 360.0 - 180.0  # rotated by the viewing angle, never folded
+        np.testing.assert_allclose(events[:, EV_ELEVATION], 30.0)
+        np.testing.assert_allclose(events[:, EV_AZIMUTH], np.rint(expected_az))
+        assert abs((measured_az - expected_az + 180.0) % 360.0 - 180.0) < 1.0
+        assert measured_el == pytest.approx(30.0, abs=1.0)
+        assert np.isnan(events[:, EV_DISTANCE]).all()  # the DCASE2021 format has no distance
 
 
 def _digests(dirs: dict[str, Path]) -> dict[str, str]:
