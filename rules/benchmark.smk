@@ -49,7 +49,7 @@ rule benchmark:
         test_splits=TEST_SPLITS,
         features=config["features"],
         score=config["score"],
-        sample_rate=24000,
+        sample_rate=SAMPLE_RATE,
         # Fixed sizes of the timed comparisons (not in the config schema: they describe the benchmark, not a run).
         pfoa_clips=20,
         repeats=5,

@@ -33,6 +33,10 @@ LABELLED_SPLITS = TRAIN_SPLITS + TEST_SPLITS
 ALL_SPLITS = LABELLED_SPLITS + EVAL_SPLITS
 # Clips per synthesis and feature job: jobs grow with shards, not clips.
 SHARD_CLIPS = config["dataset"]["shard_clips"]
+# The one owner of the audio format: every rule that reads or writes clips takes these.
+SAMPLE_RATE = config["dataset"]["sample_rate"]
+CLIP_SECONDS = config["dataset"]["clip_seconds"]
+CLIP_SAMPLES = round(SAMPLE_RATE * CLIP_SECONDS)
 # STARSS23 adapters: splits made from the recordings, each under a root of its own.
 STARSS = config.get("starss", {})
 STARSS_STEREO = STARSS.get("stereo_splits", {})

@@ -23,7 +23,8 @@ checkpoint split_check:
     params:
         folders=split_folder_params,
         kind=FEATURE_KIND,
-        sample_rate=24000,
+        sample_rate=SAMPLE_RATE,
+        clip_samples=CLIP_SAMPLES,
     script:
         "../workflow/scripts/split_check.py"
 
@@ -50,7 +51,8 @@ rule features:
         shard_clips=SHARD_CLIPS,
         features=feature_params,
         lr_swap=lr_swap,
-        sample_rate=24000,
+        sample_rate=SAMPLE_RATE,
+        clip_samples=CLIP_SAMPLES,
         labels=LABEL_TASK,
     script:
         "../workflow/scripts/features.py"

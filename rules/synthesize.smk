@@ -18,7 +18,7 @@ rule source_bank:
         runtime=10,
     params:
         bank=SYNTH.get("source_bank"),
-        sample_rate=SYNTH.get("sample_rate"),
+        sample_rate=SAMPLE_RATE,
         seed=stage_seed("source_bank"),
     script:
         "../workflow/scripts/source_bank.py"
@@ -42,7 +42,7 @@ rule room:
     params:
         spec=lookup(dpath="synthesis/rooms/specs/{room}", within=config),
         grid=SYNTH.get("rooms"),
-        sample_rate=SYNTH.get("sample_rate"),
+        sample_rate=SAMPLE_RATE,
     script:
         "../workflow/scripts/room.py"
 
@@ -70,7 +70,7 @@ rule measured_room:
         source=lookup(dpath="synthesis/rooms/measured/{room}/source", within=config),
         room=lookup(dpath="synthesis/rooms/measured/{room}/room", within=config),
         fmt="foa",
-        sample_rate=SYNTH.get("sample_rate"),
+        sample_rate=SAMPLE_RATE,
     script:
         "../workflow/scripts/measured_room.py"
 
@@ -97,8 +97,9 @@ rule mixtures:
         split=lookup(dpath="synthesis/splits/{split}", within=config),
         shard=mixture_shard,
         mixtures=SYNTH.get("mixtures"),
+        clip_seconds=CLIP_SECONDS,
         room_ids=split_room_ids,
-        sample_rate=SYNTH.get("sample_rate"),
+        sample_rate=SAMPLE_RATE,
         seed=mixture_seed,
         backend=SYNTH.get("backend"),
         label_format=config["dataset"]["label_format"],

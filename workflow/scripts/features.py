@@ -23,6 +23,7 @@ with exit_on_error():
         clips=[stems[i] for i in shard],
         lr_swap=snakemake.params.lr_swap,
         sample_rate=snakemake.params.sample_rate,
+        clip_samples=snakemake.params.clip_samples,
         task=build_task(snakemake.params.labels),
         **snakemake.params.features,
     )

@@ -22,6 +22,7 @@ with exit_on_error():
         seed=snakemake.params.seed,
         sample_rate=snakemake.params.sample_rate,
         label_format=snakemake.params.label_format,
+        clip_seconds=snakemake.params.clip_seconds,
         **snakemake.params.shard,
         **snakemake.params.mixtures,
     )

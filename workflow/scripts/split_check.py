@@ -16,6 +16,7 @@ with exit_on_error():
         folders["metadata"],
         channels=input_channels(snakemake.params.kind),
         sample_rate=snakemake.params.sample_rate,
+        clip_samples=snakemake.params.clip_samples,
     )
     write_manifest(snakemake.output.clips, stems)
     print(f"{folders['audio']}: {len(stems)} clips", file=sys.stderr)

@@ -56,6 +56,7 @@ import soundfile as sf
 from scipy import signal
 
 from seldflow.errors import InputError
+from seldflow.labels import SAMPLE_RATE
 from seldflow.synthesize.sofa import Room, Trajectory, write_sofa
 
 TAU_ROOMS = ("bomb_shelter", "gym", "pb132", "pc226", "sa203", "sc203", "se203", "tb103", "tc352")
@@ -186,7 +187,7 @@ def convert_metu(
     out_sofa: str | os.PathLike[str],
     *,
     fmt: str = "mic",
-    sample_rate: int = 24000,
+    sample_rate: int = SAMPLE_RATE,
     name: str = "metu",
     z_step_m: float = METU_GRID_STEP_M,
 ) -> Room:

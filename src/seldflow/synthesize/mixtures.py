@@ -24,6 +24,7 @@ from seldflow.labels import (
     CSV_COLUMNS,
     LABEL_HOP_SECONDS,
     N_CLASSES,
+    SAMPLE_RATE,
     empty_rows,
     fold_azimuth,
     onscreen_flags,
@@ -144,7 +145,7 @@ class MixtureSettings:
     """How clips are mixed; defaults match the DCASE2025 stereo format (5-s clips at 24 kHz, 100-ms labels)."""
 
     clip_seconds: float = 5.0
-    sample_rate: int = 24000
+    sample_rate: int = SAMPLE_RATE
     max_polyphony: int = 3
     events_per_clip: tuple[int, int] = (1, 6)
     moving_probability: float = 0.3
@@ -205,7 +206,7 @@ def render_split(
     seed: int,
     first_clip: int = 0,
     clip_seconds: float = 5.0,
-    sample_rate: int = 24000,
+    sample_rate: int = SAMPLE_RATE,
     max_polyphony: int = 3,
     events_per_clip: Sequence[int] = (1, 6),
     moving_probability: float = 0.3,

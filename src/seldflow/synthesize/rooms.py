@@ -20,6 +20,7 @@ import numpy as np
 import pyroomacoustics as pra
 from tqdm import tqdm
 
+from seldflow.labels import SAMPLE_RATE
 from seldflow.synthesize.sofa import write_sofa
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def simulate_room(
     elevations_deg: Sequence[float],
     distances_m: Sequence[float],
     ir_seconds: float,
-    sample_rate: int = 24000,
+    sample_rate: int = SAMPLE_RATE,
     name: str,
 ) -> None:
     """Simulate FOA impulse responses of a shoebox room on a source grid and write them as a SOFA file.

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from seldflow.errors import InputError
 from seldflow.io import atomic_dir, write_audio
-from seldflow.labels import CLASS_FOLDERS
+from seldflow.labels import CLASS_FOLDERS, SAMPLE_RATE
 
 PEAK = 0.9
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"})
@@ -416,7 +416,7 @@ def clip_seed(seed: int, split: str, class_index: int, clip_index: int) -> np.ra
 
 
 def render_source(
-    class_index: int, rng: np.random.Generator, *, seconds: float, sample_rate: int = 24000
+    class_index: int, rng: np.random.Generator, *, seconds: float, sample_rate: int = SAMPLE_RATE
 ) -> np.ndarray:
     """One procedural clip of ``class_index``: faded in/out (no clicks) and peak-normalised to ``PEAK``."""
     n = max(1, round(seconds * sample_rate))
@@ -439,7 +439,7 @@ def make_source_bank(
     min_seconds: float,
     max_seconds: float,
     seed: int,
-    sample_rate: int = 24000,
+    sample_rate: int = SAMPLE_RATE,
 ) -> None:
     """Write the procedural bank as ``<out_dir>/<class folder>/<split>/<class folder>_<nnn>.wav`` (mono, 16 bit).
 
