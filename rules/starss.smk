@@ -55,5 +55,6 @@ rule starss_windows:
     params:
         folders=lambda wildcards: starss_folders(f"{AUDIO_FORMATS[FEATURE_KIND]}_dev"),
         field_of_view_deg=STARSS.get("field_of_view_deg"),
+        label_format=config["dataset"]["label_format"],
     script:
         "../workflow/scripts/starss_windows.py"

@@ -19,7 +19,8 @@ import pytest
 import soundfile as sf
 
 from seldflow.errors import InputError
-from seldflow.labels import read_labels
+from seldflow.formats.dcase2021 import read_events
+from seldflow.labels import N_CLASSES, read_labels
 from seldflow.starss import (
     NO_VIDEO_RECORDINGS,
     ClipDraw,
@@ -29,6 +30,7 @@ from seldflow.starss import (
     read_starss_labels,
     stereo_clips,
 )
+from seldflow.tasks.seld_events import EV_AZIMUTH, EV_ELEVATION, EV_FRAME
 
 SR = 24000
 HOP = 2400
@@ -302,6 +304,19 @@ def test_windows_cut_pad_and_relabel(tree: dict[str, Path], tmp_path: Path) -> N
             assert set(rows[:, 5]) == {_onscreen(source.azimuth, source.elevation)}
     last = read_labels(dirs["metadata"] / "fold3_room22_mix001_start0100.csv")
     assert last[-1, 0] == 22  # frame 122 of the recording: labels of the padded window are kept
+
+
+def test_windows_in_the_dcase2021_format_keep_elevation(tree: dict[str, Path], tmp_path: Path) -> None:
+    """3-D labels (headerless frame,class,track,azimuth,elevation) for the FOA/MIC SELD methods."""
+    dirs = _windows(tree, tmp_path, label_format="dcase2021")
+    for source in SOURCES:
+        path = dirs["metadata"] / f"{source.stem}_start0050.csv"
+        assert not path.read_text().startswith("frame")
+        events = read_events(path, n_classes=N_CLASSES)
+        assert set(events[:, EV_AZIMUTH]) == {round(source.azimuth)}
+        assert set(events[:, EV_ELEVATION]) == {round(source.elevation)}
+        stereo_view = read_labels(_windows(tree, tmp_path / "stereo")["metadata"] / path.name)
+        np.testing.assert_array_equal(events[:, EV_FRAME], stereo_view[:, 0])  # same frames as the DCASE2025 view
 
 
 def test_windows_read_mic_recordings_and_tolerate_a_header(tmp_path: Path) -> None:

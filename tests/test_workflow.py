@@ -266,3 +266,30 @@ def test_real_dataset_config_plans_download_to_score_without_the_network(tmp_pat
     assert "resources/dcase2025_stereo/.complete" in result.stdout
     assert "results/dcase2025_seldnet/predictions/eval" in result.stdout
     assert not (tmp_path / "resources").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "expected", "download"),
+    [
+        ("dcase2021.yaml", {"split_check": 3, "feature_index": 3, "infer": 1}, "dcase2021_task3"),
+        ("starss23_foa.yaml", {"starss_windows": 4, "split_check": 4, "feature_index": 4, "infer": 2}, "starss23"),
+    ],
+)
+def test_foa_dataset_configs_plan_download_to_score(
+    tmp_path: Path, config: str, expected: dict[str, int], download: str
+) -> None:
+    """The DCASE2021 and STARSS23 FOA configs: download, (windows,) split checks, features, training, scoring."""
+    result = run_snakemake(
+        tmp_path,
+        "-n",
+        "--configfile",
+        str(REPO / "config" / "config.yaml"),
+        str(REPO / "config" / config),
+        "--config",
+        "download={'api_url': 'http://127.0.0.1:9/api'}",
+    )
+    jobs = planned_jobs(result)
+    assert {key: jobs.get(key) for key in expected} == expected
+    assert jobs["download"] == jobs["train"] == jobs["score"] == 1
+    assert f"resources/{download}/.complete" in result.stdout
+    assert not (tmp_path / "resources").exists()

@@ -46,6 +46,8 @@ from seldflow.labels import (
     write_labels,
 )
 from seldflow.synthesize.mixtures import foa_to_stereo, rotate_foa
+from seldflow.tasks.seld_events import event_table
+from seldflow.tasks.seld_formats import STEREO_FORMAT, LabelFormat, get_label_format
 
 log = logging.getLogger(__name__)
 
@@ -435,9 +437,11 @@ def foa_windows(
     field_of_view_deg: float = 100.0,
     splits: Sequence[str] = (),
     exclude: Iterable[str] = (),
+    label_format: str = "dcase2025",
 ) -> None:
     """Cut every STARSS23 recording (FOA or MIC, same code; ``channels`` checked) into consecutive windows of
-    ``clip_frames`` label frames, named :func:`window_stem`, with DCASE2025 CSV labels.
+    ``clip_frames`` label frames, named :func:`window_stem`, with labels in ``label_format`` (see
+    :func:`window_labels`).
 
     Nothing is dropped: the last, partial window is zero-padded to full length and keeps its labels, so every
     sample and label row of a recording lands in exactly one window; a label frame past the end of that last
@@ -447,6 +451,7 @@ def foa_windows(
     (16-bit in, 16-bit out).
     Inputs are checked before anything is written; both output folders are replaced atomically, all or none.
     """
+    fmt = get_label_format(label_format)
     hop = _label_hop(sample_rate)
     window = clip_frames * hop
     recordings = find_recordings(
@@ -471,10 +476,24 @@ def foa_windows(
                 audio = read_segment(recording, start * hop, window, pad=True)
                 rows = window_rows(recording.rows, start, clip_frames)
                 write_audio(audio_tmp / f"{stem}.wav", audio, sample_rate)
-                write_labels(
-                    meta_tmp / f"{stem}.csv", dcase_rows(rows, deg=0, fold=False, field_of_view_deg=field_of_view_deg)
-                )
+                fmt.write(meta_tmp / f"{stem}.csv", window_labels(rows, fmt, field_of_view_deg))
                 progress.update()
+
+
+def window_labels(rows: np.ndarray, label_format: LabelFormat, field_of_view_deg: float) -> np.ndarray:
+    """A window's STARSS rows in ``label_format``: DCASE2025 CSV rows (unfolded azimuth, on-screen flag), or the
+    3-D event table of the DCASE2021-2024 formats (azimuth and elevation in degrees, distance cm -> m)."""
+    if label_format.name == STEREO_FORMAT:
+        return dcase_rows(rows, deg=0, fold=False, field_of_view_deg=field_of_view_deg)
+    events = event_table(
+        rows[:, S_FRAME],
+        rows[:, S_CLASS],
+        rows[:, S_SOURCE],
+        rows[:, S_AZIMUTH],
+        rows[:, S_ELEVATION],
+        rows[:, S_DISTANCE] / 100.0,
+    )
+    return label_format.from_events(events)
 
 
 def _label_hop(sample_rate: int) -> int:

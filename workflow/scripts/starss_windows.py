@@ -16,4 +16,5 @@ with exit_on_error():
         snakemake.output.metadata,
         splits=[snakemake.wildcards.split],
         field_of_view_deg=snakemake.params.field_of_view_deg,
+        label_format=snakemake.params.label_format,
     )

@@ -33,7 +33,7 @@ from seldflow.labels import (
 from seldflow.synthesize.sofa import Room, Trajectory, read_sofa
 from seldflow.synthesize.sources import list_bank, read_source
 from seldflow.tasks.seld_events import event_table, no_events
-from seldflow.tasks.seld_formats import get_label_format
+from seldflow.tasks.seld_formats import STEREO_FORMAT, get_label_format
 
 FOA_CHANNELS = 4
 # A diffuse field has W power 1 and power 1/3 in each SN3D dipole (the mean of u_x^2 over the sphere).
@@ -136,10 +136,6 @@ class Event:
     snr_db: float
 
 
-# The label format of the stereo DCASE2025 dataset the renderer was built for (see :func:`clip_rows`).
-STEREO_LABELS = "dcase2025"
-
-
 @dataclass(frozen=True)
 class MixtureSettings:
     """How clips are mixed; defaults match the DCASE2025 stereo format (5-s clips at 24 kHz, 100-ms labels)."""
@@ -154,7 +150,7 @@ class MixtureSettings:
     noise_level_db: float = -40.0
     peak_level: float = 0.9
     field_of_view_deg: float = 100.0
-    label_format: str = STEREO_LABELS
+    label_format: str = STEREO_FORMAT
 
     def __post_init__(self) -> None:
         low, high = self.events_per_clip
@@ -215,7 +211,7 @@ def render_split(
     noise_level_db: float = -40.0,
     peak_level: float = 0.9,
     field_of_view_deg: float = 100.0,
-    label_format: str = STEREO_LABELS,
+    label_format: str = STEREO_FORMAT,
 ) -> None:
     """Render clips ``first_clip .. first_clip + n_clips - 1`` of one split (a shard when ``first_clip`` > 0 or
     more clips follow): stereo and FOA WAVs plus metadata CSVs in ``label_format`` (DCASE2025 stereo labels, or
@@ -315,7 +311,7 @@ def clip_rows(events: list[Event], grid: RoomGrid, *, deg: int, settings: Mixtur
     view has; the 3-D formats (DCASE2021-2024) describe the rotated FOA scene itself.
     """
     timing = {"deg": deg, "hop": settings.hop, "n_frames": settings.n_frames, "sample_rate": settings.sample_rate}
-    if settings.label_format == STEREO_LABELS:
+    if settings.label_format == STEREO_FORMAT:
         return event_labels(events, grid, field_of_view_deg=settings.field_of_view_deg, **timing)
     return get_label_format(settings.label_format).from_events(event_table_labels(events, grid, **timing))
 

@@ -62,7 +62,6 @@ from seldflow.labels import (
 )
 from seldflow.synthesize.mixtures import (
     FOA_CHANNELS,
-    STEREO_LABELS,
     Clip,
     MixtureSettings,
     clip_rng,
@@ -72,6 +71,7 @@ from seldflow.synthesize.mixtures import (
 )
 from seldflow.synthesize.sofa import read_sofa
 from seldflow.synthesize.sources import list_bank
+from seldflow.tasks.seld_formats import STEREO_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ def render_split_spatialscaper(
     peak_level: float = 0.9,
     field_of_view_deg: float = 100.0,
     speed_limit_m_s: float = 1.5,
-    label_format: str = STEREO_LABELS,
+    label_format: str = STEREO_FORMAT,
 ) -> None:
     """Render clips ``first_clip .. first_clip + n_clips - 1`` of one split with SpatialScaper.
 
@@ -325,9 +325,9 @@ def render_split_spatialscaper(
     At least one event per clip is required (SpatialScaper cannot render a clip without events). Labels are
     DCASE2025 stereo labels only (``label_format``): the 3-D formats are the built-in renderer's.
     """
-    if label_format != STEREO_LABELS:
+    if label_format != STEREO_FORMAT:
         raise ConfigError(
-            "dataset", "label_format", f"the spatialscaper backend writes {STEREO_LABELS} labels, not {label_format!r}"
+            "dataset", "label_format", f"the spatialscaper backend writes {STEREO_FORMAT} labels, not {label_format!r}"
         )
     if not rooms or len(rooms) != len(room_ids):
         raise ValueError(f"need one room id per room file, got {len(rooms)} rooms and {len(room_ids)} ids")

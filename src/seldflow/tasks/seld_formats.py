@@ -32,6 +32,9 @@ from seldflow.tasks.seld_events import (
     mirror_events,
 )
 
+# The stereo DCASE2025 format: folded azimuths and on-screen flags, a view of the scene rather than the 3-D scene.
+STEREO_FORMAT = "dcase2025"
+
 
 @dataclass(frozen=True)
 class LabelFormat:
