@@ -11,10 +11,9 @@ scorer's behaviour (``partha2409/DCASE2025_seld_baseline``, ``metrics.py``) rath
   false positive, which the F-score counts as both a false positive and a false negative;
 * DOAE, DistE, RDE and on-screen accuracy average over *all* paired tracks, whatever their errors;
 * the macro F-score averages over every class, so a class never present in reference or prediction scores 0,
-  while a class with no paired tracks is left out (NaN) of the DOAE / RDE averages.
-
-* a class keeps at most ten tracks per frame: an eleventh event of the same class in the same frame replaces the
-  first free-slot track, as the official ``organize_labels`` does (see :func:`official_tracks`);
+  while a class with no paired tracks is left out (NaN) of the DOAE / RDE averages;
+* a class keeps at most ten tracks per frame (more only with negative source ids, see :func:`official_tracks`):
+  an event finding no free track slot overwrites the event in slot 0, as the official ``organize_labels`` does;
 * in the audio-visual mode (``req_onscreen``, ``onscreen`` in :func:`score_report`) ``F`` and ``classwise_F``
   also require the on-screen flag to match, while DOAE, RDE and on-screen accuracy do not depend on the mode.
 
@@ -112,7 +111,8 @@ def compute_metrics(
     Rows are ``(n, 6)`` arrays in CSV column order (see :mod:`seldflow.labels`). Returns fractions (not percent):
     ``F``, ``DOAE`` (degrees), ``DistE`` (cm), ``RDE``, ``OnscreenAcc``, per-class lists ``classwise_*`` and the
     counts behind them, where ``F = TP / (TP + FP_spatial + (FP + FN) / 2)``. Thresholds are strict: an error
-    equal to a threshold still counts as correct. ``req_onscreen`` also requires the on-screen flag to match.
+    equal to a threshold still counts as correct. ``req_onscreen`` also requires the on-screen flag to match
+    (the official audio-visual mode's F).
     """
     _check_options(average, missing)
     refs, preds = _tables(pair_clips(references, predictions, missing=missing), n_classes)
