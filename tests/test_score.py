@@ -348,7 +348,7 @@ def test_load_label_dir_still_validates_fields(tmp_path: Path) -> None:
     assert info.value.row == 2
 
 
-def test_score_dirs_reports_onscreen_metrics_only_when_asked(tmp_path: Path) -> None:
+def test_score_dirs_reports_the_audio_visual_mode_only_when_asked(tmp_path: Path) -> None:
     write_clips(tmp_path / "ref" / "split", {"a": track(range(4), onscreen=1)})
     write_clips(tmp_path / "pred", {"a": rows((0, 0, 0, 10, 200, 1), (1, 0, 0, 10, 200, 0), (2, 0, 0, 10, 200, 1))})
 
@@ -356,10 +356,18 @@ def test_score_dirs_reports_onscreen_metrics_only_when_asked(tmp_path: Path) -> 
     visual = score_dirs(tmp_path / "ref", tmp_path / "pred", onscreen=True, jackknife=True)
 
     assert "OnscreenAcc" not in audio
+    assert "F_audio" not in audio
     assert audio["F"] == pytest.approx(single_class_f(1.0))
+    # The official audio-visual mode reports its on-screen-aware F under the same names as the audio-only mode.
     assert visual["OnscreenAcc"] == pytest.approx(2 / 3)
-    assert visual["F_onscreen"] == pytest.approx(single_class_f(2 / 3))
-    assert set(visual["intervals"]) == {"F", "DOAE", "DistE", "RDE", "OnscreenAcc", "F_onscreen"}
+    assert visual["F"] == pytest.approx(single_class_f(2 / 3))
+    assert visual["classwise_F"][0] == pytest.approx(2 / 3)
+    assert (visual["TP"], visual["FP_spatial"]) == (2, 1)
+    assert visual["F_audio"] == pytest.approx(single_class_f(1.0))
+    assert visual["classwise_F_audio"][0] == pytest.approx(1.0)
+    assert visual["DOAE"] == audio["DOAE"]
+    assert set(visual["intervals"]) == {"F", "DOAE", "DistE", "RDE", "OnscreenAcc", "F_audio"}
+    assert visual["intervals"]["F"]["value"] == pytest.approx(visual["F"])
 
 
 def test_cli_prints_one_json_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,8 +33,9 @@ def load_label_dir(
 ) -> dict[str, np.ndarray]:
     """Read every ``*.csv`` directly in ``path`` and in its immediate sub-folders (split folders), keyed by stem.
 
-    Files are read in ``metric``'s format and validated by its reader (for DCASE2025,
-    :func:`seldflow.labels.read_labels`, frames unbounded since long predictions are legal). Stems must be unique
+    Files are read in ``metric``'s format and validated by its reader: for DCASE2025, references strictly by
+    :func:`seldflow.labels.read_labels` (frames unbounded), predictions (``reference=False``) as leniently as the
+    official scorer reads them, by :func:`seldflow.metrics.dcase2025.read_prediction`. Stems must be unique
     across sub-folders because clips are matched by stem. Files not ending in ``.csv`` and deeper folders are not
     read.
     """
@@ -131,7 +132,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default="error",
         help="reference clips without a prediction: fail (default), skip like the official scorer, or score empty",
     )
-    parser.add_argument("--onscreen", action="store_true", help="dcase2025: also report OnscreenAcc and F_onscreen")
+    parser.add_argument(
+        "--onscreen",
+        action="store_true",
+        help="dcase2025: the official audio-visual mode: F and classwise_F also require the right on-screen flag; "
+        "adds OnscreenAcc and the audio-only F_audio, classwise_F_audio",
+    )
     parser.add_argument("--jackknife", action="store_true", help="dcase2025: add leave-one-clip-out 95%% intervals")
     parser.add_argument("--doa-threshold", type=float, help="DOA error threshold in degrees (default 20)")
     parser.add_argument(

@@ -11,11 +11,26 @@ scorer's behaviour (``partha2409/DCASE2025_seld_baseline``, ``metrics.py``) rath
   false positive, which the F-score counts as both a false positive and a false negative;
 * DOAE, DistE, RDE and on-screen accuracy average over *all* paired tracks, whatever their errors;
 * the macro F-score averages over every class, so a class never present in reference or prediction scores 0,
-  while a class with no paired tracks is left out (NaN) of the DOAE / RDE averages.
+  while a class with no paired tracks is left out (NaN) of the DOAE / RDE averages;
+* a class keeps at most ten tracks per frame (more only with negative source ids, see :func:`official_tracks`):
+  an event finding no free track slot overwrites the event in slot 0, as the official ``organize_labels`` does;
+* in the audio-visual mode (``req_onscreen``, ``onscreen`` in :func:`score_report`) ``F`` and ``classwise_F``
+  also require the on-screen flag to match, while DOAE, RDE and on-screen accuracy do not depend on the mode.
 
-One deliberate difference: the official scorer silently skips a reference clip that has no prediction (losing its
-false negatives). Here that is an error unless ``missing`` says to skip it (with a warning) or to score it as an
-empty prediction.
+Reference labels are read strictly (:func:`seldflow.labels.read_labels`), because they are the data every number
+rests on. Predictions are read as leniently as the official reader reads them (:func:`read_prediction`), so a
+file the official scorer scores gets the same numbers here.
+
+Deliberate differences, each where the official scorer crashes or silently loses data:
+
+* a reference clip without a prediction is silently skipped there (losing its false negatives); here that is an
+  error unless ``missing`` says to skip it (with a warning) or to score it as an empty prediction;
+* a prediction row with a negative frame or a class outside ``0 .. n_classes - 1`` is never looked at there, so a
+  file holding one (1-based classes, say) would be scored as if those detections did not exist; here it is an error;
+* a prediction whose first line is an event is scored there without that event (the first line is skipped as the
+  header, whatever it holds); here it is an error;
+* non-finite values (``nan``, ``inf``) either crash the official matching step or turn an average into NaN; here
+  they are errors.
 """
 
 from __future__ import annotations
@@ -35,9 +50,12 @@ from seldflow.labels import (
     COL_DISTANCE,
     COL_FRAME,
     COL_ONSCREEN,
+    COL_SOURCE,
     CSV_COLUMNS,
     N_CLASSES,
     fold_azimuth,
+    parse_numbers,
+    read_csv_records,
     read_labels,
 )
 from seldflow.metrics.common import (
@@ -57,6 +75,11 @@ N_STATS = 10
 
 AVERAGES = ("macro", "micro")
 SCALAR_METRICS = ("F", "DOAE", "DistE", "RDE", "OnscreenAcc")
+
+# The official scorer keeps at most this many tracks of one class in one frame (``organize_labels``' max_tracks).
+MAX_TRACKS = 10
+# Columns the official reader parses with int(); azimuth and distance it parses with float().
+PREDICTION_INTEGERS = ("frame", "class", "source", "onscreen")
 
 
 class ClipStats(NamedTuple):
@@ -88,7 +111,8 @@ def compute_metrics(
     Rows are ``(n, 6)`` arrays in CSV column order (see :mod:`seldflow.labels`). Returns fractions (not percent):
     ``F``, ``DOAE`` (degrees), ``DistE`` (cm), ``RDE``, ``OnscreenAcc``, per-class lists ``classwise_*`` and the
     counts behind them, where ``F = TP / (TP + FP_spatial + (FP + FN) / 2)``. Thresholds are strict: an error
-    equal to a threshold still counts as correct. ``req_onscreen`` also requires the on-screen flag to match.
+    equal to a threshold still counts as correct. ``req_onscreen`` also requires the on-screen flag to match
+    (the official audio-visual mode's F).
     """
     _check_options(average, missing)
     refs, preds = _tables(pair_clips(references, predictions, missing=missing), n_classes)
@@ -127,12 +151,76 @@ def jackknife(
 
 
 def read_file(path: str | Path, *, n_classes: int = N_CLASSES, reference: bool = True) -> np.ndarray:
-    """Read one DCASE2025 CSV (header required) for scoring; the same rules for references and predictions.
+    """Read one DCASE2025 CSV for scoring: a reference strictly, a prediction as the official scorer reads it.
 
-    Frames are not bounded: long predictions are legal and the scorer ignores frames past the reference.
+    Reference frames are not bounded (any non-negative frame); see :func:`read_prediction` for predictions.
     """
-    del reference  # both sides share the format and its checks
-    return read_labels(path, n_frames=None, n_classes=n_classes)
+    if reference:
+        return read_labels(path, n_frames=None, n_classes=n_classes)
+    return read_prediction(path, n_classes=n_classes)
+
+
+def read_prediction(path: str | Path, *, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Read a prediction CSV into float64 rows, accepting every value the official scorer scores.
+
+    The official reader skips the first line, splits the others on commas and parses frame, class, source and
+    onscreen with ``int()`` and azimuth and distance with ``float()``; nothing else is checked. So that a file it
+    scores is scored the same here, a prediction may hold:
+
+    * any header line (its text is not checked), or no line at all (an empty file: no detections);
+    * fractional azimuths and distances, kept unrounded;
+    * azimuths outside -180..180: the scorer wraps and folds every azimuth before comparing;
+    * negative distances: only the difference to the reference distance counts;
+    * any integer source id (negative, repeated, 10 or more): ids only choose track slots (:func:`official_tracks`);
+    * any integer onscreen flag: a flag other than the reference's 0 or 1 is simply a wrong flag;
+    * frames past the reference's end (never scored) and columns after the sixth (ignored).
+
+    Integer columns written as ``3.0`` are accepted too (the official reader would crash on them). Refused, as
+    the module docstring explains: an event on the first line, negative frames, classes outside
+    ``0 .. n_classes - 1``, fewer than six columns, non-integer frame / class / source / onscreen values and
+    non-finite numbers.
+    """
+    path = Path(path)
+    records = read_csv_records(path, "prediction file")
+    if records and records[0][0] == 1:  # the official reader skips line 1, blank or not
+        _check_header(path, records[0][1])
+        records = records[1:]
+    rows = [_prediction_row(path, line, record, n_classes) for line, record in records]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(CSV_COLUMNS))
+
+
+def _check_header(path: Path, record: list[str]) -> None:
+    """Refuse a first line that parses as an event: the official scorer would drop it unscored as the header."""
+    if len(record) < len(CSV_COLUMNS):
+        return
+    try:
+        [float(value) for value in record[: len(CSV_COLUMNS)]]
+    except ValueError:
+        return
+    raise InputError(
+        path,
+        f"the first line must be a header ({','.join(CSV_COLUMNS)}), found an event: the official scorer "
+        "skips the first line, so this event would go unscored",
+        row=1,
+    )
+
+
+def _prediction_row(path: Path, line: int, record: list[str], n_classes: int) -> list[float]:
+    """One prediction row; columns after the sixth are ignored, as by the official reader."""
+    if len(record) < len(CSV_COLUMNS):
+        raise InputError(path, f"expected at least {len(CSV_COLUMNS)} columns, found {len(record)}", row=line)
+    values = parse_numbers(path, line, record[: len(CSV_COLUMNS)], CSV_COLUMNS, integers=PREDICTION_INTEGERS)
+    frame, cls = values[COL_FRAME], values[COL_CLASS]
+    if frame < 0:
+        raise InputError(path, f"negative frame {frame:g} (the official scorer ignores it)", row=line, field="frame")
+    if not 0 <= cls < n_classes:
+        raise InputError(
+            path,
+            f"unknown class index {cls:g} (0..{n_classes - 1}; the official scorer ignores it)",
+            row=line,
+            field="class",
+        )
+    return values
 
 
 def score_report(
@@ -148,24 +236,29 @@ def score_report(
     pred_source: str = "predictions",
     **thresholds: Any,
 ) -> dict[str, Any]:
-    """The report of the score stage: :func:`compute_metrics` plus optional on-screen and jackknife sections.
+    """The report of the score stage: :func:`compute_metrics` in the official audio-only or audio-visual mode.
 
-    ``thresholds`` are ``doa_threshold``, ``dist_threshold`` and ``reldist_threshold``. With ``onscreen`` the
-    report adds ``OnscreenAcc`` and ``F_onscreen`` (the F-score that also requires the on-screen flag to match);
-    otherwise the on-screen accuracy, meaningless for audio-only systems, is left out. With ``jackknife`` it adds
+    ``thresholds`` are ``doa_threshold``, ``dist_threshold`` and ``reldist_threshold``. Without ``onscreen`` this
+    is the official audio-only mode, and the on-screen accuracy, meaningless for audio-only systems, is left out.
+    With ``onscreen`` it is the official audio-visual mode (``lad_req_onscreen``): ``F``, ``classwise_F`` and the
+    counts behind them also require the on-screen flag to match, as the official scorer reports them under those
+    names, and the report adds ``OnscreenAcc`` plus the audio-only ``F_audio`` and ``classwise_F_audio`` for
+    comparison with audio-only systems. DOAE, DistE and RDE are the same in both modes. With ``jackknife`` it adds
     ``intervals``: the jackknife statistics of each scalar metric. ``settings`` records every option used.
     """
     if "req_onscreen" in thresholds:
-        raise TypeError("score_report() reports both F-scores with onscreen=True; it takes no req_onscreen")
+        raise TypeError("score_report() selects the audio-visual mode with onscreen=True; it takes no req_onscreen")
     _check_options(average, missing)
     clips = pair_clips(references, predictions, missing=missing, ref_source=ref_source, pred_source=pred_source)
     refs, preds = _tables(clips, n_classes, ref_source, pred_source)
-    stats = _clip_stats(refs, preds, req_onscreen=False, n_classes=n_classes, **thresholds)
+    audio_stats = _clip_stats(refs, preds, req_onscreen=False, n_classes=n_classes, **thresholds)
+    stats = _clip_stats(refs, preds, req_onscreen=True, n_classes=n_classes, **thresholds) if onscreen else audio_stats
     report = _report(stats, average)
     reported = ["F", "DOAE", "DistE", "RDE"]
     if onscreen:
-        onscreen_stats = _clip_stats(refs, preds, req_onscreen=True, n_classes=n_classes, **thresholds)
-        report["F_onscreen"] = _report(onscreen_stats, average)["F"]
+        audio = _report(audio_stats, average)
+        report["F_audio"] = audio["F"]
+        report["classwise_F_audio"] = audio["classwise_F"]
         reported.append("OnscreenAcc")
     else:
         for key in ("OnscreenAcc", "classwise_OnscreenAcc"):
@@ -174,7 +267,7 @@ def score_report(
         spread = _jackknife_from_stats(stats, average)
         report["intervals"] = {name: spread[name] for name in reported}
         if onscreen:
-            report["intervals"]["F_onscreen"] = _jackknife_from_stats(onscreen_stats, average)["F"]
+            report["intervals"]["F_audio"] = _jackknife_from_stats(audio_stats, average)["F"]
     report["settings"] = {
         "doa_threshold": thresholds.get("doa_threshold", 20.0),
         "dist_threshold": thresholds.get("dist_threshold", math.inf),
@@ -199,13 +292,58 @@ def _tables(
     ref_source: str = "references",
     pred_source: str = "predictions",
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Validated reference and prediction tables of paired clips; a missing prediction is an empty table."""
-    refs = [_as_table(ref_source, name, ref, n_classes) for name, ref, _ in clips]
+    """Validated reference and prediction tables of paired clips, the tracks the official scorer keeps of each.
+
+    A missing prediction is an empty table.
+    """
+    refs = [official_tracks(_as_table(ref_source, name, ref, n_classes)) for name, ref, _ in clips]
     preds = [
-        _as_table(pred_source, name, pred, n_classes) if pred is not None else np.zeros((0, len(CSV_COLUMNS)))
+        official_tracks(_as_table(pred_source, name, pred, n_classes))
+        if pred is not None
+        else np.zeros((0, len(CSV_COLUMNS)))
         for name, _, pred in clips
     ]
     return refs, preds
+
+
+def official_tracks(table: np.ndarray) -> np.ndarray:
+    """The rows the official scorer keeps, in the order it keeps them, of a validated float table.
+
+    The official scorer files the events of each frame and class into track slots: an event takes the slot named
+    by its source id when that slot is free and below :data:`MAX_TRACKS` (a negative id makes a slot of its own),
+    otherwise the lowest free slot in ``0 .. MAX_TRACKS - 1``; when none is free it overwrites slot 0. Tracks keep
+    the order their slots were first filled, which decides Hungarian ties. Up to ``MAX_TRACKS`` events of one class
+    in one frame always find a slot, so only more crowded frames change (by dropping events): those are replayed.
+    """
+    if len(table) <= MAX_TRACKS:
+        return table
+    classes = table[:, COL_CLASS].astype(np.int64)
+    keys = table[:, COL_FRAME].astype(np.int64) * (int(classes.max()) + 1) + classes
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    crowded = np.flatnonzero(counts > MAX_TRACKS)
+    if not crowded.size:
+        return table
+    kept = table.copy()
+    keep = np.ones(len(table), dtype=bool)
+    for group in crowded:
+        _replay_slots(table, np.flatnonzero(inverse == group), kept, keep)
+    return kept[keep]
+
+
+def _replay_slots(table: np.ndarray, rows: np.ndarray, kept: np.ndarray, keep: np.ndarray) -> None:
+    """File the ``rows`` of one frame and class into slots; an overwriting row replaces the row in slot 0."""
+    slots: dict[int, int] = {}  # slot -> row index holding it
+    for row in rows:
+        source = int(table[row, COL_SOURCE])
+        slot = source
+        if source in slots or source >= MAX_TRACKS:
+            free = [candidate for candidate in range(MAX_TRACKS) if candidate not in slots]
+            slot = free[0] if free else 0
+        if slot in slots:
+            kept[slots[slot]] = table[row]
+            keep[row] = False
+        else:
+            slots[slot] = row
 
 
 def _as_table(source: str, name: str, rows: np.ndarray, n_classes: int) -> np.ndarray:
