@@ -38,14 +38,14 @@ rule summary:
         metrics=expand(rules.score.output.metrics, experiment=RUN_EXPERIMENTS),
     output:
         table=report(
-            f"{RESULTS}/experiments/summary.csv",
+            f"{RESULTS}/experiments/{config['summary']}.csv",
             caption="../workflow/report/summary.rst",
             category="Experiments",
         ),
     log:
-        f"{RESULTS}/logs/summary.log",
+        f"{RESULTS}/logs/summary/{config['summary']}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/summary.tsv"
+        f"{RESULTS}/benchmarks/summary/{config['summary']}.tsv"
     conda:
         "../envs/score.yaml"
     threads: 1
