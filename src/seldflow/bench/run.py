@@ -18,9 +18,11 @@ from seldflow.bench.outputs import metric_figures, throughput
 from seldflow.bench.pfoa import compare_pfoa
 from seldflow.bench.records import BenchReport
 from seldflow.bench.scorer import compare_scorer
+from seldflow.bench.segment_scorer import compare_segment_scorer
 from seldflow.bench.stages import collect_stage_timings
 from seldflow.io import read_audio
 from seldflow.score import load_label_dir
+from seldflow.tasks.seld_formats import STEREO_FORMAT, get_label_format
 
 
 def _log(message: str) -> None:
@@ -76,6 +78,14 @@ def run_benchmark(
     }
     scorer_comparison, _ = compare_scorer(refs, preds, repeats=repeats, **thresholds)
     report.comparisons.append(scorer_comparison)
+    # The DCASE2021-2023 segment metric on the same events (stereo rows as 3-D events at elevation 0).
+    stereo = get_label_format(STEREO_FORMAT)
+    ref_events = {stem: stereo.to_events(rows) for stem, rows in refs.items()}
+    pred_events = {stem: stereo.to_events(rows) for stem, rows in preds.items()}
+    for edition in ("dcase2021", "dcase2023"):
+        _log(f"scorer {edition}")
+        comparison, _ = compare_segment_scorer(ref_events, pred_events, edition=edition, repeats=repeats)
+        report.comparisons.append(comparison)
 
     _log("training memory")
     with tempfile.TemporaryDirectory(prefix="seldflow-memory-") as scratch:
