@@ -28,6 +28,7 @@ from seldflow.tasks.seld_events import (
     EV_DISTANCE,
     EV_FRAME,
     EV_TRACK,
+    EVENT_COLUMNS,
     event_table,
     mirror_events,
 )
@@ -133,6 +134,24 @@ def _identity(events: np.ndarray) -> np.ndarray:
     return np.asarray(events, dtype=np.float64)
 
 
+def _event_format(name: str, *, n_classes: int, method: str, metric: str, distance: bool | None) -> LabelFormat:
+    """A DCASE2021-2024 format: its rows are the event table itself. ``distance`` None reads files with or without
+    the distance column (STARSS23 adds one to the DCASE2022-2023 layout) and writes none."""
+    return LabelFormat(
+        name=name,
+        columns=EVENT_COLUMNS,
+        dtype=np.float64,
+        n_classes=n_classes,
+        method=method,
+        metric=metric,
+        read=_dcase2021_reader(with_distance=distance),
+        write=_dcase2021_writer(with_distance=bool(distance)),
+        to_events=_identity,
+        from_events=_sorted_events,
+        mirror=mirror_events,
+    )
+
+
 LABEL_FORMATS: dict[str, LabelFormat] = {
     "dcase2025": LabelFormat(
         name="dcase2025",
@@ -147,32 +166,8 @@ LABEL_FORMATS: dict[str, LabelFormat] = {
         from_events=_dcase2025_from_events,
         mirror=_dcase2025_mirror,
     ),
-    "dcase2021": LabelFormat(
-        name="dcase2021",
-        columns=("frame", "class", "track", "azimuth", "elevation", "distance"),
-        dtype=np.float64,
-        n_classes=12,
-        method="maccdoa",
-        metric="dcase2023",
-        read=_dcase2021_reader(with_distance=None),
-        write=_dcase2021_writer(with_distance=False),
-        to_events=_identity,
-        from_events=_sorted_events,
-        mirror=mirror_events,
-    ),
-    "dcase2024": LabelFormat(
-        name="dcase2024",
-        columns=("frame", "class", "track", "azimuth", "elevation", "distance"),
-        dtype=np.float64,
-        n_classes=13,
-        method="maccdoa_dist",
-        metric="dcase2024",
-        read=_dcase2021_reader(with_distance=True),
-        write=_dcase2021_writer(with_distance=True),
-        to_events=_identity,
-        from_events=_sorted_events,
-        mirror=mirror_events,
-    ),
+    "dcase2021": _event_format("dcase2021", n_classes=12, method="maccdoa", metric="dcase2023", distance=None),
+    "dcase2024": _event_format("dcase2024", n_classes=13, method="maccdoa_dist", metric="dcase2024", distance=True),
 }
 
 
