@@ -10,6 +10,7 @@ import copy
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,6 +26,8 @@ from seldflow.models import (
 )
 from seldflow.models.cnn14 import ChannelScalars
 from seldflow.models.conformer import RelativePositionSelfAttention
+from seldflow.tasks import build_task
+from seldflow.tasks.seld_methods import METHODS, get_method
 
 REFERENCE_COUNTS = {
     "SELDnet": 734_261,
@@ -230,3 +233,30 @@ def test_relative_attention_scores_depend_on_query_key_distance() -> None:
             expected[:, h] = scores.softmax(-1) @ v[:, h]
         expected = attention.out(expected.reshape(length, d_model))
         torch.testing.assert_close(attention(x)[0], expected)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", list(SMALL))
+def test_every_architecture_takes_every_method(name: str, method: str) -> None:
+    """The method's output layout on FOA (7-ch) features, and a finite loss whose gradient reaches every weight."""
+    _trains_with(name, method, channels=7)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_every_architecture_reads_mic_features(name: str) -> None:
+    """MIC features (4 log-mel + 6 GCC-PHAT = 10 channels), with the DCASE2021-style 3-D multi-ACCDOA."""
+    _trains_with(name, "maccdoa", channels=10)
+
+
+def _trains_with(name: str, method: str, *, channels: int) -> None:
+    torch.manual_seed(0)
+    task = build_task({"name": "seld", "label_format": "dcase2021", "method": method})
+    model = build_model(name, channels, **SMALL[name], **task.model_args()).train()
+    output = model(torch.randn(2, channels, 251, 64))
+    assert output.shape == (2, 50, get_method(method).layout.size(task.n_classes))
+    events = np.array([[0, 1, 0, 30.0, 10.0, np.nan], [20, 11, 1, -120.0, -5.0, np.nan]])
+    target = torch.from_numpy(np.stack([task.targets(events, 50)] * 2))
+    loss = task.loss()(output, target)
+    loss.backward()
+    assert math.isfinite(loss.item())
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
