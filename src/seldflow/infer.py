@@ -133,11 +133,9 @@ def predict_file(
     outputs = predict_features(model, features, batch_size=8, device=device)
     rows = []
     for index, output in enumerate(outputs):
-        decoded = task.decode(output, decoding)
-        decoded[:, 0] += index * frames_per_window  # every format's first column is the label frame
-        rows.append(decoded)
+        rows.append(task.shift_frames(task.decode(output, decoding), index * frames_per_window))
     table = np.concatenate(rows)
-    return table[table[:, 0] < total_frames]
+    return table[task.frame_of(table) < total_frames]
 
 
 __all__ = ["infer_split", "predict_file"]

@@ -72,6 +72,14 @@ class Task(ABC):
         """Native prediction rows of one clip from its network output; ``settings`` holds the thresholds."""
 
     @abstractmethod
+    def shift_frames(self, rows: np.ndarray, offset: int) -> np.ndarray:
+        """Rows moved ``offset`` label frames later (a window of a longer recording placed in it)."""
+
+    @abstractmethod
+    def frame_of(self, rows: np.ndarray) -> np.ndarray:
+        """The label frame of every row."""
+
+    @abstractmethod
     def write_prediction(self, path: Path, rows: np.ndarray) -> None:
         """Write one clip's prediction file."""
 

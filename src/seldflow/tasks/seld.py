@@ -132,6 +132,18 @@ class SeldTask(Task):
         thresholds = self.method.decode_settings(settings or {})
         return self.label_format.from_events(self.method.decode(output, self.n_classes, **thresholds))
 
+    def shift_frames(self, rows: np.ndarray, offset: int) -> np.ndarray:
+        shifted = np.array(rows, copy=True)
+        shifted[:, self._frame_column] += offset
+        return shifted
+
+    def frame_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(rows)[:, self._frame_column]
+
+    @property
+    def _frame_column(self) -> int:
+        return self.label_format.columns.index("frame")
+
     def write_prediction(self, path: Path, rows: np.ndarray) -> None:
         self.label_format.write(Path(path), rows)
 
