@@ -151,6 +151,11 @@ def test_missing_or_corrupt_checkpoint_is_an_input_error(tmp_path: Path) -> None
     (tmp_path / "bad.pt").write_bytes(b"\x00not a checkpoint")
     with pytest.raises(InputError, match=r"bad\.pt: cannot read checkpoint"):
         infer_split(checkpoint=tmp_path / "bad.pt", features_h5=tmp_path / "test.h5", out_dir=tmp_path / "pred")
+    # A pickle that needs arbitrary code: refused, without PyTorch's advice to load it with weights_only=False.
+    torch.save({"model_state": {}, "extra": Path("x")}, tmp_path / "pickled.pt")
+    with pytest.raises(InputError, match=r"pickled\.pt: cannot read checkpoint") as refused:
+        infer_split(checkpoint=tmp_path / "pickled.pt", features_h5=tmp_path / "test.h5", out_dir=tmp_path / "pred")
+    assert "weights_only" not in str(refused.value)
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="missing model_state"):
         infer_split(checkpoint=tmp_path / "other.pt", features_h5=tmp_path / "test.h5", out_dir=tmp_path / "pred")
