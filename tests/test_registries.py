@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from seldflow.feature_kinds import FEATURE_KINDS
+from seldflow.formats import LABEL_FORMATS
 from seldflow.metrics import METRICS
 from seldflow.models import MODELS
 from seldflow.tasks import TASKS
-from seldflow.tasks.seld_formats import LABEL_FORMATS
 from seldflow.tasks.seld_methods import METHODS
 
 SCHEMA = yaml.safe_load((Path(__file__).parent.parent / "config" / "schema.yaml").read_text())

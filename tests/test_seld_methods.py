@@ -10,9 +10,9 @@ import torch
 from helpers import TINY_MODEL
 
 from seldflow.errors import ConfigError
+from seldflow.formats.events import EV_AZIMUTH, EV_CLASS, EV_ELEVATION, EV_FRAME, EV_TRACK, event_table
 from seldflow.models import build_model
 from seldflow.tasks import build_task
-from seldflow.tasks.seld_events import EV_AZIMUTH, EV_CLASS, EV_ELEVATION, EV_FRAME, EV_TRACK, event_table
 from seldflow.tasks.seld_methods import METHODS, get_method
 
 N_CLASSES = 12

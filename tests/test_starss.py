@@ -20,6 +20,7 @@ import soundfile as sf
 
 from seldflow.errors import InputError
 from seldflow.formats.dcase2021 import read_events
+from seldflow.formats.events import EV_AZIMUTH, EV_ELEVATION, EV_FRAME
 from seldflow.labels import N_CLASSES, read_labels
 from seldflow.starss import (
     NO_VIDEO_RECORDINGS,
@@ -30,7 +31,6 @@ from seldflow.starss import (
     read_starss_labels,
     stereo_clips,
 )
-from seldflow.tasks.seld_events import EV_AZIMUTH, EV_ELEVATION, EV_FRAME
 
 SR = 24000
 HOP = 2400

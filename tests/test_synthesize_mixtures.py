@@ -17,11 +17,11 @@ import soundfile as sf
 
 from seldflow.errors import InputError
 from seldflow.formats.dcase2021 import read_events
+from seldflow.formats.events import EV_AZIMUTH, EV_DISTANCE, EV_ELEVATION
 from seldflow.labels import CLASS_FOLDERS, N_CLASSES, fold_azimuth, read_labels
 from seldflow.synthesize.mixtures import Event, MixtureSettings, RoomGrid, event_labels, place_events, render_split
 from seldflow.synthesize.sofa import Room, write_sofa
 from seldflow.synthesize.sources import make_source_bank
-from seldflow.tasks.seld_events import EV_AZIMUTH, EV_DISTANCE, EV_ELEVATION
 
 SR = 24000
 HOP = 2400

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from seldflow.errors import InputError
+from seldflow.formats import LabelFormat, get_label_format
+from seldflow.formats.events import EV_AZIMUTH, EV_CLASS, EV_FRAME
 from seldflow.io import atomic_file
 from seldflow.labels import CLASSES, LABEL_HOP_SECONDS
-from seldflow.tasks.seld_events import EV_AZIMUTH, EV_CLASS, EV_FRAME
-from seldflow.tasks.seld_formats import LabelFormat, get_label_format
 
 PathLike = str | os.PathLike[str]
 

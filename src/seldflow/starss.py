@@ -30,6 +30,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 from seldflow.errors import InputError
+from seldflow.formats import STEREO_FORMAT, LabelFormat, get_label_format
+from seldflow.formats.events import event_table
 
 # The RIFF size check of read_audio, reused so that minutes-long recordings are checked without reading them.
 from seldflow.io import _declared_wav_frames, atomic_dir, write_audio
@@ -46,8 +48,6 @@ from seldflow.labels import (
     write_labels,
 )
 from seldflow.synthesize.mixtures import foa_to_stereo, rotate_foa
-from seldflow.tasks.seld_events import event_table
-from seldflow.tasks.seld_formats import STEREO_FORMAT, LabelFormat, get_label_format
 
 log = logging.getLogger(__name__)
 

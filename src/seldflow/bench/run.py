@@ -20,9 +20,9 @@ from seldflow.bench.records import BenchReport
 from seldflow.bench.scorer import compare_scorer
 from seldflow.bench.segment_scorer import compare_segment_scorer
 from seldflow.bench.stages import collect_stage_timings
+from seldflow.formats import STEREO_FORMAT, get_label_format
 from seldflow.io import read_audio
 from seldflow.score import load_label_dir
-from seldflow.tasks.seld_formats import STEREO_FORMAT, get_label_format
 
 
 def _log(message: str) -> None:

@@ -17,8 +17,8 @@ from scipy.optimize import linear_sum_assignment
 
 from seldflow.bench.records import Comparison
 from seldflow.bench.timing import median_times
+from seldflow.formats.events import EV_AZIMUTH, EV_CLASS, EV_ELEVATION, EV_FRAME
 from seldflow.metrics import get_metric
-from seldflow.tasks.seld_events import EV_AZIMUTH, EV_CLASS, EV_ELEVATION, EV_FRAME
 
 SEGMENT_FRAMES = 10
 FILE_FRAMES_2021 = 600  # DCASE2021 scores every file on 600 frames

@@ -33,9 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from seldflow.errors import InputError
-from seldflow.io import atomic_file
-from seldflow.labels import check_event_fields, parse_numbers, read_csv_records
-from seldflow.tasks.seld_events import (  # the SELD event table: these files hold it as it is
+from seldflow.formats.events import (  # the SELD event table: these files hold it as it is
     EV_AZIMUTH,
     EV_CLASS,
     EV_DISTANCE,
@@ -44,7 +42,9 @@ from seldflow.tasks.seld_events import (  # the SELD event table: these files ho
     EV_TRACK,
     EVENT_COLUMNS,
 )
-from seldflow.tasks.seld_events import no_events as empty_events
+from seldflow.formats.events import no_events as empty_events
+from seldflow.io import atomic_file
+from seldflow.labels import check_event_fields, parse_numbers, read_csv_records
 
 FILE_COLUMNS: tuple[str, ...] = EVENT_COLUMNS[:5]
 FILE_COLUMNS_WITH_DISTANCE: tuple[str, ...] = EVENT_COLUMNS

@@ -19,6 +19,8 @@ from scipy import signal
 from tqdm import tqdm
 
 from seldflow.errors import InputError
+from seldflow.formats import STEREO_FORMAT, get_label_format
+from seldflow.formats.events import event_table, no_events
 from seldflow.io import atomic_dir, write_audio
 from seldflow.labels import (
     CSV_COLUMNS,
@@ -32,8 +34,6 @@ from seldflow.labels import (
 )
 from seldflow.synthesize.sofa import Room, Trajectory, read_sofa
 from seldflow.synthesize.sources import list_bank, read_source
-from seldflow.tasks.seld_events import event_table, no_events
-from seldflow.tasks.seld_formats import STEREO_FORMAT, get_label_format
 
 FOA_CHANNELS = 4
 # A diffuse field has W power 1 and power 1/3 in each SN3D dipole (the mean of u_x^2 over the sphere).
@@ -524,7 +524,7 @@ def event_table_labels(
     n_frames: int,
     sample_rate: int,
 ) -> np.ndarray:
-    """The 3-D labels of the FOA scene as an event table (:mod:`seldflow.tasks.seld_events`).
+    """The 3-D labels of the FOA scene as an event table (:mod:`seldflow.formats.events`).
 
     Same frames, positions and source ids as :func:`event_labels`, but nothing is folded: azimuth and elevation are
     the rotated FOA scene's, rounded to whole degrees as the DCASE2021-2024 metadata gives them; distance in metres.

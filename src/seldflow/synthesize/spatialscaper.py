@@ -47,6 +47,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from seldflow.errors import ConfigError, InputError, SeldflowError
+from seldflow.formats import STEREO_FORMAT
 from seldflow.io import atomic_dir, read_audio
 from seldflow.labels import (
     CLASS_FOLDERS,
@@ -71,7 +72,6 @@ from seldflow.synthesize.mixtures import (
 )
 from seldflow.synthesize.sofa import read_sofa
 from seldflow.synthesize.sources import list_bank
-from seldflow.tasks.seld_formats import STEREO_FORMAT
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Sound event localization and detection as a task: a label format, a method and a metric.
 
-The label format (:mod:`seldflow.tasks.seld_formats`) says how a dataset's CSVs read and write; the method
+The label format (:mod:`seldflow.formats`) says how a dataset's CSVs read and write; the method
 (:mod:`seldflow.tasks.seld_methods`) how events become targets, which loss trains them and how outputs decode; the
 metric (:mod:`seldflow.metrics`) how predictions are scored. Each defaults from the label format, so a DCASE2025
 stereo dataset needs no settings and a DCASE2021 FOA dataset only ``dataset.label_format``.
@@ -18,9 +18,9 @@ import numpy as np
 from torch import nn
 
 from seldflow.errors import ConfigError
+from seldflow.formats import LabelFormat, get_label_format
 from seldflow.metrics import get_metric
 from seldflow.tasks import Task
-from seldflow.tasks.seld_formats import LabelFormat, get_label_format
 from seldflow.tasks.seld_methods import Method, get_method
 
 

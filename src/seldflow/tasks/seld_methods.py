@@ -1,6 +1,6 @@
 """SELD methods: how label events become training targets, which loss trains them, how outputs decode to events.
 
-Every method works on the task's event table (:mod:`seldflow.tasks.seld_events`: frame, class, track, azimuth,
+Every method works on the task's event table (:mod:`seldflow.formats.events`: frame, class, track, azimuth,
 elevation, distance in metres) and on one output layout of :mod:`seldflow.models.heads`, so each architecture can
 be trained with each method. :data:`METHODS` is the registry ``train.method`` names:
 
@@ -26,9 +26,7 @@ import numpy as np
 from torch import nn
 
 from seldflow.errors import ConfigError
-from seldflow.loss import ACCDOALoss, ADPITLoss, EINV2Loss
-from seldflow.models.heads import OutputLayout, output_layout
-from seldflow.tasks.seld_events import (
+from seldflow.formats.events import (
     EV_AZIMUTH,
     EV_CLASS,
     EV_DISTANCE,
@@ -37,6 +35,8 @@ from seldflow.tasks.seld_events import (
     event_table,
     no_events,
 )
+from seldflow.loss import ACCDOALoss, ADPITLoss, EINV2Loss
+from seldflow.models.heads import OutputLayout, output_layout
 
 # ADPIT dummy tracks: A0 | B0 B1 | C0 C1 C2, chosen by how many same-class events are active in a frame.
 ADPIT_TRACKS = 6
