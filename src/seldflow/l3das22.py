@@ -12,8 +12,8 @@ more level: ``L3DAS22_Task2_train/L3DAS22_Task2_train/data``), each holding
   relative to microphone A).
 
 Where the facts come from: the official API ``l3das/L3DAS22`` (``preprocessing.py``: 32 kHz, 30-s files, the 14
-class names and their indices, the ``data/``/``labels/`` pairing by name; ``metrics.py``: 100-ms frames), the
-challenge site (l3das.com: up to 3 overlapping events, labels relative to microphone A) and PSELDNets
+class names and their indices, the ``data/``/``labels/`` pairing by name, 100-ms label frames), the challenge
+sites (l3das.com: up to 3 overlapping events; positions in metres with microphone A at the origin) and PSELDNets
 (``Jinbo-Hu/PSELDNets``: ``src/preproc/preprocess.py`` turns an event into the frames ``round(Start / 0.1)`` up
 to, not including, ``round(End / 0.1)``, with azimuth ``atan2(Y, X)`` and elevation ``atan2(Z, hypot(X, Y))``,
 i.e. X front, Y left, Z up, which is DCASE's convention; ``configs/data/l3das22``: splits 0-4 train, split 5 test,
