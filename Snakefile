@@ -21,6 +21,11 @@ if STARSS:
     include: "rules/starss.smk"
 
 
+if L3DAS22:
+
+    include: "rules/l3das22.smk"
+
+
 include: "rules/features.smk"
 include: "rules/train.smk"
 include: "rules/infer.smk"

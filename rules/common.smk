@@ -45,6 +45,10 @@ FEATURE_KIND = config["features"]["kind"]
 RESULTS = "results"
 STARSS_STEREO_ROOT = f"{RESULTS}/starss/DCASE2025_SELD_dataset"
 STARSS_WINDOWS_ROOT = f"{RESULTS}/starss/STARSS23_windows"
+# L3DAS22 Task 2 adapter: output split name -> dataset split numbers, written as a DCASE2021-style FOA tree.
+L3DAS22 = config.get("l3das22", {})
+L3DAS22_SPLITS = L3DAS22.get("splits", {})
+L3DAS22_ROOT = f"{RESULTS}/l3das22/L3DAS22_foa"
 FEATURES_DIR = f"{RESULTS}/features/{FEATURE_KIND}"
 # Named experiments (overrides of `train`) plus the main one; `rule all` builds the main one and `run_experiments`.
 EXPERIMENTS = {EXPERIMENT: {}, **config.get("experiments", {})}
@@ -78,12 +82,19 @@ def split_root(split):
         return STARSS_STEREO_ROOT
     if split in STARSS_WINDOWS:
         return STARSS_WINDOWS_ROOT
+    if split in L3DAS22_SPLITS:
+        return L3DAS22_ROOT
     return DATASET_ROOT
 
 
 def made_split(split):
     """Whether a rule of this workflow writes the split's folders (rather than a download or the user)."""
-    return split in STARSS_STEREO or split in STARSS_WINDOWS or SYNTHETIC
+    return (
+        split in STARSS_STEREO
+        or split in STARSS_WINDOWS
+        or split in L3DAS22_SPLITS
+        or SYNTHETIC
+    )
 
 
 def audio_dir(split, kind=FEATURE_KIND):
