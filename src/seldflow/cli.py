@@ -126,7 +126,7 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _params(args: argparse.Namespace) -> int:
-    from seldflow.models import parameter_table  # torch import deferred: `seldflow score` stays fast
+    from seldflow.models.parameters import parameter_table  # torch import deferred: `seldflow score` stays fast
 
     print(json.dumps(parameter_table(), indent=2))
     return EXIT_OK

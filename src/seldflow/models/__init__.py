@@ -6,7 +6,6 @@ A registry (rather than importing classes in each stage) lets a checkpoint recor
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -72,79 +71,23 @@ def reference_parameter_counts() -> dict[str, int]:
     The models are built on PyTorch's ``meta`` device: shapes without storage, so even the 338-M-parameter
     CNN14-ConBiMamba costs neither memory nor initialisation time.
     """
-    return {
-        reference_name: _count_on_meta(name, channels) for reference_name, (name, channels) in REFERENCE_MODELS.items()
-    }
+    return {reference: parameters_on_meta(name, channels) for reference, (name, channels) in REFERENCE_MODELS.items()}
 
 
-def _count_on_meta(name: str, channels: int, **model_args: Any) -> int:
+def parameters_on_meta(name: str, channels: int, **model_args: Any) -> int:
     """Parameters of one configuration, built without storage (see :func:`reference_parameter_counts`)."""
     with torch.device("meta"):
         return count_parameters(build_model(name, channels, **model_args))
 
 
-# Label format whose class count sizes the output layer, per audio format of a feature kind: the DCASE2025 stereo
-# set for stereo features, STARSS23's 13 classes (DCASE2024 format) for FOA and MIC features.
-PARAMETER_LABEL_FORMATS: dict[str, str] = {"stereo": "dcase2025", "foa": "dcase2024", "mic": "dcase2024"}
-
-
-@functools.cache
-def _head_parameters(name: str, channels: int, output: str, n_classes: int) -> int:
-    """Parameters with a given output layer; cached because feature kinds with equal channel counts share them."""
-    return _count_on_meta(name, channels, output=output, n_classes=n_classes)
-
-
-def method_parameter_counts(name: str) -> dict[str, dict[str, int]]:
-    """Parameters of model ``name`` per SELD method and feature kind: ``{method: {feature_kind: count}}``.
-
-    Every architecture builds its last layer from the method's output layout, and its first from the feature
-    kind's channel count, so both change the count. Imports are deferred: the SELD methods import
-    :mod:`seldflow.models.heads`, i.e. this package.
-    """
-    from seldflow.feature_kinds import FEATURE_KINDS
-    from seldflow.tasks import build_task
-    from seldflow.tasks.seld_methods import METHODS
-
-    counts: dict[str, dict[str, int]] = {}
-    for method in METHODS:
-        counts[method] = {}
-        for kind, spec in FEATURE_KINDS.items():
-            label_format = PARAMETER_LABEL_FORMATS[spec.audio_format]
-            head = build_task({"name": "seld", "method": method, "label_format": label_format}).model_args()
-            counts[method][kind] = _head_parameters(name, spec.output_channels, head["output"], head["n_classes"])
-    return counts
-
-
-def parameter_table() -> dict[str, dict[str, Any]]:
-    """What ``seldflow params`` prints: per ``train.model`` name its reference count and its per-method counts.
-
-    ``{model: {"reference": {"name", "channels", "parameters"}, "methods": {method: {feature_kind: count}}}}``;
-    the reference entry is the configuration whose count the reference implementation reports
-    (:data:`REFERENCE_MODELS`, default arguments), so it stays comparable with published figures.
-    """
-    references = {name: (reference_name, channels) for reference_name, (name, channels) in REFERENCE_MODELS.items()}
-    table: dict[str, dict[str, Any]] = {}
-    for name in MODELS:
-        entry: dict[str, Any] = {}
-        if name in references:
-            reference_name, channels = references[name]
-            parameters = _count_on_meta(name, channels)
-            entry["reference"] = {"name": reference_name, "channels": channels, "parameters": parameters}
-        entry["methods"] = method_parameter_counts(name)
-        table[name] = entry
-    return table
-
-
 __all__ = [
     "MODELS",
-    "PARAMETER_LABEL_FORMATS",
     "REFERENCE_MODELS",
     "InputNorm",
     "build_model",
     "count_parameters",
     "fit_input_norm",
     "has_input_norm",
-    "method_parameter_counts",
-    "parameter_table",
+    "parameters_on_meta",
     "reference_parameter_counts",
 ]
