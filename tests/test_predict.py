@@ -14,8 +14,8 @@ from helpers import BIN, TINY_MODEL, constant_model
 
 from seldflow.errors import InputError
 from seldflow.infer import predict_file
-from seldflow.models import build_model
 from seldflow.labels import SAMPLE_RATE, read_labels
+from seldflow.models import build_model
 
 FEATURES = {"kind": "pfoa", "n_fft": 1024, "win_length": 960, "hop_length": 480, "n_mels": 16,
             "sample_rate": SAMPLE_RATE, "clip_samples": 5 * SAMPLE_RATE, "lr_swap": False}  # fmt: skip
