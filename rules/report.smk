@@ -1,4 +1,7 @@
-"""Report figures: training curves, per-class F and azimuth-over-time tracks for a few test clips."""
+"""Report figures: training curves, per-class F and azimuth-over-time tracks for a few test clips, and a page that
+points at the run's TensorBoard logs."""
+
+from seldflow.tensorboard_log import tensorboard_dir
 
 
 rule report:
@@ -23,6 +26,9 @@ rule report:
             caption="../workflow/report/azimuth_tracks.rst",
             category="Predictions",
         ),
+        tensorboard=report(
+            f"{EXPERIMENT_DIR}/report/tensorboard.html", category="Training"
+        ),
     log:
         f"{EXPERIMENT_DIR}/logs/report.log",
     benchmark:
@@ -39,6 +45,10 @@ rule report:
         references=lambda wildcards: metadata_dir(TEST_SPLITS[0]),
         doa_threshold=config["score"]["doa_threshold_deg"],
         task=experiment_task_spec,
+        # Live state of the train rule, not one of its outputs: named here, never read.
+        tensorboard=lambda wildcards: str(
+            tensorboard_dir(experiment_state_dir(wildcards))
+        ),
     script:
         "../workflow/scripts/report.py"
 

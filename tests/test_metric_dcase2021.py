@@ -333,7 +333,7 @@ def test_cli_classes_option_and_bad_input_exit_status(tmp_path: Path, capsys: py
     report = json.loads(capsys.readouterr().out)
     assert report["F"] == pytest.approx(1 / 4)  # macro over 4 classes, one perfect
 
-    assert cli_main([*args, "--classes", "2"]) == 2  # class 2 unknown with 2 classes
+    assert cli_main([*args, "--classes", "2"]) == 1  # class 2 unknown with 2 classes: a data error
     assert "a.csv: row 1: field 'class'" in capsys.readouterr().err
-    assert cli_main([*args, "--onscreen"]) == 2
+    assert cli_main([*args, "--onscreen"]) == 1
     assert "onscreen" in capsys.readouterr().err

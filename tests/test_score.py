@@ -384,7 +384,7 @@ def test_cli_prints_one_json_object(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert report["settings"]["dist_threshold"] is None
 
 
-def test_cli_reports_bad_input_on_stderr_with_status_2(tmp_path: Path) -> None:
+def test_cli_reports_bad_input_on_stderr_with_status_1(tmp_path: Path) -> None:
     write_clips(tmp_path / "ref", {"a": track(range(3)), "b": track(range(3))})
     write_clips(tmp_path / "pred", {"a": track(range(3))})
 
@@ -395,7 +395,7 @@ def test_cli_reports_bad_input_on_stderr_with_status_2(tmp_path: Path) -> None:
         check=False,
     )
 
-    assert completed.returncode == 2
+    assert completed.returncode == 1  # a data error, not argparse's usage status
     assert completed.stdout == ""
     assert completed.stderr.startswith("error: ")
     assert "b" in completed.stderr

@@ -325,3 +325,67 @@ def test_a_killed_run_leaves_no_complete_looking_outputs(
     monkeypatch.setattr(train_module, "_train_epoch", original)
     run(tmp_path, [features], "killed", epochs=2)
     assert [int(row["epoch"]) for row in read_metrics(folder)] == [1, 2]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TensorBoard
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of a run's event files as ``{tag: [(step, value), ...]}``, read back with TensorBoard itself."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder / "state" / "tensorboard")).Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_logs_every_row_of_the_metrics(tmp_path: Path, features: Path) -> None:
+    folder = run(tmp_path, [features], "logged", epochs=2)
+    assert list((folder / "state" / "tensorboard").glob("events.out.tfevents.*"))
+    scalars = tensorboard_scalars(folder)
+    rows = read_metrics(folder)
+    expected = {
+        "loss/train": "train_loss",
+        "loss/validation": "val_loss",
+        "validation/F": "val_F",
+        "learning_rate": "lr",
+        "time/epoch_seconds": "seconds",
+    }
+    for tag, column in expected.items():
+        assert [step for step, _ in scalars[tag]] == [1, 2], tag
+        np.testing.assert_allclose([value for _, value in scalars[tag]], [float(r[column]) for r in rows], rtol=1e-6)
+    validation_tags = {tag for tag in scalars if tag.startswith("validation/")}
+    assert validation_tags == {f"validation/{c.removeprefix('val_')}" for c in build_task(None).validation_columns}
+    assert not (folder / "tensorboard").exists()  # beside the state, not among the declared outputs
+
+
+def test_tensorboard_logging_leaves_the_checkpoint_unchanged(
+    tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logged = run(tmp_path, [features], "logged", epochs=2)
+    monkeypatch.setattr(train_module.TrainingLog, "log_epoch", lambda self, row: None)
+    silent = run(tmp_path, [features], "silent", epochs=2)
+    assert not (silent / "state" / "tensorboard").exists()
+    assert (logged / "best.pt").read_bytes() == (silent / "best.pt").read_bytes()
+    assert (logged / "metrics.csv").read_bytes().count(b"\n") == (silent / "metrics.csv").read_bytes().count(b"\n")
+
+
+def test_a_resumed_run_logs_each_epoch_once(tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original_save = train_module.save_state
+
+    def dies_saving_epoch_two(path: Path, fingerprint: str, progress: Any, *args: Any) -> None:
+        if progress.epoch == 2:
+            raise KeyboardInterrupt  # killed after logging epoch 2, before its state was saved
+        original_save(path, fingerprint, progress, *args)
+
+    monkeypatch.setattr(train_module, "save_state", dies_saving_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, [features], "resumed", epochs=3)
+    monkeypatch.setattr(train_module, "save_state", original_save)
+    folder = run(tmp_path, [features], "resumed", epochs=3)
+    scalars = tensorboard_scalars(folder)
+    assert [step for step, _ in scalars["loss/train"]] == [1, 2, 3]
+    assert [value for _, value in scalars["loss/train"]] == pytest.approx(
+        [float(r["train_loss"]) for r in read_metrics(folder)]
+    )

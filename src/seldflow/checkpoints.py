@@ -3,6 +3,10 @@
 A checkpoint holds only tensors and plain types (``model_state``, ``model_name``, ``model_args``, ``in_channels``,
 ``feature_kind``, ``feature_config``, ``task``, ``epoch``, ``val_metrics``), so ``torch.load(weights_only=True)``
 reads it, and :func:`seldflow.tasks.build_task` rebuilds the task contract it was trained for.
+
+Inference also accepts the released stereo checkpoints of the DCASE2025 seed system (PSELD-Mamba and friends,
+``best_model.pth``): :func:`load_inference_checkpoint` converts them in memory with
+:func:`seldflow.models.transfer.load_released_stereo`, so they need no conversion step before ``seldflow predict``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,54 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if missing:
         raise InputError(path, f"not a seldflow checkpoint: missing {', '.join(missing)}", field=missing[0])
     return dict(checkpoint)
+
+
+def released_model_name(path: Path) -> str:
+    """The zoo model a released stereo checkpoint holds, detected from its keys; ``""`` when it is not one."""
+    from seldflow.models.transfer import detect_released_model, released_state_dict  # the transfer machinery
+
+    try:
+        state = released_state_dict(path)
+    except InputError:
+        return ""
+    return detect_released_model(state)
+
+
+def released_checkpoint(path: Path, model_name: str | None = None) -> dict[str, Any]:
+    """A released stereo checkpoint as the payload of a seldflow checkpoint, built in memory.
+
+    The seed system trains on seldflow's default ``pfoa`` features (24 kHz, 64 mel bins, 5-s clips) and emits the
+    stereo DCASE2025 multi-ACCDOA, so the feature settings stay empty and no task is stored (the default task).
+    """
+    from seldflow.models.transfer import load_released_stereo
+
+    released = load_released_stereo(path, model_name)
+    return {
+        "model_state": released.state_dict,
+        "model_name": released.model_name,
+        "model_args": dict(released.model_args),
+        "in_channels": released.in_channels,
+        "feature_kind": "pfoa",
+        "feature_config": {},
+        "epoch": 0,
+        "val_metrics": {},
+        "converted_from": str(path),
+    }
+
+
+def load_inference_checkpoint(path: Path) -> dict[str, Any]:
+    """A seldflow checkpoint, or a released stereo checkpoint converted in memory (see the module docstring).
+
+    A file that is neither fails with the seldflow reader's error, which names the file and what is missing.
+    """
+    path = Path(path)
+    try:
+        return load_checkpoint(path)
+    except InputError:
+        name = released_model_name(path) if path.is_file() else ""
+        if not name:
+            raise
+    return released_checkpoint(path, name)
 
 
 def model_from_checkpoint(path: Path, checkpoint: Mapping[str, Any]) -> nn.Module:

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from seldflow.checkpoints import checkpoint_task, load_checkpoint, model_from_checkpoint
+from seldflow.checkpoints import checkpoint_task, load_checkpoint, load_inference_checkpoint, model_from_checkpoint
 from seldflow.errors import InputError
 from seldflow.feature_files import LR_SWAP_SUFFIX, read_clip_names
 from seldflow.feature_kinds import FEATURE_KINDS, input_channels
@@ -108,12 +108,15 @@ def predict_file(
 ) -> np.ndarray:
     """Prediction rows of the checkpoint's task for one recording of any length (stereo, FOA or MIC).
 
+    ``checkpoint`` is a seldflow checkpoint or a released stereo one (converted in memory, see
+    :func:`seldflow.checkpoints.load_inference_checkpoint`).
+
     The recording is cut into consecutive windows of the training clip length (the last one zero-padded), each
     window gets the training features (so PFOA's peak normalisation applies per window, as in training), and the
     decoded frames are offset by the window position; frames past the end of the recording are dropped.
     """
     wav, checkpoint = Path(wav), Path(checkpoint)
-    state = load_checkpoint(checkpoint)
+    state = load_inference_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, state)
     task = checkpoint_task(checkpoint, state)
     function, settings, window = _feature_settings(checkpoint, state)

@@ -1,7 +1,11 @@
-"""Figures for the Snakemake HTML report: training curves, per-class F, reference vs predicted azimuth tracks."""
+"""Figures for the Snakemake HTML report: training curves, per-class F, reference vs predicted azimuth tracks.
+
+The report also carries a page that points at the run's TensorBoard event files (:func:`write_tensorboard_page`).
+"""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from dataclasses import dataclass
@@ -147,6 +151,31 @@ def plot_azimuth_tracks(
     fig.suptitle(f"Reference (squares) vs prediction (crosses); DOA threshold {doa_threshold:g}°", fontsize=9)
     fig.tight_layout()
     _save(fig, out_png)
+
+
+TENSORBOARD_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>TensorBoard logs</title></head>
+<body>
+<h1>TensorBoard logs of this training run</h1>
+<p>Every epoch's training and validation loss, validation figures and learning rate are also written as
+TensorBoard event files (the same rows as <code>metrics.csv</code>) to <code>{logdir}</code>, relative to the
+workflow's working directory. To browse them, live during training or afterwards, run</p>
+<pre>tensorboard --logdir {logdir}</pre>
+<p>and open <a href="http://localhost:6006/">http://localhost:6006/</a>.</p>
+</body>
+</html>
+"""
+
+
+def write_tensorboard_page(logdir: PathLike, out_html: PathLike) -> None:
+    """An HTML page for the report naming the run's TensorBoard folder and the command that opens it.
+
+    The event files themselves stay out of the report (they are live state, with wall-clock times); the page
+    depends only on the folder's path, so it is reproducible.
+    """
+    with atomic_file(out_html) as tmp:
+        tmp.write_text(TENSORBOARD_PAGE.format(logdir=html.escape(str(logdir))), encoding="utf-8")
 
 
 @dataclass(frozen=True)

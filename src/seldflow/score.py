@@ -162,7 +162,8 @@ def _given_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute parsed ``score`` options: one JSON object on stdout; exit status 2 on bad input or options."""
+    """Execute parsed ``score`` options: one JSON object on stdout; exit status 1 on bad input or options (the
+    convention of every ``seldflow`` subcommand; 2 is left to argparse for a rejected command line)."""
     try:
         report = score_dirs(
             args.ref,
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except SeldflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     print(to_json(report))
     return 0
 

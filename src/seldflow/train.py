@@ -12,7 +12,8 @@ batches) and the resumable state (:mod:`seldflow.training_state`).
 * **Determinism.** Weights are initialised under ``seed``; the batch order of epoch ``e`` comes from a generator
   seeded by ``(seed, e)``.
 * **Outputs.** ``best.pt`` and ``metrics.csv`` are written together when training ends; a run in progress keeps
-  its history in the state folder, so a killed run never leaves complete-looking outputs.
+  its history in the state folder, so a killed run never leaves complete-looking outputs. The same per-epoch rows
+  go to TensorBoard event files in ``<state_dir>/tensorboard`` (:mod:`seldflow.tensorboard_log`).
 * **Several processes.** ``processes > 1`` trains with DistributedDataParallel (see :mod:`seldflow.distributed`):
   each rank trains on a disjoint slice of every batch of the same global order, BatchNorm is synchronised, and the
   result equals single-process training up to float rounding (with dropout only statistically: every rank draws
@@ -44,6 +45,7 @@ from seldflow.feature_files import FeatureFile, check_consistent, open_feature_f
 from seldflow.models import build_model, fit_input_norm, has_input_norm
 from seldflow.models.runtime import predict_features, resolve_device
 from seldflow.tasks import Task, build_task
+from seldflow.tensorboard_log import TrainingLog
 from seldflow.training_state import (
     HISTORY_FILE,
     STATE_FILE,
@@ -339,6 +341,7 @@ def train(
         ranks = f" in {world} processes" if world > 1 else ""
         tqdm.write(f"training on {len(store)} clips ({mode}){ranks}, validating on {held_out}", file=sys.stderr)
 
+    log = TrainingLog(state_dir, first_epoch=progress.epoch + 1) if rank == 0 else None
     try:
         for epoch in range(progress.epoch + 1, epochs + 1):
             if 0 < early_stop_patience <= progress.stale_epochs:
@@ -358,12 +361,16 @@ def train(
                     trainer.net, epoch, scores, model, resolved_args, files[0], run_task
                 )
             rng_ranks = distributed.gather_objects(rng_state()) if world > 1 else None
+            if log is not None:  # before the state: a resumed run hides what it logged after its last save
+                log.log_epoch(row)
             if rank == 0:
                 save_state(state_path, run_fingerprint, progress, trainer.stateful(), rng_ranks)
                 write_metrics(Path(state_dir) / HISTORY_FILE, progress.history, columns)
                 tqdm.write(_summary(row), file=sys.stderr)
     finally:
         store.close()
+        if log is not None:
+            log.close()
     if rank == 0:
         _write_outputs(Path(checkpoint), Path(metrics_csv), progress, state_path, columns)
 

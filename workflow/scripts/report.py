@@ -1,11 +1,11 @@
-"""Snakemake adapter for rule report: the figures embedded in the HTML report."""
+"""Snakemake adapter for rule report: the figures embedded in the HTML report and the TensorBoard page."""
 
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 
 from seldflow.errors import exit_on_error
-from seldflow.report import plot_azimuth_tracks, plot_classwise_f, plot_training_curves
+from seldflow.report import plot_azimuth_tracks, plot_classwise_f, plot_training_curves, write_tensorboard_page
 
 with exit_on_error():
     plot_training_curves(snakemake.input.train_metrics, snakemake.output.curves)
@@ -20,3 +20,4 @@ with exit_on_error():
         label_format=task["label_format"],
         n_classes=task["n_classes"],
     )
+    write_tensorboard_page(snakemake.params.tensorboard, snakemake.output.tensorboard)

@@ -71,11 +71,13 @@ def reference_parameter_counts() -> dict[str, int]:
     The models are built on PyTorch's ``meta`` device: shapes without storage, so even the 338-M-parameter
     CNN14-ConBiMamba costs neither memory nor initialisation time.
     """
-    counts = {}
-    for reference_name, (name, channels) in REFERENCE_MODELS.items():
-        with torch.device("meta"):
-            counts[reference_name] = count_parameters(build_model(name, channels))
-    return counts
+    return {reference: parameters_on_meta(name, channels) for reference, (name, channels) in REFERENCE_MODELS.items()}
+
+
+def parameters_on_meta(name: str, channels: int, **model_args: Any) -> int:
+    """Parameters of one configuration, built without storage (see :func:`reference_parameter_counts`)."""
+    with torch.device("meta"):
+        return count_parameters(build_model(name, channels, **model_args))
 
 
 __all__ = [
@@ -86,5 +88,6 @@ __all__ = [
     "count_parameters",
     "fit_input_norm",
     "has_input_norm",
+    "parameters_on_meta",
     "reference_parameter_counts",
 ]

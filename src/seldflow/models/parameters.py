@@ -1,0 +1,64 @@
+"""Parameter counts of the model zoo per SELD method and feature kind: what ``seldflow params`` prints.
+
+A module of its own, not part of :mod:`seldflow.models`: it needs the feature kinds (librosa) and the tasks, which
+the scoring and report environments that import the registry do not have.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from seldflow.feature_kinds import FEATURE_KINDS
+from seldflow.models import MODELS, REFERENCE_MODELS, parameters_on_meta
+from seldflow.tasks import build_task
+from seldflow.tasks.seld_methods import METHODS
+
+# Label format whose class count sizes the output layer, per audio format of a feature kind: the DCASE2025 stereo
+# set for stereo features, STARSS23's 13 classes (DCASE2024 format) for FOA and MIC features.
+PARAMETER_LABEL_FORMATS: dict[str, str] = {"stereo": "dcase2025", "foa": "dcase2024", "mic": "dcase2024"}
+
+
+@functools.cache
+def _head_parameters(name: str, channels: int, output: str, n_classes: int) -> int:
+    """Parameters with a given output layer; cached because feature kinds with equal channel counts share them."""
+    return parameters_on_meta(name, channels, output=output, n_classes=n_classes)
+
+
+def method_parameter_counts(name: str) -> dict[str, dict[str, int]]:
+    """Parameters of model ``name`` per SELD method and feature kind: ``{method: {feature_kind: count}}``.
+
+    Every architecture builds its last layer from the method's output layout, and its first from the feature
+    kind's channel count, so both change the count.
+    """
+    counts: dict[str, dict[str, int]] = {}
+    for method in METHODS:
+        counts[method] = {}
+        for kind, spec in FEATURE_KINDS.items():
+            label_format = PARAMETER_LABEL_FORMATS[spec.audio_format]
+            head = build_task({"name": "seld", "method": method, "label_format": label_format}).model_args()
+            counts[method][kind] = _head_parameters(name, spec.output_channels, head["output"], head["n_classes"])
+    return counts
+
+
+def parameter_table() -> dict[str, dict[str, Any]]:
+    """What ``seldflow params`` prints: per ``train.model`` name its reference count and its per-method counts.
+
+    ``{model: {"reference": {"name", "channels", "parameters"}, "methods": {method: {feature_kind: count}}}}``;
+    the reference entry is the configuration whose count the reference implementation reports
+    (:data:`REFERENCE_MODELS`, default arguments), so it stays comparable with published figures.
+    """
+    references = {name: (reference_name, channels) for reference_name, (name, channels) in REFERENCE_MODELS.items()}
+    table: dict[str, dict[str, Any]] = {}
+    for name in MODELS:
+        entry: dict[str, Any] = {}
+        if name in references:
+            reference_name, channels = references[name]
+            parameters = parameters_on_meta(name, channels)
+            entry["reference"] = {"name": reference_name, "channels": channels, "parameters": parameters}
+        entry["methods"] = method_parameter_counts(name)
+        table[name] = entry
+    return table
+
+
+__all__ = ["PARAMETER_LABEL_FORMATS", "method_parameter_counts", "parameter_table"]
