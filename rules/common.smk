@@ -8,10 +8,16 @@ from pathlib import Path
 # hands its search path to every rule script, so a rule's conda env needs no install of seldflow (envs/*.yaml).
 sys.path.insert(0, str(Path(str(workflow.current_basedir)).parent / "src"))
 
-from seldflow.config import derive_seed, validate_config
+from seldflow.config import check_model_args, derive_seed, train_settings_of, validate_config
 from seldflow.download import marker_path
 from seldflow.feature_kinds import FEATURE_KINDS
-from seldflow.shards import read_manifest, shard_names, shard_range
+from seldflow.shards import (
+    folder_signature,
+    read_manifest,
+    shard_names,
+    shard_range,
+    shard_signature as manifest_shard_signature,
+)
 from seldflow.tasks import build_task, task_spec
 
 validate_config(
@@ -164,6 +170,24 @@ def split_clip_list(wildcards):
     return checkpoints.split_check.get(split=wildcards.split).output.clips
 
 
+def split_signature(wildcards):
+    """Signature of the files of a split's folders (a split_check param): an in-place edit reruns the check.
+
+    Only for folders this workflow does not write itself (the user's or a download's); a rendered split is
+    tracked through the rule that renders it.
+    """
+    if made_split(wildcards.split):
+        return None
+    return folder_signature(list(split_folders(wildcards.split).values()))
+
+
+def shard_signature(wildcards):
+    # The shard's own clips and their file signatures, from the checked manifest (a features param).
+    return manifest_shard_signature(
+        split_clip_list(wildcards), int(wildcards.shard), SHARD_CLIPS
+    )
+
+
 def split_shards(wildcards):
     n_clips = len(read_manifest(split_clip_list(wildcards)))
     return expand(
@@ -190,7 +214,7 @@ def stage_seed(*names):
 
 
 def train_settings(experiment):
-    return {**config["train"], **EXPERIMENTS[experiment]}
+    return train_settings_of(config, EXPERIMENTS[experiment])
 
 
 def experiment_train(wildcards):
@@ -212,9 +236,11 @@ LABEL_TASK = {
     for key, value in experiment_task(EXPERIMENT).items()
     if key in ("name", "label_format", "n_classes")
 }
-# Every experiment's task is built once here, so a misspelt method or metric fails the dry run.
+# Every experiment's task is built once here, so a misspelt method or metric fails the dry run; the same for a
+# misspelt or invalid model argument.
 for _experiment in EXPERIMENTS:
     experiment_task(_experiment)
+check_model_args(config, source="config")
 
 
 def experiment_device(wildcards):

@@ -1,7 +1,10 @@
 """Features: a split checked as a whole, extracted in shards of clips, joined by a virtual-dataset index.
 
 split_check is a checkpoint: the number of shard jobs follows from the clips it finds, and a folder with missing,
-extra or malformed files fails there, naming them, before any feature work starts.
+extra or malformed files (audio headers and label contents) fails there, naming them, before any feature work
+starts. Its `signature` parameter (sizes and modification times of the split's files) reruns it when any file is
+added, removed or edited in place. Each shard depends on the manifest only through its own files' signatures
+(`ancient` input plus `signature` parameter), so an edited file reruns the one shard that holds it.
 """
 
 
@@ -25,14 +28,15 @@ checkpoint split_check:
         kind=FEATURE_KIND,
         sample_rate=SAMPLE_RATE,
         clip_samples=CLIP_SAMPLES,
+        labels=LABEL_TASK,
+        signature=split_signature,
     script:
         "../workflow/scripts/split_check.py"
 
 
 rule features:
     input:
-        unpack(split_sources),
-        clips=rules.split_check.output.clips,
+        clips=ancient(rules.split_check.output.clips),
     output:
         h5=f"{FEATURES_DIR}/{{split}}/shard-{{shard}}.h5",
     log:
@@ -54,6 +58,7 @@ rule features:
         sample_rate=SAMPLE_RATE,
         clip_samples=CLIP_SAMPLES,
         labels=LABEL_TASK,
+        signature=shard_signature,
     script:
         "../workflow/scripts/features.py"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import default_config, run_snakemake, tiny_config, write_config
 
-from seldflow.config import derive_seed, validate_config
+from seldflow.config import check_model_args, derive_seed, train_settings_of, validate_config
 from seldflow.errors import ConfigError
 
 
@@ -59,3 +59,72 @@ def test_workflow_rejects_bad_config_before_any_job(tmp_path) -> None:
     assert result.returncode != 0
     assert "train.batch_size" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "message"),
+    [
+        (lambda c: c["train"].update(model_args={"rnn_sise": 8}), "train.model_args.rnn_sise", "rnn_sise"),
+        (
+            lambda c: c["experiments"]["HTSAT"].update(model_args={"embed_dim": 8, "depth": [2, 2, 2]}),
+            "experiments.HTSAT.model_args.depth",
+            "unexpected keyword argument 'depth'",
+        ),
+        (
+            lambda c: c["experiments"]["CNN14_Conformer"].update(model_args={"widths": [8, 8]}),
+            "experiments.CNN14_Conformer.model_args.widths",
+            "widths must be 6 positive channel counts",
+        ),
+        # Arguments in `train` reach every experiment of the same model that sets none of its own.
+        (
+            lambda c: (
+                c.update(experiments={**c["experiments"], "short": {"epochs": 2}})
+                or c["train"].update(model_args={"rnn_sizee": 8})
+            ),
+            "train.model_args.rnn_sizee",
+            "unexpected keyword argument 'rnn_sizee'",
+        ),
+    ],
+)
+def test_model_args_are_checked_against_each_experiments_model(mutate, key: str, message: str) -> None:
+    config = validate_config(default_config())
+    check_model_args(config)  # the shipped configuration builds
+    mutate(config)
+    with pytest.raises(ConfigError, match=message) as excinfo:
+        check_model_args(config)
+    assert excinfo.value.key == key
+
+
+def test_valid_model_args_pass_for_every_experiment() -> None:
+    config = validate_config(default_config())
+    config["train"]["model_args"] = {"rnn_size": 8, "fc_size": 8}
+    for name, overrides in config["experiments"].items():
+        overrides["model_args"] = {"dropout": 0.1} if name != "HTSAT" else {"drop_path": 0.0}
+    check_model_args(config)
+
+
+@pytest.mark.parametrize(
+    ("experiments", "key"),
+    [({}, "train.model_args.conv_channel"), ({"wide": {"model_args": {"conv_channel": 8}}}, "experiments.wide")],
+)
+def test_misspelt_model_argument_fails_the_dry_run(tmp_path, experiments: dict, key: str) -> None:
+    config = tiny_config()
+    config["experiments"] = experiments
+    if not experiments:
+        config["train"]["model_args"] = {"conv_channel": 8}
+    write_config(tmp_path, config)
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0
+    assert f"config key '{key}" in result.stdout + result.stderr
+    assert "unexpected keyword argument 'conv_channel'" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_experiment_of_another_model_does_not_inherit_model_args() -> None:
+    """SELDnet's pooling set in `train` (as the FOA configs do) must not reach the CNN14 and HTSAT recipes."""
+    config = validate_config(default_config())
+    config["train"]["model_args"] = {"t_pool": [5, 2, 1]}
+    config["experiments"]["short"] = {"epochs": 2}
+    check_model_args(config)
+    assert train_settings_of(config, config["experiments"]["CNN14_Conformer"])["model_args"] == {}
+    assert train_settings_of(config, config["experiments"]["short"])["model_args"] == {"t_pool": [5, 2, 1]}

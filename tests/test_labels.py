@@ -9,6 +9,7 @@ import pytest
 from helpers import stereo_target
 
 from seldflow.errors import InputError
+from seldflow.formats import dcase2021
 from seldflow.labels import CSV_COLUMNS, fold_azimuth, onscreen_flags, read_labels, write_labels
 
 HEADER = ",".join(CSV_COLUMNS) + "\n"
@@ -146,6 +147,10 @@ def test_reads_integer_valued_floats_blank_lines_and_byte_order_mark(tmp_path: P
         ("1,0,0,10,100,2\n", 2, "onscreen", "0 or 1"),
         ("1,0,-2,10,100,1\n", 2, "source", "negative"),
         ("1,0,0,nan,100,1\n", 2, "azimuth", "integer"),
+        # Huge integers would overflow the int64 table (a raw OverflowError) or be read as another number.
+        ("1,0,99999999999999999999,10,100,1\n", 2, "source", "out of range"),
+        ("1,0,0,10,1e300,1\n", 2, "distance", "out of range"),
+        ("1,0,0,10,1e400,1\n", 2, "distance", "integer"),
     ],
 )
 def test_malformed_rows_name_file_row_and_field(
@@ -156,6 +161,15 @@ def test_malformed_rows_name_file_row_and_field(
         read_labels(path)
     assert (err.value.path, err.value.row, err.value.field) == (str(path), row, field)
     assert str(err.value).startswith(f"{path}: row {row}")
+
+
+@pytest.mark.parametrize(("line", "field"), [("0,0,99999999999999999999,10,0", "track"), ("1e300,0,0,10,0", "frame")])
+def test_huge_integers_of_dcase2021_files_name_row_and_field(tmp_path: Path, line: str, field: str) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("0,0,0,10,0\n" + line + "\n")
+    with pytest.raises(InputError, match="out of range") as err:
+        dcase2021.read_events(path, n_classes=12)
+    assert (err.value.row, err.value.field) == (2, field)
 
 
 def test_frame_bound_can_be_lifted_for_long_predictions(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -14,15 +15,18 @@ import pytest
 from seldflow.clipstore import ClipStore
 from seldflow.errors import InputError
 from seldflow.feature_files import open_feature_file, read_clip_names
-from seldflow.features import check_split, extract_split
+from seldflow.features import check_split, clip_signatures, extract_split
 from seldflow.io import write_audio
 from seldflow.labels import write_labels
 from seldflow.shards import (
+    files_signature,
+    folder_signature,
     gather_files,
     read_manifest,
     shard_count,
     shard_names,
     shard_range,
+    shard_signature,
     write_index,
     write_manifest,
 )
@@ -159,6 +163,48 @@ def test_check_split_names_every_missing_extra_and_malformed_file(split: tuple[P
     assert "4 problem(s)" in message
     for expected in ("clip1.csv", "stray.csv", "notes.txt", "clip2.wav: 2 channels, 24000 Hz, 1000 samples"):
         assert expected in message
+
+
+def _edit_in_place(path: Path, text: str) -> None:
+    """Rewrite a file's bytes in place (same inode, folder untouched) and put its old modification time back."""
+    stat = path.stat()
+    with path.open("r+", encoding="utf-8") as fh:
+        fh.truncate(0)
+        fh.write(text)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**9))
+
+
+def test_manifest_signatures_change_only_for_the_shard_of_an_edited_file(
+    split: tuple[Path, Path], tmp_path: Path
+) -> None:
+    audio, meta = split
+    stems = check_split(audio, meta, channels=2)
+    manifest = tmp_path / "clips.txt"
+
+    def signatures() -> tuple[list[str], str]:
+        write_manifest(manifest, stems, clip_signatures(audio, meta, stems))
+        return [shard_signature(manifest, shard, 2) for shard in range(2)], folder_signature([audio, meta])
+
+    shards, folders = signatures()
+    assert read_manifest(manifest) == stems and len(set(shards)) == 2
+    assert signatures() == (shards, folders)  # nothing changed, nothing reruns
+    # An in-place edit that even turns the clock back (an older copy restored) still shows.
+    _edit_in_place(meta / "clip2.csv", "frame,class,source,azimuth,distance,onscreen\n1,1,0,-45,100,0\n")
+    edited, edited_folders = signatures()
+    assert edited[0] == shards[0] and edited[1] != shards[1] and edited_folders != folders
+    # Clips are part of a shard's signature too: one more clip changes the shard it lands in.
+    write_manifest(manifest, [*stems, "clip3"], clip_signatures(audio, meta, stems))
+    assert shard_signature(manifest, 0, 2) == edited[0] and shard_signature(manifest, 1, 2) != edited[1]
+
+
+def test_signatures_of_missing_files_and_manifests_without_signatures(tmp_path: Path) -> None:
+    (tmp_path / "a.wav").write_bytes(b"1234")
+    assert files_signature([tmp_path / "a.wav", tmp_path / "none.csv"]).endswith(";missing")
+    assert files_signature([tmp_path / "a.wav"]).startswith("4:")
+    assert folder_signature([tmp_path / "gone"]) != folder_signature([tmp_path])
+    (tmp_path / "old.txt").write_text("b\na\n")  # a manifest written before signatures existed
+    assert read_manifest(tmp_path / "old.txt") == ["b", "a"]
+    assert shard_signature(tmp_path / "old.txt", 0, 4) == shard_signature(tmp_path / "old.txt", 0, 4)
 
 
 def test_a_shard_with_a_missing_clip_names_it(split: tuple[Path, Path], tmp_path: Path) -> None:

@@ -73,15 +73,93 @@ def validate_config(
 def _check_experiments(config: dict[str, Any], schema: dict[str, Any], source: str) -> None:
     """Each experiment is the `train` section with its overrides applied: validate that merged section."""
     train_schema = schema["properties"]["train"]
-    for name, overrides in config.get("experiments", {}).items():
-        merged = {**config["train"], **overrides}
+    for where, merged in experiment_trains(config).items():
         error = best_match(Draft202012Validator(train_schema).iter_errors(merged))
-        if error is not None:
-            key = _error_key(error)
-            raise ConfigError(source, f"experiments.{name}.{key}", error.message)
+        if error is not None:  # never for the main one: the schema has just validated it
+            raise ConfigError(source, f"{where}.{_error_key(error)}", error.message)
     for name in config.get("run_experiments", []):
         if name != config["experiment"] and name not in config.get("experiments", {}):
             raise ConfigError(source, "run_experiments", f"'{name}' is not defined under experiments")
+
+
+INHERITED = " (inherited from train.model_args: give the experiment a model_args of its own)"
+
+
+def train_settings_of(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """One experiment's ``train`` settings: its overrides applied to ``train``.
+
+    ``model_args`` belong to a model: an experiment that names another model than ``train.model`` and gives no
+    ``model_args`` of its own starts from that model's defaults rather than inheriting arguments it may not take
+    (e.g. SELDnet's ``t_pool`` set in ``train`` for FOA features, beside CNN14 recipes in ``experiments``).
+    """
+    train = {**config["train"], **overrides}
+    if train.get("model") != config["train"].get("model") and "model_args" not in overrides:
+        train["model_args"] = {}
+    return train
+
+
+def experiment_trains(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``train`` settings of every experiment, keyed by where they are set: ``train`` for the main one,
+    ``experiments.<name>`` for each named one (see :func:`train_settings_of`)."""
+    trains = {"train": dict(config["train"])}
+    for name, overrides in config.get("experiments", {}).items():
+        trains[f"experiments.{name}"] = train_settings_of(config, overrides)
+    return trains
+
+
+def check_model_args(config: Mapping[str, Any], *, source: str = "config") -> None:
+    """Build every experiment's network from its ``model_args`` on PyTorch's meta device, before any job runs.
+
+    A misspelt or invalid argument then fails the dry run with a :class:`ConfigError` naming the experiment and
+    the argument (``experiments.HTSAT.model_args.embed_dimm``), instead of the training job hours later. The
+    build is training's (:func:`seldflow.train.train`): the feature kind's channels and mel bins, the task's
+    output layout and class count, then ``model_args``; the meta device gives shapes without memory, so even the
+    largest network costs milliseconds. Experiments without ``model_args`` are skipped: they build each model's
+    defaults, which the test suite covers, and skipping keeps workflow start-up free of model construction.
+    Imports PyTorch, so it is separate from :func:`validate_config`.
+    """
+    for key, train in experiment_trains(config).items():
+        if train.get("model_args"):
+            _check_model(config, train, key, source)
+
+
+def _check_model(config: Mapping[str, Any], train: Mapping[str, Any], key: str, source: str) -> None:
+    from seldflow.feature_kinds import feature_channels  # imports PyTorch
+    from seldflow.tasks import build_task, task_spec
+
+    channels = feature_channels(config["features"]["kind"])
+    resolved = {"n_mels": config["features"]["n_mels"], **build_task(task_spec(config, train)).model_args()}
+    model_args = dict(train["model_args"])
+    try:
+        _build_on_meta(train["model"], channels, {**resolved, **model_args})
+    except ConfigError as exc:
+        culprit = _culprit(train["model"], channels, resolved, model_args)
+        # An experiment without model_args of its own shares the very object of the main train section.
+        inherited = key != "train" and train["model_args"] is config["train"].get("model_args")
+        where = f"{key}.model_args" + (f".{culprit}" if culprit else "")
+        message = exc.message + (INHERITED if inherited else "")
+        raise ConfigError(source, where, message) from None
+
+
+def _culprit(model: str, channels: int, resolved: Mapping[str, Any], model_args: Mapping[str, Any]) -> str | None:
+    """The first argument without which the model builds: the one the error message should point at."""
+    for name in model_args:
+        rest = {arg: value for arg, value in model_args.items() if arg != name}
+        try:
+            _build_on_meta(model, channels, {**resolved, **rest})
+        except ConfigError:
+            continue
+        return name
+    return None
+
+
+def _build_on_meta(model: str, channels: int, model_args: Mapping[str, Any]) -> None:
+    import torch
+
+    from seldflow.models import build_model
+
+    with torch.device("meta"):
+        build_model(model, channels, **model_args)
 
 
 def _check_cross_references(config: Mapping[str, Any], source: str) -> None:

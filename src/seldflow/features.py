@@ -23,9 +23,10 @@ from seldflow.errors import InputError
 from seldflow.feature_files import LR_SWAP_SUFFIX
 from seldflow.feature_kinds import feature_channels, feature_frames, feature_kind, input_channels, mirror_audio
 from seldflow.io import atomic_file, read_audio
-from seldflow.labels import CLIP_SAMPLES, LABEL_HOP_SECONDS, SAMPLE_RATE
-from seldflow.shards import content_digest
+from seldflow.labels import CLIP_SAMPLES, LABEL_HOP_SECONDS, SAMPLE_RATE, read_csv_records
+from seldflow.shards import content_digest, files_signature
 from seldflow.tasks import Task, build_task
+from seldflow.tasks.seld_formats import get_label_format
 
 # --------------------------------------------------------------------------------------------------------------
 # Split extraction
@@ -111,12 +112,18 @@ def check_split(
     channels: int,
     sample_rate: int = SAMPLE_RATE,
     clip_samples: int = CLIP_SAMPLES,
+    task: Task | None = None,
+    azimuth_limit: float | None = None,
 ) -> list[str]:
-    """Clip stems of a split, after checking the whole folder from the file headers (no audio decoded).
+    """Clip stems of a split, after checking the whole folder: file names, audio headers and label contents.
 
     Runs before any shard so a dataset with missing, extra or malformed files fails in seconds, naming every
-    offending file, instead of after hours of feature extraction: audio without labels, labels without audio,
-    files that are neither, and WAVs with the wrong channel count, rate or length are all reported.
+    offending file, instead of after hours of feature extraction (or, worse, halfway through it): audio without
+    labels, labels without audio, files that are neither, WAVs with the wrong channel count, rate or length, and
+    every label file the feature jobs would refuse or misread are all reported in one error. Labels are read by
+    ``task`` (default: stereo DCASE2025 SELD), exactly as the feature jobs read them, so each problem names the
+    file, row and field; see :func:`_label_problems` for the checks beyond the reader's.
+    ``azimuth_limit`` (:func:`label_azimuth_limit`) bounds label azimuths.
     """
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
@@ -132,9 +139,33 @@ def check_split(
     if metadata_dir is not None:
         problems += _pairing_problems(Path(metadata_dir), set(stems))
     problems += _format_problems(audio_dir, stems, channels=channels, sample_rate=sample_rate, frames=clip_samples)
+    if metadata_dir is not None:
+        n_frames = label_frames(clip_samples, sample_rate)
+        problems += _label_problems(Path(metadata_dir), stems, task or build_task(None), n_frames, azimuth_limit)
     if problems:
         raise InputError(audio_dir, f"{len(problems)} problem(s) in the split:\n  " + "\n  ".join(problems))
     return stems
+
+
+def label_azimuth_limit(kind: str) -> float | None:
+    """Largest label azimuth magnitude for clips of feature kind ``kind``: 90 degrees for stereo, else none.
+
+    A stereo pair cannot tell front from back, so stereo labels are folded to the front half; an azimuth beyond
+    90 degrees there is a label made for another format, which would train the model on directions it cannot hear.
+    """
+    return 90.0 if feature_kind(kind).audio_format == "stereo" else None
+
+
+def clip_signatures(
+    audio_dir: str | os.PathLike[str], metadata_dir: str | os.PathLike[str] | None, stems: Sequence[str]
+) -> dict[str, str]:
+    """Per clip, :func:`seldflow.shards.files_signature` of its audio file and (when labelled) its label file.
+
+    The split check writes these into the manifest, so each feature shard reruns when one of its own files
+    changes, even in place, and no other shard does.
+    """
+    folders = [(Path(audio_dir), ".wav")] + ([(Path(metadata_dir), ".csv")] if metadata_dir is not None else [])
+    return {stem: files_signature([folder / f"{stem}{suffix}" for folder, suffix in folders]) for stem in stems}
 
 
 def _pairing_problems(metadata_dir: Path, stems: set[str]) -> list[str]:
@@ -171,6 +202,100 @@ def _format_problems(audio_dir: Path, stems: list[str], *, channels: int, sample
                 f" expected {channels}, {sample_rate} Hz, {frames}"
             )
     return problems
+
+
+# Columns that identify one event in a label frame, and those that place it, in every SELD label format.
+_EVENT_KEY = ("frame", "class", "source", "track")
+_POSITION = ("azimuth", "elevation", "distance")
+
+
+def _label_problems(
+    metadata_dir: Path, stems: Sequence[str], task: Task, n_frames: int, azimuth_limit: float | None
+) -> list[str]:
+    """One message per bad label file of the split, each naming the file, row and field.
+
+    A file is read with the task's own reader (what a feature job would do, refusing the same things: unknown
+    classes, non-numbers, missing columns, an empty DCASE2025 file, out-of-range values); the rows it returns are
+    then checked for what no single row shows (:func:`_row_problems`). Files without a clip were already reported.
+    """
+    columns = get_label_format(task.spec()["label_format"]).columns
+    problems = []
+    for stem in tqdm(stems, desc=f"labels {metadata_dir.name}", unit="file"):
+        path = metadata_dir / f"{stem}.csv"
+        if not path.is_file():
+            continue  # reported by the pairing check
+        try:
+            rows = task.read_labels(path, n_frames)
+        except InputError as exc:
+            problems.append(str(exc))
+            continue
+        problems += _row_problems(path, np.asarray(rows, dtype=np.float64), columns, azimuth_limit)
+    return problems
+
+
+def _row_problems(path: Path, rows: np.ndarray, columns: Sequence[str], azimuth_limit: float | None) -> list[str]:
+    """Azimuths beyond ``azimuth_limit`` and events listed twice at different positions, first of each kind.
+
+    A repeated (frame, class, source or track) with another position is two contradicting answers for one event:
+    the targets would keep whichever comes first in the frame. Identical repeats are harmless and pass.
+    """
+    outside = _outside_azimuth(rows, columns, azimuth_limit)
+    conflicts = _conflicting_repeats(rows, columns)
+    if not len(outside) and not conflicts:
+        return []
+    lines = _row_lines(path, len(rows))
+    problems = []
+    if len(outside):
+        index = int(outside[0])
+        message = f"azimuth {rows[index, columns.index('azimuth')]:g} outside -{azimuth_limit:g}..{azimuth_limit:g}"
+        message += " (stereo labels are folded to the front)" + _more_rows(len(outside))
+        problems.append(str(InputError(path, message, row=lines[index], field="azimuth")))
+    if conflicts:
+        index, other, field = conflicts[0]
+        event = ", ".join(f"{name} {rows[index, columns.index(name)]:g}" for name in columns if name in _EVENT_KEY)
+        column = columns.index(field)
+        message = f"{event} also on row {lines[other]} at another position"
+        message += f" ({field} {rows[other, column]:g} there, {rows[index, column]:g} here)"
+        problems.append(str(InputError(path, message + _more_rows(len(conflicts)), row=lines[index], field=field)))
+    return problems
+
+
+def _outside_azimuth(rows: np.ndarray, columns: Sequence[str], limit: float | None) -> np.ndarray:
+    if limit is None or "azimuth" not in columns:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.abs(rows[:, columns.index("azimuth")]) > limit)
+
+
+def _conflicting_repeats(rows: np.ndarray, columns: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(row, earlier row with the same event key, first differing position column) of every contradiction."""
+    key = [i for i, name in enumerate(columns) if name in _EVENT_KEY]
+    position = [i for i, name in enumerate(columns) if name in _POSITION]
+    table = np.nan_to_num(rows[:, key + position], nan=np.inf)  # no distance (NaN) equals no distance
+    distinct = np.unique(table, axis=0)
+    if len(np.unique(distinct[:, : len(key)], axis=0)) == len(distinct):
+        return []  # every event key has one position: the common case, decided without a Python loop
+    first: dict[tuple[float, ...], int] = {}
+    conflicts = []
+    for index, row in enumerate(table):
+        other = first.setdefault(tuple(row[: len(key)]), index)
+        differing = np.flatnonzero(row[len(key) :] != table[other, len(key) :])
+        if len(differing):
+            conflicts.append((index, other, columns[position[differing[0]]]))
+    return conflicts
+
+
+def _row_lines(path: Path, n_rows: int) -> list[int]:
+    """1-based file lines of a reader's ``n_rows`` rows.
+
+    Every SELD label reader returns one row per non-blank record, in file order, after at most a header line, so
+    the rows are the file's last ``n_rows`` records.
+    """
+    records = read_csv_records(path)
+    return [line for line, _ in records[len(records) - n_rows :]]
+
+
+def _more_rows(count: int) -> str:
+    return f" (and {count - 1} more row(s) like it)" if count > 1 else ""
 
 
 def _list_audio(audio_dir: Path) -> list[Path]:

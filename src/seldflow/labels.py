@@ -120,6 +120,10 @@ def read_csv_records(path: str | os.PathLike[str], what: str = "label file") -> 
     ]
 
 
+# Largest integer magnitude a label field may hold: every integer up to it is exact in a float64.
+MAX_INTEGER = 2**53
+
+
 def parse_numbers(
     path: Path,
     line: int,
@@ -132,6 +136,8 @@ def parse_numbers(
     """The values of one CSV row, checked for count, numbers, finiteness and integers where ``integers`` says.
 
     Each failure names the file, the row and the column; ``hint`` is appended to a 'not a number' message.
+    Integers must lie within +-2**53 (:data:`MAX_INTEGER`): beyond it a float no longer holds every integer, so
+    the value read would not be the one written, and the int64 label tables would overflow with a raw traceback.
     """
     if len(record) != len(columns):
         raise InputError(path, f"expected {len(columns)} columns, found {len(record)}", row=line)
@@ -145,6 +151,8 @@ def parse_numbers(
             raise InputError(path, f"expected an integer, found {text!r}", row=line, field=name)
         if not np.isfinite(number):
             raise InputError(path, f"not a finite number: {text!r}", row=line, field=name)
+        if name in integers and abs(number) > MAX_INTEGER:
+            raise InputError(path, f"integer {text!r} out of range -2**53..2**53", row=line, field=name)
         values.append(number)
     return values
 

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import h5py
@@ -47,21 +47,81 @@ def shard_names(n_clips: int, shard_clips: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Manifests: the clips of a split, fixed before any shard runs
+# Manifests: the clips of a split, fixed before any shard runs, each with the signature of its files
 
 
-def write_manifest(path: str | os.PathLike[str], stems: Sequence[str]) -> None:
-    """One clip stem per line, sorted: the order every shard slices."""
+def write_manifest(
+    path: str | os.PathLike[str], stems: Sequence[str], signatures: Mapping[str, str] | None = None
+) -> None:
+    """One clip per line, sorted (the order every shard slices): the stem, a tab, its files' signature.
+
+    ``signatures`` (stem -> :func:`files_signature` of the clip's audio and label files) lets each shard job
+    depend on exactly its own files (:func:`shard_signature`); a clip without one gets an empty signature.
+    """
+    signatures = signatures or {}
+    lines = (f"{stem}\t{signatures.get(stem, '')}\n" for stem in sorted(stems))
     with atomic_file(path) as tmp:
-        tmp.write_text("".join(f"{stem}\n" for stem in sorted(stems)), encoding="utf-8")
+        tmp.write_text("".join(lines), encoding="utf-8")
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[str]:
-    """Clip stems of a manifest written by :func:`write_manifest`."""
+    """Clip stems of a manifest written by :func:`write_manifest`, in manifest order."""
+    return list(_manifest_entries(path))
+
+
+def shard_signature(path: str | os.PathLike[str], shard: int, shard_clips: int) -> str:
+    """Digest of one shard's clips and their files' signatures, as the manifest lists them.
+
+    A workflow parameter of the shard job: it changes exactly when a file of this shard changes (or the shard's
+    clips do), so an edit reruns the shard holding the file and no other.
+    """
+    entries = list(_manifest_entries(path).items())
+    digest = hashlib.sha256()
+    for index in shard_range(shard, shard_clips, len(entries)):
+        digest.update("\t".join(entries[index]).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def files_signature(paths: Sequence[str | os.PathLike[str]]) -> str:
+    """Size and modification time (ns) of each file, ``missing`` for an absent one: cheap, and any edit shows.
+
+    Compared for equality, not order, so a file replaced by an older copy counts as changed too (where a
+    comparison of modification times against the outputs would miss it). Hashing contents instead would read
+    every byte of the dataset on each run of the workflow.
+    """
+    return ";".join(_file_signature(Path(path)) for path in paths)
+
+
+def folder_signature(folders: Sequence[str | os.PathLike[str]]) -> str:
+    """Digest of the names and :func:`files_signature` of every visible entry of ``folders`` (missing ones too).
+
+    A workflow parameter of the split check, so adding, removing or editing any file in place reruns it.
+    """
+    digest = hashlib.sha256()
+    for folder in map(Path, folders):
+        digest.update(f"{folder}\n".encode())
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name) if folder.is_dir() else []
+        for entry in entries:
+            if not entry.name.startswith("."):
+                digest.update(f"{entry.name}\t{_file_signature(entry)}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_signature(path: Path | os.DirEntry[str]) -> str:
+    try:
+        stat = path.stat()  # follows links: a dataset of symlinks changes when their targets do
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _manifest_entries(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Stem -> signature; lines of manifests written before signatures existed (stem only) get an empty one."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "clip manifest not found")
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return dict(line.partition("\t")[::2] for line in lines)
 
 
 # --------------------------------------------------------------------------------------------------------------
