@@ -22,11 +22,11 @@ from tqdm import tqdm
 from seldflow.errors import InputError
 from seldflow.feature_files import LR_SWAP_SUFFIX
 from seldflow.feature_kinds import feature_channels, feature_frames, feature_kind, input_channels, mirror_audio
+from seldflow.formats import get_label_format
 from seldflow.io import atomic_file, read_audio
 from seldflow.labels import CLIP_SAMPLES, LABEL_HOP_SECONDS, SAMPLE_RATE, read_csv_records
 from seldflow.shards import content_digest, files_signature
 from seldflow.tasks import Task, build_task
-from seldflow.tasks.seld_formats import get_label_format
 
 # --------------------------------------------------------------------------------------------------------------
 # Split extraction
