@@ -8,7 +8,12 @@ from pathlib import Path
 # hands its search path to every rule script, so a rule's conda env needs no install of seldflow (envs/*.yaml).
 sys.path.insert(0, str(Path(str(workflow.current_basedir)).parent / "src"))
 
-from seldflow.config import check_model_args, derive_seed, train_settings_of, validate_config
+from seldflow.config import (
+    check_model_args,
+    derive_seed,
+    train_settings_of,
+    validate_config,
+)
 from seldflow.download import marker_path
 from seldflow.feature_kinds import FEATURE_KINDS
 from seldflow.shards import (

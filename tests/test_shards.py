@@ -19,7 +19,7 @@ from seldflow.features import check_split, clip_signatures, extract_split
 from seldflow.io import write_audio
 from seldflow.labels import write_labels
 from seldflow.shards import (
-    files_signature,
+    files_digest,
     folder_signature,
     gather_files,
     read_manifest,
@@ -199,8 +199,12 @@ def test_manifest_signatures_change_only_for_the_shard_of_an_edited_file(
 
 def test_signatures_of_missing_files_and_manifests_without_signatures(tmp_path: Path) -> None:
     (tmp_path / "a.wav").write_bytes(b"1234")
-    assert files_signature([tmp_path / "a.wav", tmp_path / "none.csv"]).endswith(";missing")
-    assert files_signature([tmp_path / "a.wav"]).startswith("4:")
+    present = files_digest([tmp_path / "a.wav"])
+    assert files_digest([tmp_path / "a.wav", tmp_path / "none.csv"]) != present  # a missing file counts
+    (tmp_path / "b.wav").write_bytes(b"1234")
+    assert files_digest([tmp_path / "b.wav"]) == present  # contents, not names or times
+    (tmp_path / "b.wav").write_bytes(b"1235")
+    assert files_digest([tmp_path / "b.wav"]) != present
     assert folder_signature([tmp_path / "gone"]) != folder_signature([tmp_path])
     (tmp_path / "old.txt").write_text("b\na\n")  # a manifest written before signatures existed
     assert read_manifest(tmp_path / "old.txt") == ["b", "a"]

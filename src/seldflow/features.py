@@ -25,7 +25,7 @@ from seldflow.feature_kinds import feature_channels, feature_frames, feature_kin
 from seldflow.formats import get_label_format
 from seldflow.io import atomic_file, read_audio
 from seldflow.labels import CLIP_SAMPLES, LABEL_HOP_SECONDS, SAMPLE_RATE, read_csv_records
-from seldflow.shards import content_digest, files_signature
+from seldflow.shards import content_digest, files_digest
 from seldflow.tasks import Task, build_task
 
 # --------------------------------------------------------------------------------------------------------------
@@ -159,13 +159,14 @@ def label_azimuth_limit(kind: str) -> float | None:
 def clip_signatures(
     audio_dir: str | os.PathLike[str], metadata_dir: str | os.PathLike[str] | None, stems: Sequence[str]
 ) -> dict[str, str]:
-    """Per clip, :func:`seldflow.shards.files_signature` of its audio file and (when labelled) its label file.
+    """Per clip, :func:`seldflow.shards.files_digest` of its audio file and (when labelled) its label file.
 
     The split check writes these into the manifest, so each feature shard reruns when one of its own files
-    changes, even in place, and no other shard does.
+    changes, even in place, and no other shard does; content digests keep the manifest byte-identical for the same
+    data.
     """
     folders = [(Path(audio_dir), ".wav")] + ([(Path(metadata_dir), ".csv")] if metadata_dir is not None else [])
-    return {stem: files_signature([folder / f"{stem}{suffix}" for folder, suffix in folders]) for stem in stems}
+    return {stem: files_digest([folder / f"{stem}{suffix}" for folder, suffix in folders]) for stem in stems}
 
 
 def _pairing_problems(metadata_dir: Path, stems: set[str]) -> list[str]:

@@ -55,7 +55,7 @@ def write_manifest(
 ) -> None:
     """One clip per line, sorted (the order every shard slices): the stem, a tab, its files' signature.
 
-    ``signatures`` (stem -> :func:`files_signature` of the clip's audio and label files) lets each shard job
+    ``signatures`` (stem -> :func:`files_digest` of the clip's audio and label files) lets each shard job
     depend on exactly its own files (:func:`shard_signature`); a clip without one gets an empty signature.
     """
     signatures = signatures or {}
@@ -82,20 +82,31 @@ def shard_signature(path: str | os.PathLike[str], shard: int, shard_clips: int) 
     return digest.hexdigest()
 
 
-def files_signature(paths: Sequence[str | os.PathLike[str]]) -> str:
-    """Size and modification time (ns) of each file, ``missing`` for an absent one: cheap, and any edit shows.
+def files_digest(paths: Sequence[str | os.PathLike[str]]) -> str:
+    """sha256 of the files' contents (``missing`` for an absent one), read in blocks.
 
-    Compared for equality, not order, so a file replaced by an older copy counts as changed too (where a
-    comparison of modification times against the outputs would miss it). Hashing contents instead would read
-    every byte of the dataset on each run of the workflow.
+    What the split check writes into the manifest for each clip: computed only when the split check runs (after
+    :func:`folder_signature` saw a change), it makes the manifest depend on the data alone, so the same dataset gives
+    the same manifest bytes, and a shard reruns only when one of its own files really changed.
     """
-    return ";".join(_file_signature(Path(path)) for path in paths)
+    digest = hashlib.sha256()
+    for path in map(Path, paths):
+        if not path.is_file():
+            digest.update(b"missing\0")
+            continue
+        with path.open("rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def folder_signature(folders: Sequence[str | os.PathLike[str]]) -> str:
-    """Digest of the names and :func:`files_signature` of every visible entry of ``folders`` (missing ones too).
+    """Digest of the names, sizes and modification times (ns) of every visible entry of ``folders`` (missing ones too).
 
-    A workflow parameter of the split check, so adding, removing or editing any file in place reruns it.
+    A workflow parameter of the split check, so adding, removing or editing any file in place reruns it. Cheap
+    (no file is read, as it runs on every workflow start); sizes and times are compared for equality, so a file
+    replaced by an older copy counts as changed too.
     """
     digest = hashlib.sha256()
     for folder in map(Path, folders):
