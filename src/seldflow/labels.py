@@ -26,7 +26,6 @@ CLIP_SECONDS = 5.0
 CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
 LABEL_HOP_SECONDS = 0.1
 LABEL_FRAMES = 50
-N_TRACKS = 3
 
 CLASSES: tuple[str, ...] = (
     "Female speech, woman speaking",
