@@ -67,6 +67,33 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     return result
 
 
+# Rules and their conda envs, read from rules/*.smk (test_packaging.py checks the envs, test_envs.py runs them).
+RULE = re.compile(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n|[ \t]*\n)*)", re.MULTILINE)
+
+
+def directive(block: str, name: str) -> str | None:
+    """The quoted value of a rule's one-line ``name:`` directive (on the next line, as snakefmt writes it)."""
+    match = re.search(rf"^\s+{name}:\n\s+\"([^\"]+)\"", block, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def rules_with_envs() -> list[tuple[str, Path, Path | None]]:
+    """(rule, env file, script file) of every rule and checkpoint in rules/*.smk."""
+    found = []
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for match in RULE.finditer(smk.read_text()):
+            conda, script = directive(match.group(2), "conda"), directive(match.group(2), "script")
+            assert conda, f"rule {match.group(1)} in {smk.name} has no conda: env"
+            found.append(
+                (
+                    match.group(1),
+                    (smk.parent / conda).resolve(),
+                    (smk.parent / script).resolve() if script else None,
+                )
+            )
+    return found
+
+
 def planned_jobs(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
     """Rule -> job count from the 'Job stats' table of a (dry) run; empty when nothing is to be done."""
     text = result.stdout + result.stderr

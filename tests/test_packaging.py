@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, SNAKEMAKE, tiny_config, write_config
+from helpers import REPO, SNAKEMAKE, rules_with_envs, tiny_config, write_config
 from packaging.requirements import Requirement
 
 SRC = REPO / "src"
@@ -135,32 +135,6 @@ def env_packages(env: dict) -> tuple[set[str], list[str]]:
 
 # --------------------------------------------------------------------------------------------------------------
 # Rules and their envs
-
-
-RULE = re.compile(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n|[ \t]*\n)*)", re.MULTILINE)
-
-
-def directive(block: str, name: str) -> str | None:
-    """The quoted value of a rule's one-line ``name:`` directive (on the next line, as snakefmt writes it)."""
-    match = re.search(rf"^\s+{name}:\n\s+\"([^\"]+)\"", block, re.MULTILINE)
-    return match.group(1) if match else None
-
-
-def rules_with_envs() -> list[tuple[str, Path, Path | None]]:
-    """(rule, env file, script file) of every rule and checkpoint in rules/*.smk."""
-    found = []
-    for smk in sorted((REPO / "rules").glob("*.smk")):
-        for match in RULE.finditer(smk.read_text()):
-            conda, script = directive(match.group(2), "conda"), directive(match.group(2), "script")
-            assert conda, f"rule {match.group(1)} in {smk.name} has no conda: env"
-            found.append(
-                (
-                    match.group(1),
-                    (smk.parent / conda).resolve(),
-                    (smk.parent / script).resolve() if script else None,
-                )
-            )
-    return found
 
 
 ENV_RULES = rules_with_envs()
