@@ -33,6 +33,10 @@ from snakemake.cli import main
 from snakemake.common import get_snakemake_searchpaths
 
 RUNNER = Path(__file__).with_name("env_runner.py")
+SRC = os.path.realpath(Path(__file__).parents[1] / "src")
+# An editable install puts src/ on this interpreter's path as well; withdrawn here, so that only the workflow's own
+# insertion (rules/common.smk) can hand it to the scripts, as with a plain install.
+sys.path[:] = [path for path in sys.path if os.path.realpath(path) != SRC]
 # This interpreter's own search path, before the workflow adds to it: never handed to the environment.
 OWN_PATHS = {os.path.realpath(path) for path in sys.path if path} | {os.path.realpath(Path(__file__).parent)}
 _counter = itertools.count()
