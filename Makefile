@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 # Exact versions for the ranges of pyproject.toml (torch's CPU/CUDA build); a change reinstalls.
 CONSTRAINTS := constraints.txt
 
-.PHONY: demo demo-stereo demo-foa test bench lint format report dag clean help
+.PHONY: demo demo-stereo demo-foa demo-s5 test bench lint format report dag clean help
 
 help:
 	@echo "make demo   - create $(VENV), install, run every system's demo on its embedded synthetic dataset"
-	@echo "make demo-stereo, demo-foa - one system's demo: DCASE2025 stereo SELD; FOA SELD (DCASE2021-style, mACCDOA)"
+	@echo "make demo-stereo, demo-foa, demo-s5 - one system's demo: DCASE2025 stereo SELD; FOA SELD (DCASE2021-style,"
+	@echo "             mACCDOA); DCASE2025 Task 4 S5 (tagger + ResUNetK, CA-SDRi)"
 	@echo "make test   - create $(VENV), install, run the test suite"
 	@echo "make bench  - run the workflow, then write results/benchmark/benchmark.{md,csv}"
 	@echo "make lint   - ruff, snakefmt --check, snakemake --lint"
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	touch $@
 
-demo: demo-stereo demo-foa
+demo: demo-stereo demo-foa demo-s5
 
 # Each system's demo is the workflow with the system's config layered over config/config.yaml (shared sound bank and
 # rooms are built once); the report and the scores of its experiment close it.
@@ -40,6 +41,12 @@ demo-stereo: $(STAMP)
 
 demo-foa: $(STAMP)
 	$(call run_demo,--configfile config/foa_demo.yaml,results/foa_demo/report.html,config/foa_demo.yaml)
+
+# The S5 branch has its own target rule (its own experiment under results/s5/).
+demo-s5: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) s5_all
+	$(BIN)/snakemake --cores $(CORES) s5_all --report results/s5/report.html
+	@cat results/s5/$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('config/config.yaml'))['s5']['experiment'])")/metrics.json; echo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -35,6 +35,19 @@ include: "rules/benchmark.smk"
 include: "rules/download.smk"
 
 
+if S5_ENABLED and S5_EMBEDDED:
+
+    include: "rules/s5_synthesis.smk"
+
+
+if S5_ENABLED:
+
+    include: "rules/s5_train.smk"
+    include: "rules/s5_infer.smk"
+    include: "rules/s5_score.smk"
+    include: "rules/s5_report.smk"
+
+
 report: "workflow/report/workflow.rst"
 
 

@@ -16,6 +16,7 @@ from seldflow.config import (
 )
 from seldflow.download import marker_path
 from seldflow.feature_kinds import FEATURE_KINDS
+import seldflow.s5.layout as s5_layout
 from seldflow.shards import (
     folder_signature,
     read_manifest,
@@ -331,3 +332,79 @@ def experiment_predictions(experiment):
         f"{RESULTS}/{experiment}/predictions/{{split}}",
         split=TEST_SPLITS + EVAL_SPLITS,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# S5 (DCASE2025 Task 4) branch
+# ---------------------------------------------------------------------------------------------------------------
+# A configuration without an `s5` section (a SELD-only one) plans no S5 rules.
+S5_ENABLED = "s5" in config
+S5 = config.get("s5", {"experiment": "", "dataset": {"source": "folder", "root": "", "download": None}})
+S5_EXPERIMENT = S5["experiment"]
+S5_ROOT = S5["dataset"]["root"]
+S5_EMBEDDED = S5["dataset"]["source"] == "embedded"
+S5_DOWNLOAD = S5["dataset"]["download"]
+S5_DIR = f"{RESULTS}/s5/{S5_EXPERIMENT}"
+# Test soundscapes of the embedded dataset are rendered in shards, then gathered into the Task 4 layout.
+S5_SHARDS_DIR = f"{RESULTS}/s5/shards"
+S5_TEST_SHARDS = (
+    shard_names(S5["embedded"]["test_soundscapes"], S5["dataset"]["shard_soundscapes"])
+    if S5_EMBEDDED
+    else []
+)
+# Label sources of the inference runs: the tagger's selection, or the reference labels (the separator's ceiling).
+S5_LABEL_SOURCES = ["tagger", "oracle"]
+
+
+def s5_dataset_inputs(wildcards):
+    """The download marker of a downloaded S5 dataset (a declared input, so a new download reruns)."""
+    return [marker_path(S5_DOWNLOAD)] if S5_DOWNLOAD else []
+
+
+def s5_stage_seed(wildcards):
+    return stage_seed("s5", "tagger", wildcards.step)
+
+
+def s5_tagger_network(wildcards):
+    tagger = S5["tagger"]
+    return {"kind": "tagger", "model": tagger["model"], "model_args": tagger["model_args"], "stage": wildcards.step}
+
+
+def s5_tagger_settings(wildcards):
+    return S5["tagger"][wildcards.step]
+
+
+def s5_separator_settings(wildcards):
+    keys = ("epochs", "epoch_length", "batch_size", "lr", "weight_decay", "grad_clip", "device")
+    return {key: S5["separator"][key] for key in keys if key in S5["separator"]}
+
+
+def s5_tagger_init(wildcards):
+    """Step 2 starts from step 1's best checkpoint."""
+    return [f"{S5_DIR}/tagger/head/best.pt"] if wildcards.step == "blocks" else []
+
+
+def s5_tagger_weights(wildcards):
+    """The M2D checkpoint loaded before step 1 (a declared input, so replacing it retrains)."""
+    weights = S5["tagger"].get("weights")
+    return [weights] if weights and wildcards.step == "head" else []
+
+
+def s5_test_input(wildcards):
+    """The test soundscapes: gathered from the embedded shards, or the (downloaded) dataset's folder."""
+    return [s5_layout.test_dir(S5_ROOT)] if S5_EMBEDDED else s5_dataset_inputs(wildcards)
+
+
+def s5_infer_tagger(wildcards):
+    return [f"{S5_DIR}/tagger/blocks/best.pt"] if wildcards.labels == "tagger" else []
+
+
+def s5_oracle_param(wildcards):
+    return str(s5_layout.test_oracle(S5_ROOT)) if wildcards.labels == "oracle" else None
+
+
+def s5_bank_inputs(wildcards):
+    """The source banks training draws from: the embedded ones, or the (downloaded) dataset's."""
+    if S5_EMBEDDED:
+        return [str(s5_layout.bank_dir(S5_ROOT, bank)) for bank in s5_layout.BANKS]
+    return s5_dataset_inputs(wildcards)

@@ -12,7 +12,7 @@ Inference also accepts the released stereo checkpoints of the DCASE2025 seed sys
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,11 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
         tmp.write_bytes(buffer.getvalue())
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a training checkpoint safely (tensors and plain types only) and check it has what inference needs."""
+def load_checkpoint(path: Path, required: Sequence[str] = CHECKPOINT_KEYS) -> dict[str, Any]:
+    """Read a training checkpoint safely (tensors and plain types only) and check it has the ``required`` keys.
+
+    The default keys are what SELD inference needs; other stages (the S5 tagger and separator) name their own.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "checkpoint not found")
@@ -53,7 +56,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(checkpoint, Mapping):
         raise InputError(path, "not a seldflow checkpoint (expected a dictionary)")
-    missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
+    missing = [key for key in required if key not in checkpoint]
     if missing:
         raise InputError(path, f"not a seldflow checkpoint: missing {', '.join(missing)}", field=missing[0])
     return dict(checkpoint)
