@@ -128,9 +128,10 @@ def ca_sdri_soundscape(
     """CA-SDRi of one soundscape from arrays (no files needed, e.g. for validation during training).
 
     ``mixture_ch0`` is the mixture's reference channel [N]; ``references`` and ``estimates`` map class name ->
-    mono waveform [N] (a ``silence`` key is ignored). Only TP classes' waveforms are used. Returns the score (dB;
-    NaN when both label sets are empty, as the official code gives) and a details dict: ``CA-SDRi``, ``SDRi``
-    (class -> dB, TP classes only), sorted ``TP``, ``FP``, ``FN`` label lists and ``label_correct``.
+    mono waveform [N], all of one length (a ``silence`` key is ignored). Only TP classes' waveforms are used.
+    Returns the score (dB; NaN when both label sets are empty, as the official code gives) and a details dict:
+    ``CA-SDRi``, ``SDRi`` (class -> dB, TP classes only), sorted ``TP``, ``FP``, ``FN`` label lists and
+    ``label_correct``.
     """
     match = LabelMatch.of(references, estimates)
     return _score_match(match, estimates.__getitem__, references.__getitem__, lambda: mixture_ch0)
@@ -175,17 +176,18 @@ def aggregate(soundscape_details: Sequence[Mapping[str, Any]], labels: Sequence[
 
     ``CA-SDRi`` is the mean of the soundscape scores (dB), ``label_accuracy`` the fraction of soundscapes with
     the exact label set, ``classwise`` per class the mean SDRi over its TPs (NaN when it has none) and its TP, FP
-    and FN counts; ``TP``, ``FP``, ``FN`` are totals over classes.
+    and FN counts; ``TP``, ``FP``, ``FN`` are totals over classes. Classes outside ``labels`` (array callers)
+    are appended after them.
     """
-    tallies = {label: _ClassTally() for label in labels}
+    tallies = {label: _ClassTally() for label in labels}  # every class listed, in vocabulary order
     for details in soundscape_details:
         for label in details["TP"]:
-            tallies[label].tp += 1
+            tallies.setdefault(label, _ClassTally()).tp += 1
             tallies[label].sdri.append(details["SDRi"][label])
         for label in details["FP"]:
-            tallies[label].fp += 1
+            tallies.setdefault(label, _ClassTally()).fp += 1
         for label in details["FN"]:
-            tallies[label].fn += 1
+            tallies.setdefault(label, _ClassTally()).fn += 1
     scores = [details["CA-SDRi"] for details in soundscape_details]
     correct = [details["label_correct"] for details in soundscape_details]
     return {
