@@ -1,9 +1,11 @@
-"""Score stage: score folders of prediction CSVs against reference CSVs with an official DCASE SELD metric.
+"""Score stage: score prediction folders against reference folders with an official DCASE metric.
 
-The metric is looked up by name in :data:`seldflow.metrics.METRICS` (``dcase2025`` by default; ``dcase2021`` to
-``dcase2024`` for the earlier challenges), which also says how to read its label files and how many classes it
-assumes. This module only finds the files, selects the reference splits that were predicted, and writes the
-report; the metrics themselves live in :mod:`seldflow.metrics`.
+The SELD metrics are looked up by name in :data:`seldflow.metrics.METRICS` (``dcase2025`` by default;
+``dcase2021`` to ``dcase2024`` for the earlier challenges), which also says how to read their label files and how
+many classes they assume. This module only finds the files, selects the reference splits that were predicted, and
+writes the report; the metrics themselves live in :mod:`seldflow.metrics`. ``ca-sdri`` (DCASE2025 Task 4) scores
+separated waveforms, not label files, so the command hands it to
+:func:`seldflow.metrics.ca_sdri.score_ca_sdri` with the mixture folder it alone needs (``--mixtures``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from seldflow.errors import InputError, SeldflowError
+from seldflow.errors import ConfigError, InputError, SeldflowError
 from seldflow.io import atomic_file
-from seldflow.metrics import DEFAULT_METRIC, METRICS, Metric, get_metric
+from seldflow.metrics import DEFAULT_METRIC, METRICS, Metric, ca_sdri, get_metric
 from seldflow.metrics.common import MISSING_MODES
 
 # Kept importable from here for callers written before the metrics moved to seldflow.metrics.dcase2025.
@@ -121,16 +123,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     Metric-specific options default to ``None`` ("the metric's default") and are passed on only when given, so a
     metric without such an option rejects it instead of silently ignoring it.
     """
-    metrics = "; ".join(f"{name}: {metric.summary}" for name, metric in METRICS.items())
-    parser.add_argument("--metric", choices=tuple(METRICS), default=DEFAULT_METRIC, help=f"metric ({metrics})")
-    parser.add_argument("--ref", required=True, type=Path, help="reference CSV folder (flat or split sub-folders)")
-    parser.add_argument("--pred", required=True, type=Path, help="prediction CSV folder (flat or split sub-folders)")
+    summaries = {name: metric.summary for name, metric in METRICS.items()} | {ca_sdri.METRIC_NAME: ca_sdri.SUMMARY}
+    metrics = "; ".join(f"{name}: {summary}" for name, summary in summaries.items())
+    parser.add_argument("--metric", choices=tuple(summaries), default=DEFAULT_METRIC, help=f"metric ({metrics})")
+    parser.add_argument(
+        "--ref",
+        required=True,
+        type=Path,
+        help="reference CSV folder (flat or split sub-folders); ca-sdri: the oracle <soundscape>_<Label>.wav folder",
+    )
+    parser.add_argument(
+        "--pred",
+        required=True,
+        type=Path,
+        help="prediction CSV folder (flat or split sub-folders); ca-sdri: the estimated <soundscape>_<Label>.wav "
+        "folder",
+    )
+    parser.add_argument(
+        "--mixtures",
+        type=Path,
+        help="ca-sdri only, and required there: the <soundscape>.wav mixture folder (channel 0 is the SDRi baseline)",
+    )
     parser.add_argument("--classes", type=int, help="number of classes (default: the metric's, 12 for dcase2021)")
     parser.add_argument(
         "--missing",
         choices=MISSING_MODES,
-        default="error",
-        help="reference clips without a prediction: fail (default), skip like the official scorer, or score empty",
+        help="reference clips without a prediction: fail (default), skip like the official scorer, or score empty "
+        "(not for ca-sdri, where a soundscape without estimates scores as silent slots)",
     )
     parser.add_argument(
         "--onscreen",
@@ -146,6 +165,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--reldist-threshold", type=float, help="relative distance error threshold (default 1.0)")
     parser.add_argument("--average", choices=AVERAGES, help="class averaging (default: the metric's)")
     return parser
+
+
+def _score_waveforms(args: argparse.Namespace) -> dict[str, Any]:
+    """``--metric ca-sdri``: score WAV folders; the label-file options have no meaning there and are refused."""
+    given = {"--classes": args.classes, "--missing": args.missing}
+    given |= {f"--{name.replace('_', '-')}": value for name, value in _given_options(args).items()}
+    refused = [option for option, value in given.items() if value is not None]
+    if refused:
+        raise ConfigError("seldflow score", refused[0], f"not an option of metric {ca_sdri.METRIC_NAME}")
+    if args.mixtures is None:
+        raise ConfigError("seldflow score", "--mixtures", f"required by metric {ca_sdri.METRIC_NAME}")
+    return ca_sdri.score_ca_sdri(args.mixtures, args.ref, args.pred)
+
+
+def _score_label_files(args: argparse.Namespace) -> dict[str, Any]:
+    """The SELD metrics: score label-file folders with the metric's options."""
+    if args.mixtures is not None:
+        raise ConfigError("seldflow score", "--mixtures", f"only metric {ca_sdri.METRIC_NAME} takes mixtures")
+    return score_dirs(
+        args.ref,
+        args.pred,
+        metric=args.metric,
+        n_classes=args.classes,
+        missing="error" if args.missing is None else args.missing,
+        **_given_options(args),
+    )
 
 
 def _given_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -165,14 +210,7 @@ def run(args: argparse.Namespace) -> int:
     """Execute parsed ``score`` options: one JSON object on stdout; exit status 1 on bad input or options (the
     convention of every ``seldflow`` subcommand; 2 is left to argparse for a rejected command line)."""
     try:
-        report = score_dirs(
-            args.ref,
-            args.pred,
-            metric=args.metric,
-            n_classes=args.classes,
-            missing=args.missing,
-            **_given_options(args),
-        )
+        report = _score_waveforms(args) if args.metric == ca_sdri.METRIC_NAME else _score_label_files(args)
     except SeldflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
