@@ -276,7 +276,8 @@ def load_m2d_weights(tagger: Tagger, path: str | PathLike[str]) -> dict[str, Any
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise InputError(path, f"shape {shape} does not fit the model's {tuple(wanted[key].shape)}", field=key)
     backbone.load_state_dict(selected)
-    summary: dict[str, Any] = {"loaded": len(selected), "ignored": sorted(set(stored) - set(selected))}
+    used = {*selected, NORM_STATS_KEY, *EVAR_HEAD_NORM.values()}
+    summary: dict[str, Any] = {"loaded": len(selected), "ignored": sorted(set(stored) - used)}
     summary["norm_stats"] = _load_norm_stats(path, stored.get(NORM_STATS_KEY), tagger.front_end)
     summary["head_norm"] = _load_head_norm(path, raw, tagger.head_norm)
     return summary
