@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F  # noqa: N812 (the usual alias)
+import torch.nn.functional as F
 from torch import nn
 
 # Parts of the per-channel mask the network emits for every target: magnitude logit, real and imaginary phase parts.
@@ -266,12 +266,13 @@ class ResUNet(nn.Module):
         x = self.bn0(magnitude.transpose(1, 3)).transpose(1, 3)
         x = F.pad(x, (0, 0, 0, -frames % self.time_multiple))
         x = self.pre_conv(x[..., :-1])  # drop the Nyquist bin so frequency halves evenly
+        depth = len(self.encoder)
         skips = []
-        for level, level_biases in zip(self.encoder, biases, strict=False):
+        for level, level_biases in zip(self.encoder, biases[:depth], strict=True):
             x, skip = level(x, level_biases)
             skips.append(skip)
-        x, _ = self.bottleneck(x, biases[len(self.encoder)])
-        for level, skip, level_biases in zip(self.decoder, reversed(skips), biases[len(self.encoder) + 1 :], strict=True):
+        x, _ = self.bottleneck(x, biases[depth])
+        for level, skip, level_biases in zip(self.decoder, reversed(skips), biases[depth + 1 :], strict=True):
             x = level(x, skip, level_biases)
         x = self.after_conv(x)
         # Zero logits for the dropped Nyquist bin (its phase mask 0 + 0j then zeroes it), padding frames cut off.
