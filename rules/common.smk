@@ -361,13 +361,22 @@ def s5_dataset_inputs(wildcards):
     return [marker_path(S5_DOWNLOAD)] if S5_DOWNLOAD else []
 
 
+# Tagger steps (rule wildcard) -> the parameters each trains (seldflow.models.taggers.trainable_parameters).
+S5_TAGGER_STAGES = {"head": "head", "blocks": "2_blocks"}
+
+
 def s5_stage_seed(wildcards):
     return stage_seed("s5", "tagger", wildcards.step)
 
 
 def s5_tagger_network(wildcards):
     tagger = S5["tagger"]
-    return {"kind": "tagger", "model": tagger["model"], "model_args": tagger["model_args"], "stage": wildcards.step}
+    return {
+        "kind": "tagger",
+        "model": tagger["model"],
+        "model_args": tagger["model_args"],
+        "stage": S5_TAGGER_STAGES[wildcards.step],
+    }
 
 
 def s5_tagger_settings(wildcards):

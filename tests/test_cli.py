@@ -149,3 +149,15 @@ def test_docstring_names_exactly_the_subcommands() -> None:
     assert named is not None
     commands = cli.build_parser()._subparsers._group_actions[0]
     assert set(re.findall(r"``(\w+)``", named.group(1))) == set(commands.choices)
+
+
+def test_params_s5_reports_the_separators_within_half_a_percent_of_the_reference(tmp_path: Path) -> None:
+    """`seldflow params --task s5`: ResUNet ≈ 26.72 M and ResUNetK ≈ 26.74 M trainable parameters (Task 4 estimates)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "seldflow", "params", "--task", "s5"], capture_output=True, text=True, check=True
+    )
+    table = json.loads(result.stdout)
+    for name, estimate in (("resunet", 26.72e6), ("resunetk", 26.74e6)):
+        assert abs(table["separators"][name]["parameters"] - estimate) / estimate < 0.005
+    assert table["taggers"]["m2d"]["head"] == 3840 * 18 + 18
+    assert "trainable" in table["counted"]

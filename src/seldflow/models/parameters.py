@@ -61,4 +61,39 @@ def parameter_table() -> dict[str, dict[str, Any]]:
     return table
 
 
-__all__ = ["PARAMETER_LABEL_FORMATS", "method_parameter_counts", "parameter_table"]
+# How the S5 counts are made, printed with them so that a reader can compare them with other figures.
+S5_COUNTING = (
+    "trainable parameters (requires_grad), built with default (reference) arguments on the meta device; buffers "
+    "(STFT window, BatchNorm running statistics) excluded; the ResUNet decoder's spare BatchNorms and their FiLM "
+    "layers, which the reference builds but never uses, included"
+)
+
+
+def s5_parameter_table() -> dict[str, Any]:
+    """What ``seldflow params --task s5`` prints: the Task 4 separators against the reference estimates, and the
+    taggers' backbone, head and per-step trainable counts."""
+    from seldflow.models.separators import (
+        REFERENCE_PARAMETER_ESTIMATES,
+        REFERENCE_SEPARATORS,
+        separator_parameters_on_meta,
+    )
+    from seldflow.models.taggers import TAGGERS, parameter_counts
+
+    separators = {}
+    for reference, (name, args) in REFERENCE_SEPARATORS.items():
+        count = separator_parameters_on_meta(name, **args)
+        estimate = REFERENCE_PARAMETER_ESTIMATES[reference]
+        separators[name] = {
+            "reference": reference,
+            "parameters": count,
+            "reference_estimate": estimate,
+            "relative_difference": round((count - estimate) / estimate, 6),
+        }
+    return {
+        "counted": S5_COUNTING,
+        "separators": separators,
+        "taggers": {name: parameter_counts(name) for name in TAGGERS},
+    }
+
+
+__all__ = ["PARAMETER_LABEL_FORMATS", "S5_COUNTING", "method_parameter_counts", "parameter_table", "s5_parameter_table"]

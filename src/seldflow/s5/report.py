@@ -30,7 +30,12 @@ DPI = 120
 
 def class_sdri(report: Mapping[str, Any]) -> dict[str, float]:
     """Mean SDRi over each class's true positives (NaN where the class had none) from a CA-SDRi report."""
-    return {label: float(report["classwise"][label]["SDRi"]) for label in LABELS if label in report["classwise"]}
+    classwise = report["classwise"]
+    return {label: _number(classwise[label]["SDRi"]) for label in LABELS if label in classwise}
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else float(value)  # JSON writes NaN as null
 
 
 def confusion_matrix(predicted: Mapping[str, Sequence[str]], reference: Mapping[str, Sequence[str]]) -> np.ndarray:

@@ -98,6 +98,10 @@ class Objective:
     def trainable(self, model: nn.Module) -> list[nn.Parameter]:
         return [parameter for parameter in model.parameters() if parameter.requires_grad]
 
+    def train_mode(self, model: nn.Module) -> None:
+        """Put the network in training mode for an epoch (a step that freezes parts keeps those in eval mode)."""
+        model.train()
+
     def spec(self) -> dict[str, Any]:
         """What a checkpoint records about the network (beside its weights)."""
         return {"kind": self.kind, "model_name": self.model_name, "model_args": self.model_args}
@@ -126,6 +130,11 @@ class TaggerObjective(Objective):
         from seldflow.models.taggers import trainable_parameters
 
         return trainable_parameters(model, self.stage)
+
+    def train_mode(self, model: nn.Module) -> None:
+        from seldflow.models.taggers import set_train_mode
+
+        set_train_mode(model, self.stage)
 
     def batch(self, mixtures: Sequence[S5Mixture], rng: np.random.Generator) -> Batch:
         return Batch(_stack([m.mixture for m in mixtures]), {"target": _stack([multihot(m.labels) for m in mixtures])})
@@ -164,9 +173,15 @@ class SeparatorObjective(Objective):
         )
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        from seldflow.s5.separation_loss import separator_loss
+        """The baseline's loss of the network's kind: one picked query (ResUNet) or all slots (ResUNetK)."""
+        from seldflow.s5.separation_loss import masked_slot_loss, single_query_loss, take_slots
 
-        return separator_loss(model, batch.mixture, **batch.extras)
+        queries, mask, targets = batch.extras["queries"], batch.extras["mask"], batch.extras["targets"]
+        if model.n_targets == 1:
+            pick = batch.extras["pick"]
+            estimate = model(batch.mixture, take_slots(queries, pick).flatten(1), take_slots(mask, pick))
+            return single_query_loss(estimate, take_slots(targets, pick))
+        return masked_slot_loss(model(batch.mixture, queries.flatten(1), mask), targets, mask)
 
 
 # Objective name -> factory(model_name, model_args, stage); adding an S5 network kind is one entry here.
@@ -237,7 +252,7 @@ def _train_epoch(
     epoch: int,
     device: torch.device,
 ) -> float:
-    model.train()
+    objective.train_mode(model)
     parameters = [p for p in model.parameters() if p.requires_grad]
     total, count = 0.0, 0
     sizes = epoch_batch_sizes(settings.epoch_length, settings.batch_size)
@@ -275,13 +290,15 @@ def train_s5(
     state_dir: str | Path,
     init_from: str | Path | None = None,
     pretrained: Callable[[nn.Module], None] | None = None,
+    validation_generator: S5Generator | None = None,
     inputs_signature: str = "",
 ) -> dict[str, Any]:
     """Train ``objective``'s network; write the best checkpoint and the per-epoch metrics. Returns the best row.
 
     ``pretrained`` loads external weights (the M2D backbone) before the step's parameters are chosen;
-    ``inputs_signature`` identifies the data (bank, rooms, validation) so that a state saved on other data is not
-    resumed.
+    ``validation_generator`` renders the validation soundscapes (they come from the validation bank and rooms;
+    ``generator`` by default); ``inputs_signature`` identifies the data (bank, rooms, validation) so that a state
+    saved on other data is not resumed.
     """
     state_dir = Path(state_dir)
     torch.manual_seed(settings.seed)
@@ -305,7 +322,7 @@ def train_s5(
     modules = {"model": model, "optimizer": optimizer}
     progress = resume(state_dir / STATE_FILE, run_fingerprint, settings.epochs, modules, seed=settings.seed)
     progress = progress or Progress()
-    validation_batches = _validation_batches(objective, generator, validation, settings)
+    validation_batches = _validation_batches(objective, validation_generator or generator, validation, settings)
     log = TrainingLog(state_dir, progress.epoch)
     try:
         for epoch in range(progress.epoch, settings.epochs):
@@ -384,3 +401,80 @@ def model_from_s5_checkpoint(path: str | Path, kind: str) -> tuple[nn.Module, di
     except RuntimeError as exc:
         raise InputError(path, f"weights do not fit model {checkpoint['model_name']!r} ({exc})") from None
     return model.eval(), checkpoint
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Workflow entry
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def with_sample_rate(kind: str, model_args: Mapping[str, Any], sample_rate: int) -> dict[str, Any]:
+    """``model_args`` with the generator's sample rate given to the tagger's front end.
+
+    The rate is a fact of the data (``s5.generator.sample_rate``), so the config states it once; a front end
+    configured with another rate would compute wrong mel bands, hence an error rather than an override.
+    """
+    args = dict(model_args)
+    if kind != "tagger":
+        return args
+    front_end = dict(args.get("front_end") or {})
+    if front_end.setdefault("sample_rate", sample_rate) != sample_rate:
+        raise ConfigError(
+            "s5", "tagger.model_args.front_end.sample_rate", f"must equal s5.generator.sample_rate ({sample_rate})"
+        )
+    args["front_end"] = front_end
+    return args
+
+
+def run_training(
+    *,
+    root: str | Path,
+    generator: Mapping[str, Any],
+    network: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    seed: int,
+    validation: str | Path,
+    checkpoint_out: str | Path,
+    metrics_out: str | Path,
+    state_dir: str | Path,
+    init_from: str | Path | Sequence[str] | None = None,
+    weights: str | Path | Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Train the configured tagger step or separator of a Task 4 dataset folder (the rules' entry point)."""
+    from seldflow.s5.generator import open_generator
+
+    train_generator = open_generator(root, "train", generator)
+    valid_generator = open_generator(root, "valid", generator)
+    kind = network["kind"]
+    model_args = with_sample_rate(kind, network.get("model_args") or {}, train_generator.settings.sample_rate)
+    objective = build_objective(kind, network["model"], model_args, network.get("stage"))
+    weights_path = _single(weights)
+    pretrained = None
+    if weights_path is not None:
+        from seldflow.models.taggers import load_m2d_weights
+
+        def pretrained(model: nn.Module) -> None:
+            load_m2d_weights(model, weights_path)
+
+    return train_s5(
+        objective,
+        train_generator,
+        read_validation(validation),
+        TrainSettings(seed=seed, **settings),
+        checkpoint_out=checkpoint_out,
+        metrics_out=metrics_out,
+        state_dir=state_dir,
+        init_from=_single(init_from),
+        pretrained=pretrained,
+        validation_generator=valid_generator,
+        inputs_signature=json.dumps(
+            {"bank": train_generator.signature(), "valid": _file_digest(validation), "weights": weights_path}
+        ),
+    )
+
+
+def _single(paths: str | Path | Sequence[str] | None) -> Path | None:
+    """The one path of a rule input that is a list of zero or one files."""
+    if paths is None or isinstance(paths, (str, Path)):
+        return Path(paths) if paths else None
+    return Path(paths[0]) if len(paths) else None
