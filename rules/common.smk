@@ -347,6 +347,7 @@ S5_DOWNLOAD = S5["dataset"]["download"]
 S5_DIR = f"{RESULTS}/s5/{S5_EXPERIMENT}"
 # Test soundscapes of the embedded dataset are rendered in shards, then gathered into the Task 4 layout.
 S5_SHARDS_DIR = f"{RESULTS}/s5/shards"
+S5_PLAN_DIR = f"{RESULTS}/s5/plan"
 S5_TEST_SHARDS = (
     shard_names(S5["embedded"]["test_soundscapes"], S5["dataset"]["shard_soundscapes"])
     if S5_EMBEDDED

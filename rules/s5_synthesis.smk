@@ -29,7 +29,9 @@ rule s5_plan:
         banks=rules.s5_bank.output.banks,
     output:
         valid=s5_layout.validation_metadata(S5_ROOT),
-        test=f"{S5_SHARDS_DIR}/test.json",
+        valid_descriptions=directory(s5_layout.validation_descriptions(S5_ROOT)),
+        test=f"{S5_PLAN_DIR}/test.json",
+        test_descriptions=directory(f"{S5_PLAN_DIR}/test"),
     log:
         f"{RESULTS}/s5/logs/s5_plan.log",
     benchmark:

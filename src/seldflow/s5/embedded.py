@@ -16,6 +16,7 @@ file and room is seeded from (seed, kind, split, class, index), so the same argu
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -46,6 +47,8 @@ from seldflow.synthesize.sources import (
     water_tap,
 )
 
+# Written first, then its bank folders moved into the dataset folder (see _move_banks).
+STAGING_DIR = ".bank.staging"
 SourceGenerator = Callable[[np.random.Generator, int, int], np.ndarray]
 # Fade at both clip ends so that no clip starts or stops with a click (a click would be a class-independent cue).
 FADE_SECONDS = 0.005
@@ -345,7 +348,7 @@ def make_s5_bank(
     for kind, per_split in counts.items():
         if set(per_split) != set(clips_per_class) or any(count < 1 for count in per_split.values()):
             raise ValueError(f"{kind}: need at least one per split of {sorted(clips_per_class)}, got {per_split}")
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(Path(out_dir) / STAGING_DIR) as tmp:
         for kind, folder, generators in (
             ("targets", SOUND_EVENT_DIR, TARGET_GENERATORS),
             ("interferers", INTERFERENCE_DIR, INTERFERER_GENERATORS),
@@ -375,3 +378,18 @@ def make_s5_bank(
                 rng = np.random.default_rng(clip_seed(seed, f"rooms/{split}", 0, k))
                 name = f"{split}_room_{k + 1}"
                 _simulate_split_room(tmp / ROOM_DIR / split / f"{name}.sofa", rng, sample_rate, ir_seconds, name)
+    _move_banks(Path(out_dir) / STAGING_DIR, Path(out_dir))
+
+
+def _move_banks(staging: Path, out_dir: Path) -> None:
+    """Move the written bank folders into place, each replacing its old version, and drop the staging folder.
+
+    The banks are written beside the rest of the dataset folder (validation metadata, test soundscapes), which
+    other stages own, so the folder is not replaced as a whole.
+    """
+    for folder in (SOUND_EVENT_DIR, INTERFERENCE_DIR, NOISE_DIR, ROOM_DIR):
+        target = out_dir / folder
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging / folder, target)
+    shutil.rmtree(staging)

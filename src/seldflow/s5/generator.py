@@ -29,16 +29,20 @@ length exceeds the soundscape length, e.g. 10 s events in a 2 s demo soundscape)
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.signal import fftconvolve
 
-from seldflow.errors import InputError
-from seldflow.s5.bank import S5Bank
+from seldflow.errors import ConfigError, InputError
+from seldflow.s5 import layout
+from seldflow.s5.bank import ROOM_DIR, S5Bank, read_dev_bank, read_rooms
 from seldflow.s5.vocabulary import N_SLOTS, SILENCE, pad_labels
 from seldflow.synthesize.sofa import Room
 
@@ -450,3 +454,43 @@ def _add_from(out: np.ndarray, signal: np.ndarray, onset: int) -> None:
     end = min(onset + signal.shape[-1], out.shape[-1])
     if end > onset:
         out[..., onset:end] += signal[..., : end - onset]
+
+
+def settings_from_config(values: Mapping[str, Any]) -> GeneratorSettings:
+    """:class:`GeneratorSettings` from the config's ``s5.generator`` (YAML lists become the ranges' tuples)."""
+    known = {field.name for field in dataclasses.fields(GeneratorSettings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError("s5", f"generator.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(known))})")
+    converted = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    try:
+        return GeneratorSettings(**converted)
+    except ValueError as exc:
+        raise ConfigError("s5", "generator", str(exc)) from None
+
+
+def open_generator(root: str | Path, split: str, settings: Mapping[str, Any] | GeneratorSettings) -> S5Generator:
+    """The generator of one bank split (``train``, ``valid``, or ``test`` in the embedded set) of a dataset root.
+
+    ``root`` is the folder holding ``dev_set/`` (:mod:`seldflow.s5.layout`); the bank and the rooms are that
+    split's.
+    """
+    if not isinstance(settings, GeneratorSettings):
+        settings = settings_from_config(settings)
+    dev = layout.dev_dir(root)
+    bank = read_dev_bank(dev, split, sample_rate=settings.sample_rate)
+    rooms = read_rooms(layout.bank_dir(root, ROOM_DIR) / split, sample_rate=settings.sample_rate)
+    return S5Generator(bank, rooms, settings)
+
+
+def generator_signature(generator: S5Generator) -> str:
+    """Digest of the names, sizes and modification times of the generator's bank files, and its room names.
+
+    Identifies the data a training run draws from without reading it (a real bank is tens of gigabytes).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(generator.bank.info):
+        stat = path.stat()
+        digest.update(f"{generator.bank.relative(path)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    digest.update("\n".join(sorted(generator.rooms)).encode())
+    return digest.hexdigest()

@@ -30,6 +30,11 @@ def validation_metadata(root: str | Path) -> Path:
     return dev_dir(root) / "metadata" / "valid.json"
 
 
+def validation_descriptions(root: str | Path) -> Path:
+    """The folder of one description file per validation soundscape, which the index names."""
+    return validation_metadata(root).with_suffix("")
+
+
 def test_dir(root: str | Path) -> Path:
     return dev_dir(root) / "test"
 

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from seldflow.errors import InputError
-from seldflow.io import atomic_dir
+from seldflow.io import atomic_dir, atomic_file
 from seldflow.s5.generator import S5Generator
 from seldflow.s5.vocabulary import SILENCE
 
@@ -113,3 +113,28 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, f"not valid JSON ({exc})") from exc
+
+
+def write_descriptions(
+    index_path: str | os.PathLike[str], descriptions: Sequence[Mapping[str, Any]], names: Sequence[str]
+) -> None:
+    """Write descriptions without audio: ``<index>`` plus ``<index stem>/<name>.json`` beside it (a plan).
+
+    The official ``valid.json`` layout (``metadata/valid.json`` with ``metadata/valid/*.json``); the folder is
+    replaced as a whole, then the index, so a reader never sees an index naming missing files.
+    """
+    index_path = Path(index_path)
+    folder = index_path.with_suffix("")
+    index = []
+    with atomic_dir(folder) as tmp:
+        for name, description in zip(names, descriptions, strict=True):
+            _write_json(tmp / f"{name}.json", {**description, "name": name})
+            index.append(
+                {
+                    "metadata_path": f"{folder.name}/{name}.json",
+                    "ref_event": list(description["labels"]),
+                    "soundscape": name,
+                }
+            )
+    with atomic_file(index_path) as tmp_index:
+        _write_json(tmp_index, index)

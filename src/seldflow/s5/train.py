@@ -215,18 +215,6 @@ def epoch_batch_sizes(epoch_length: int, batch_size: int) -> list[int]:
     return [batch_size] * full + ([rest] if rest else [])
 
 
-def read_validation(path: str | Path) -> list[dict[str, Any]]:
-    """The validation soundscapes' metadata (a JSON list of :meth:`S5Generator.sample` records)."""
-    path = Path(path)
-    try:
-        records = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot read validation metadata ({exc})") from None
-    if not isinstance(records, list) or not records:
-        raise InputError(path, "validation metadata must be a non-empty JSON list of soundscapes")
-    return records
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Loop
 # ---------------------------------------------------------------------------------------------------------------
@@ -441,13 +429,15 @@ def run_training(
     weights: str | Path | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train the configured tagger step or separator of a Task 4 dataset folder (the rules' entry point)."""
-    from seldflow.s5.generator import open_generator
+    from seldflow.s5.generator import generator_signature, open_generator
+    from seldflow.s5.soundscapes import read_descriptions
 
     train_generator = open_generator(root, "train", generator)
     valid_generator = open_generator(root, "valid", generator)
     kind = network["kind"]
     model_args = with_sample_rate(kind, network.get("model_args") or {}, train_generator.settings.sample_rate)
     objective = build_objective(kind, network["model"], model_args, network.get("stage"))
+    descriptions = read_descriptions(_single(validation))
     weights_path = _single(weights)
     pretrained = None
     if weights_path is not None:
@@ -459,7 +449,7 @@ def run_training(
     return train_s5(
         objective,
         train_generator,
-        read_validation(validation),
+        descriptions,
         TrainSettings(seed=seed, **settings),
         checkpoint_out=checkpoint_out,
         metrics_out=metrics_out,
@@ -468,7 +458,12 @@ def run_training(
         pretrained=pretrained,
         validation_generator=valid_generator,
         inputs_signature=json.dumps(
-            {"bank": train_generator.signature(), "valid": _file_digest(validation), "weights": weights_path}
+            {
+                "bank": generator_signature(train_generator),
+                "valid": generator_signature(valid_generator),
+                "descriptions": hashlib.sha256(json.dumps(descriptions, sort_keys=True).encode()).hexdigest(),
+                "weights": str(weights_path),
+            }
         ),
     )
 
