@@ -353,6 +353,10 @@ S5_TEST_SHARDS = (
     if S5_EMBEDDED
     else []
 )
+if S5_ENABLED:
+    from seldflow.s5.train import check_networks
+
+    check_networks(S5)
 # Label sources of the inference runs: the tagger's selection, or the reference labels (the separator's ceiling).
 S5_LABEL_SOURCES = ["tagger", "oracle"]
 

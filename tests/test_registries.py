@@ -11,6 +11,8 @@ from seldflow.feature_kinds import FEATURE_KINDS
 from seldflow.formats import LABEL_FORMATS
 from seldflow.metrics import METRICS
 from seldflow.models import MODELS
+from seldflow.models.separators import SEPARATORS
+from seldflow.models.taggers import TAGGERS
 from seldflow.tasks import TASKS
 from seldflow.tasks.seld_methods import METHODS
 
@@ -20,7 +22,9 @@ SCHEMA = yaml.safe_load((Path(__file__).parent.parent / "config" / "schema.yaml"
 def schema_enum(*path: str) -> set[str]:
     node = SCHEMA
     for key in path:
-        node = node["properties"][key]
+        # A section composed with allOf (a shared definition plus its own keys) holds its own keys in a branch.
+        branches = [node, *node.get("allOf", [])]
+        node = next(branch["properties"][key] for branch in branches if key in branch.get("properties", {}))
     return {value for value in node["enum"] if value is not None}
 
 
@@ -32,6 +36,8 @@ def schema_enum(*path: str) -> set[str]:
         (("train", "method"), METHODS),
         (("dataset", "label_format"), LABEL_FORMATS),
         (("score", "metric"), METRICS),
+        (("s5", "tagger", "model"), TAGGERS),
+        (("s5", "separator", "model"), SEPARATORS),
     ],
     ids=lambda value: ".".join(value) if isinstance(value, tuple) else "",
 )

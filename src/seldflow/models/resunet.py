@@ -192,6 +192,7 @@ class ResUNet(nn.Module):
         channels: Sequence[int] = DEFAULT_CHANNELS,
         condition_size: int = 512,
         spare_norms: bool = True,
+        bn_momentum: float = BN_MOMENTUM,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
@@ -221,6 +222,14 @@ class ResUNet(nn.Module):
         self.film = nn.ModuleList(nn.Linear(condition_size, width) for width in self._norm_widths())
         for layer in self.film:
             _init_xavier(layer)
+        self._set_bn_momentum(bn_momentum)
+
+    def _set_bn_momentum(self, momentum: float) -> None:
+        """Every BatchNorm's running-average momentum: the reference's slow 0.01 suits days of training; a short
+        run (the CPU demo) needs a faster one, or evaluation would normalise with statistics of early weights."""
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = momentum
 
     def _levels(self) -> list[nn.Module]:
         """The FiLM-conditioned levels in the order :meth:`forward` runs them (and the FiLM biases are laid out)."""

@@ -473,3 +473,16 @@ def _single(paths: str | Path | Sequence[str] | None) -> Path | None:
     if paths is None or isinstance(paths, (str, Path)):
         return Path(paths) if paths else None
     return Path(paths[0]) if len(paths) else None
+
+
+def check_networks(s5: Mapping[str, Any]) -> None:
+    """Build the configured tagger and separator on PyTorch's meta device, before any job runs.
+
+    A misspelt or invalid ``model_args`` entry, or a tagger front end at another rate than the generator's,
+    then fails the dry run with a :class:`ConfigError` naming the key instead of a training job later.
+    """
+    sample_rate = s5["generator"]["sample_rate"]
+    for kind, section in (("tagger", s5["tagger"]), ("separator", s5["separator"])):
+        args = with_sample_rate(kind, section.get("model_args") or {}, sample_rate)
+        with torch.device("meta"):
+            build_objective(kind, section["model"], args).build()
