@@ -261,7 +261,7 @@ def _initialise(model: nn.Module, init_from: Path | None, objective: Objective) 
     """Start from an earlier step's best checkpoint (tagger step 2 from step 1) when one is given."""
     if init_from is None:
         return
-    checkpoint = load_s5_checkpoint(init_from)
+    checkpoint = load_s5_checkpoint(init_from, objective.kind)
     if checkpoint["model_name"] != objective.model_name or checkpoint["model_args"] != objective.model_args:
         raise InputError(init_from, "was trained with another model or model_args than this step", field="model")
     model.load_state_dict(checkpoint["model_state"])
