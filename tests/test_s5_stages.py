@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -246,27 +247,57 @@ def test_checkpoint_kind_is_checked(separator: Path, tagger: Path) -> None:
         model_from_s5_checkpoint(tagger, "separator")
 
 
+TAGGER_NETWORK = {"kind": "tagger", "model": "standin", "model_args": TAGGER_ARGS, "stage": "head"}
+TINY_STEP = {"epochs": 1, "epoch_length": 2, "batch_size": 2, "lr": 1e-3, "device": "cpu"}
+
+
+def _run_training(
+    dataset: tuple[Path, dict[str, Path]], out: Path, network: dict[str, Any], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The rules' entry point on the tiny dataset, outputs under ``out``."""
+    root, plans = dataset
+    return run_training(
+        root=root,
+        generator=GENERATOR,
+        network=network,
+        settings=settings,
+        seed=0,
+        validation=plans["valid"],
+        checkpoint_out=out / "best.pt",
+        metrics_out=out / "metrics.csv",
+        state_dir=out / "state",
+    )
+
+
 def test_tagger_front_end_takes_the_generator_rate(dataset: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
     assert with_sample_rate("tagger", {"front_end": {"n_mels": 8}}, RATE) == {
         "front_end": {"n_mels": 8, "sample_rate": RATE}
     }
     assert with_sample_rate("separator", SEPARATOR_ARGS, RATE) == SEPARATOR_ARGS
-    root, plans = dataset
     mismatched = {**TAGGER_ARGS, "front_end": {**TAGGER_ARGS["front_end"], "sample_rate": 16000}}
     with pytest.raises(ConfigError) as error:
-        run_training(
-            root=root,
-            generator=GENERATOR,
-            network={"kind": "tagger", "model": "standin", "model_args": mismatched, "stage": "head"},
-            settings={"epochs": 1, "epoch_length": 2, "batch_size": 2, "lr": 1e-3, "device": "cpu"},
-            seed=0,
-            validation=plans["valid"],
-            checkpoint_out=tmp_path / "best.pt",
-            metrics_out=tmp_path / "metrics.csv",
-            state_dir=tmp_path / "state",
-        )
+        _run_training(dataset, tmp_path, {**TAGGER_NETWORK, "model_args": mismatched}, TINY_STEP)
     assert error.value.key == "tagger.model_args.front_end.sample_rate"
     assert not (tmp_path / "state").exists()
+    # Left out, the rate is the generator's, and the checkpoint records it.
+    unstated = {**TAGGER_ARGS, "front_end": {k: v for k, v in TAGGER_ARGS["front_end"].items() if k != "sample_rate"}}
+    _run_training(dataset, tmp_path / "ok", {**TAGGER_NETWORK, "model_args": unstated}, TINY_STEP)
+    assert load_s5_checkpoint(tmp_path / "ok" / "best.pt", "tagger")["model_args"] == TAGGER_ARGS
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({**TINY_STEP, "epoch_lenght": 2}, "epoch_lenght"),
+        ({key: value for key, value in TINY_STEP.items() if key != "lr"}, "lr"),
+    ],
+)
+def test_training_settings_are_config_checked(
+    dataset: tuple[Path, dict[str, Path]], tmp_path: Path, settings: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        _run_training(dataset, tmp_path, TAGGER_NETWORK, settings)
+    assert error.value.key == key
 
 
 # --- inference --------------------------------------------------------------------------------------------------
