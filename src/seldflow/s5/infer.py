@@ -54,6 +54,19 @@ def tag_soundscape(tagger: torch.nn.Module, mixture: np.ndarray) -> np.ndarray:
         return torch.sigmoid(tagger(torch.from_numpy(mixture)[None]))[0].numpy()
 
 
+def load_tagger(path: str | Path, sample_rate: int) -> torch.nn.Module:
+    """The tagger of a checkpoint trained at ``sample_rate``: its mel bands are fixed for the rate it saw, so a
+    tagger from data at another rate would run without complaint and tag wrongly."""
+    tagger, checkpoint = model_from_s5_checkpoint(path, "tagger")
+    if int(checkpoint["sample_rate"]) != sample_rate:
+        raise InputError(
+            path,
+            f"tagger trained at {checkpoint['sample_rate']} Hz, the separator at {sample_rate} Hz",
+            field="sample_rate",
+        )
+    return tagger
+
+
 def infer_s5(
     soundscape_dir: str | Path,
     separator_checkpoint: str | Path,
@@ -72,12 +85,15 @@ def infer_s5(
     files = soundscape_files(soundscape_dir)
     separator, checkpoint = model_from_s5_checkpoint(separator_checkpoint, "separator")
     sample_rate = int(checkpoint["sample_rate"])
-    tagger = model_from_s5_checkpoint(tagger_checkpoint, "tagger")[0] if tagger_checkpoint else None
+    # A soundscape with another channel count than the separator's input is an error naming the file, not a
+    # shape error deep inside the network.
+    channels = getattr(separator, "in_channels", None)
+    tagger = load_tagger(tagger_checkpoint, sample_rate) if tagger_checkpoint else None
     oracle = oracle_labels(oracle_dir, [f.stem for f in files]) if oracle_dir else {}
     with atomic_dir(out_dir) as tmp:
         rows = []
         for path in tqdm(files, desc="separating", unit="soundscape"):
-            mixture = read_audio(path, sample_rate=sample_rate)  # [C, N], rate checked
+            mixture = read_audio(path, sample_rate=sample_rate, channels=channels)  # [C, N], rate checked
             if tagger is not None:
                 probabilities = tag_soundscape(tagger, mixture)
                 labels = tuple(label for label in select_labels(probabilities, threshold=threshold) if label != SILENCE)

@@ -25,7 +25,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,21 @@ class TrainSettings:
         for name in ("epochs", "epoch_length", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError("s5", name, f"must be at least 1, got {getattr(self, name)}")
+
+
+def settings_from_config(values: Mapping[str, Any], seed: int) -> TrainSettings:
+    """:class:`TrainSettings` of a config step (``s5.tagger.head``, ``s5.separator``, ...) with the stage's seed.
+
+    A misspelt or missing key is a config error naming it, not a ``TypeError`` from the dataclass.
+    """
+    known = {item.name: item for item in fields(TrainSettings) if item.name != "seed"}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError("s5", unknown[0], f"unknown training setting (known: {', '.join(sorted(known))})")
+    missing = [name for name, item in known.items() if item.default is MISSING and name not in values]
+    if missing:
+        raise ConfigError("s5", missing[0], "required training setting is missing")
+    return TrainSettings(seed=seed, **values)
 
 
 @dataclass
@@ -261,7 +276,7 @@ def _initialise(model: nn.Module, init_from: Path | None, objective: Objective) 
     """Start from an earlier step's best checkpoint (tagger step 2 from step 1) when one is given."""
     if init_from is None:
         return
-    checkpoint = load_s5_checkpoint(init_from)
+    checkpoint = load_s5_checkpoint(init_from, objective.kind)
     if checkpoint["model_name"] != objective.model_name or checkpoint["model_args"] != objective.model_args:
         raise InputError(init_from, "was trained with another model or model_args than this step", field="model")
     model.load_state_dict(checkpoint["model_state"])
@@ -450,7 +465,7 @@ def run_training(
         objective,
         train_generator,
         descriptions,
-        TrainSettings(seed=seed, **settings),
+        settings_from_config(settings, seed),
         checkpoint_out=checkpoint_out,
         metrics_out=metrics_out,
         state_dir=state_dir,
