@@ -422,3 +422,8 @@ def s5_bank_inputs(wildcards):
     if S5_EMBEDDED:
         return [str(s5_layout.bank_dir(S5_ROOT, bank)) for bank in s5_layout.BANKS]
     return s5_dataset_inputs(wildcards)
+
+
+def s5_validation_input(wildcards):
+    """The validation plan: written by s5_plan for the embedded dataset, part of the (downloaded) dataset otherwise."""
+    return [str(s5_layout.validation_metadata(S5_ROOT))] if S5_EMBEDDED else s5_dataset_inputs(wildcards)

@@ -4,7 +4,7 @@
 rule s5_tagger:
     input:
         data=s5_bank_inputs,
-        valid=s5_layout.validation_metadata(S5_ROOT),
+        valid=s5_validation_input,
         init=s5_tagger_init,
         weights=s5_tagger_weights,
     output:
@@ -29,6 +29,7 @@ rule s5_tagger:
         gpu=1,
     params:
         root=S5_ROOT,
+        validation=s5_layout.validation_metadata(S5_ROOT),
         generator=S5["generator"],
         network=s5_tagger_network,
         settings=s5_tagger_settings,
@@ -41,7 +42,7 @@ rule s5_tagger:
 rule s5_separator:
     input:
         data=s5_bank_inputs,
-        valid=s5_layout.validation_metadata(S5_ROOT),
+        valid=s5_validation_input,
     output:
         checkpoint=f"{S5_DIR}/separator/best.pt",
         metrics=report(
@@ -62,6 +63,7 @@ rule s5_separator:
         gpu=1,
     params:
         root=S5_ROOT,
+        validation=s5_layout.validation_metadata(S5_ROOT),
         generator=S5["generator"],
         network={
             "kind": "separator",

@@ -65,11 +65,6 @@ def test_tiny_s5_config_runs_end_to_end_and_reruns_nothing(tmp_path: Path) -> No
     assert planned_jobs(run_snakemake(tmp_path, "-n", "s5_all", *ONE_THREAD)) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="s5_tagger and s5_separator declare dev_set/metadata/valid.json as an input, which no rule writes for a "
-    "downloaded dataset (it arrives with the download), so the DAG cannot be built before the download",
-)
 def test_task4_config_plans_download_to_report(tmp_path: Path) -> None:
     """The DCASE2025 Task 4 config (layered over the default one) starts at the Zenodo download."""
     # The M2D checkpoint is a file the user provides (never downloaded); a dry run only needs it to exist.

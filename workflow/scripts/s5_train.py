@@ -17,7 +17,7 @@ with exit_on_error():
         network=snakemake.params.network,
         settings=snakemake.params.settings,
         seed=snakemake.params.seed,
-        validation=snakemake.input.valid,
+        validation=snakemake.params.validation,
         checkpoint_out=snakemake.output.checkpoint,
         metrics_out=snakemake.output.metrics,
         state_dir=snakemake.params.state_dir,
