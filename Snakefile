@@ -59,3 +59,12 @@ rule all:
         plots=expand(rules.report.output, experiment=RUN_EXPERIMENTS),
         summary=rules.summary.output.table,
         models=rules.model_table.output.table,
+
+
+if S5_ENABLED:
+
+    # The S5 (DCASE2025 Task 4) branch's target: `snakemake --cores N s5_all` (make demo-s5).
+    rule s5_all:
+        input:
+            metrics=rules.s5_score.output.metrics,
+            report=rules.s5_report.output,

@@ -339,7 +339,10 @@ def experiment_predictions(experiment):
 # ---------------------------------------------------------------------------------------------------------------
 # A configuration without an `s5` section (a SELD-only one) plans no S5 rules.
 S5_ENABLED = "s5" in config
-S5 = config.get("s5", {"experiment": "", "dataset": {"source": "folder", "root": "", "download": None}})
+S5 = config.get(
+    "s5",
+    {"experiment": "", "dataset": {"source": "folder", "root": "", "download": None}},
+)
 S5_EXPERIMENT = S5["experiment"]
 S5_ROOT = S5["dataset"]["root"]
 S5_EMBEDDED = S5["dataset"]["source"] == "embedded"
@@ -389,7 +392,15 @@ def s5_tagger_settings(wildcards):
 
 
 def s5_separator_settings(wildcards):
-    keys = ("epochs", "epoch_length", "batch_size", "lr", "weight_decay", "grad_clip", "device")
+    keys = (
+        "epochs",
+        "epoch_length",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "grad_clip",
+        "device",
+    )
     return {key: S5["separator"][key] for key in keys if key in S5["separator"]}
 
 
@@ -406,7 +417,9 @@ def s5_tagger_weights(wildcards):
 
 def s5_test_input(wildcards):
     """The test soundscapes: gathered from the embedded shards, or the (downloaded) dataset's folder."""
-    return [s5_layout.test_dir(S5_ROOT)] if S5_EMBEDDED else s5_dataset_inputs(wildcards)
+    return (
+        [s5_layout.test_dir(S5_ROOT)] if S5_EMBEDDED else s5_dataset_inputs(wildcards)
+    )
 
 
 def s5_infer_tagger(wildcards):
@@ -426,4 +439,13 @@ def s5_bank_inputs(wildcards):
 
 def s5_validation_input(wildcards):
     """The validation plan: written by s5_plan for the embedded dataset, part of the (downloaded) dataset otherwise."""
-    return [str(s5_layout.validation_metadata(S5_ROOT))] if S5_EMBEDDED else s5_dataset_inputs(wildcards)
+    return (
+        [str(s5_layout.validation_metadata(S5_ROOT))]
+        if S5_EMBEDDED
+        else s5_dataset_inputs(wildcards)
+    )
+
+
+def s5_root(wildcards):
+    """The dataset root, as a function: the banks and plans written under it are outputs of these rules."""
+    return S5_ROOT

@@ -39,9 +39,3 @@ rule s5_report:
         shown=S5["report"]["soundscapes"],
     script:
         "../workflow/scripts/s5_report.py"
-
-
-rule s5_all:
-    input:
-        metrics=rules.s5_score.output.metrics,
-        report=rules.s5_report.output,

@@ -1,5 +1,6 @@
 """S5 embedded dataset: procedural source banks and simulated FOA rooms, the validation and test soundscape plans,
-and the test soundscapes rendered in shards and gathered into the DCASE2025 Task 4 layout."""
+and the test soundscapes rendered in shards and gathered into the DCASE2025 Task 4 layout.
+"""
 
 
 rule s5_bank:
@@ -16,7 +17,7 @@ rule s5_bank:
         mem_mb=2000,
         runtime=30,
     params:
-        root=S5_ROOT,
+        root=s5_root,
         embedded=S5["embedded"],
         sample_rate=S5["generator"]["sample_rate"],
         seed=stage_seed("s5", "bank"),
@@ -43,7 +44,7 @@ rule s5_plan:
         mem_mb=1000,
         runtime=10,
     params:
-        root=S5_ROOT,
+        root=s5_root,
         generator=S5["generator"],
         counts={
             "valid": S5["embedded"]["valid_soundscapes"],
@@ -71,7 +72,7 @@ rule s5_synthesis:
         mem_mb=2000,
         runtime=30,
     params:
-        root=S5_ROOT,
+        root=s5_root,
         generator=S5["generator"],
         shard=shard_index,
         shard_soundscapes=S5["dataset"]["shard_soundscapes"],

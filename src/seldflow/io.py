@@ -135,9 +135,7 @@ def _declared_wav_frames(path: Path, info: sf._SoundFileInfo) -> int | None:
             fh.seek(size + (size & 1), os.SEEK_CUR)
 
 
-def write_audio(
-    path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16"
-) -> None:
+def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16") -> None:
     """Write ``(channels, samples)`` float audio as WAV, 16-bit PCM by default, refusing to clip silently.
 
     ``subtype="FLOAT"`` keeps float32 samples exactly (separated sources and their references, whose SNRs would
