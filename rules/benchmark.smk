@@ -12,10 +12,46 @@ BENCH_DIR = f"{RESULTS}/benchmark"
 BENCH_EXPERIMENT_DIR = f"{RESULTS}/{EXPERIMENT}"
 # The rule's own benchmark file: a benchmark of the benchmark, left out of the stage table it writes.
 BENCH_SELF = f"{RESULTS}/benchmarks/benchmark.tsv"
+# The S5 branch's own benchmark files (synthesis, and the S5 experiment's training, inference and scoring).
+BENCH_S5_DIRS = (
+    [f"{RESULTS}/s5/benchmarks", f"{S5_DIR}/benchmarks"] if S5_ENABLED else []
+)
+
+
+def benchmark_s5_inputs(wildcards):
+    """With an `s5` section: the S5 scores (so the tagger's estimates exist), the test soundscapes and the banks
+    the generator draws from."""
+    if not S5_ENABLED:
+        return {}
+    return {
+        # A function, so it may name the S5 rules, which are included after this file.
+        "s5_metrics": rules.s5_score.output.metrics,
+        "s5_estimates": f"{S5_DIR}/estimates/tagger",
+        "s5_test": s5_test_input(wildcards),
+        "s5_banks": s5_bank_inputs(wildcards),
+    }
+
+
+def benchmark_s5_params():
+    """The S5 rows' settings (None without an `s5` section); sizes fixed here like the comparisons' below."""
+    if not S5_ENABLED:
+        return None
+    return {
+        "root": S5_ROOT,
+        "generator": S5["generator"],
+        "split": "train",
+        "mixtures": 50,
+        "seed": stage_seed("s5", "benchmark"),
+        "soundscapes": str(s5_layout.test_soundscapes(S5_ROOT)),
+        "oracle": str(s5_layout.test_oracle(S5_ROOT)),
+        "estimates": f"{S5_DIR}/estimates/tagger",
+    }
 
 
 rule benchmark:
     input:
+        # Only with an `s5` section: s5_metrics, s5_estimates, s5_test, s5_banks.
+        unpack(benchmark_s5_inputs),
         metrics=expand(rules.score.output.metrics, experiment=EXPERIMENT),
         plots=expand(rules.report.output, experiment=EXPERIMENT),
         features=[features_path(split) for split in ALL_SPLITS],
@@ -43,7 +79,11 @@ rule benchmark:
         experiment=EXPERIMENT,
         # The no-op dry run the report times uses this workflow's own Snakefile.
         snakefile=workflow.main_snakefile,
-        benchmark_dirs=[f"{RESULTS}/benchmarks", f"{BENCH_EXPERIMENT_DIR}/benchmarks"],
+        benchmark_dirs=[
+            f"{RESULTS}/benchmarks",
+            f"{BENCH_EXPERIMENT_DIR}/benchmarks",
+            *BENCH_S5_DIRS,
+        ],
         own_benchmark=BENCH_SELF,
         splits=ALL_SPLITS,
         test_splits=TEST_SPLITS,
@@ -55,5 +95,7 @@ rule benchmark:
         repeats=5,
         # Reference width and sequence of the CNN14 decoders; a pass takes seconds, so fewer repeats.
         decoder={"d_model": 2048, "length": 32, "batch": 4, "repeats": 3},
+        # Generator throughput and CA-SDRi scorer vs loop (the DCASE2025 Task 4 branch), when it is configured.
+        s5=benchmark_s5_params(),
     script:
         "../workflow/scripts/benchmark.py"

@@ -31,6 +31,7 @@ with exit_on_error():
         pfoa_clips=params.pfoa_clips,
         repeats=params.repeats,
         decoder=params.decoder,
+        s5=params.s5,
         threads=snakemake.threads,
         snakefile=params.snakefile,
         title=f"seldflow benchmark: experiment {params.experiment}",

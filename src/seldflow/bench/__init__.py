@@ -13,6 +13,10 @@ settings), one module per part of the report:
   features and the official metric. They check the optimised :func:`seldflow.feature_kinds.pfoa` and
   :func:`seldflow.metrics.dcase2025.compute_metrics` numerically and give the speed-ups :func:`compare_pfoa` and
   :func:`compare_scorer` measure, timed by :mod:`~seldflow.bench.timing`;
+* :mod:`~seldflow.bench.s5` gives the S5 (DCASE2025 Task 4) rows: the mixtures per second of
+  :class:`seldflow.s5.generator.S5Generator`, and :func:`compare_ca_sdri`, which times
+  :func:`seldflow.metrics.ca_sdri.score_ca_sdri` against :func:`naive_ca_sdri`, a plain per-file, per-class loop
+  written from the documented official semantics (both read the WAV files);
 * :mod:`~seldflow.bench.decoders` times one forward + backward pass of the zoo's BiMamba and Conformer decoders at
   their reference configuration (the decoders alone, without the CNN14 encoder);
 * :mod:`~seldflow.bench.memory` measures a training epoch's peak RSS over growing datasets, each in a fresh
@@ -33,6 +37,7 @@ from seldflow.bench.pfoa import compare_pfoa, naive_pfoa
 from seldflow.bench.records import BenchReport, Comparison, Figure, StageTiming
 from seldflow.bench.report import CSV_HEADER, csv_rows, render_csv, render_markdown, write_report
 from seldflow.bench.run import run_benchmark
+from seldflow.bench.s5 import compare_ca_sdri, generator_throughput, naive_ca_sdri
 from seldflow.bench.scorer import SCORER_CHECKED, compare_scorer, metric_difference, naive_metrics
 from seldflow.bench.stages import collect_stage_timings, read_benchmark_tsv, stage_totals, sum_jobs
 from seldflow.bench.timing import median_times
@@ -46,6 +51,7 @@ __all__ = [
     "Figure",
     "StageTiming",
     "collect_stage_timings",
+    "compare_ca_sdri",
     "compare_decoders",
     "compare_pfoa",
     "compare_scorer",
@@ -53,11 +59,13 @@ __all__ = [
     "cpu_model",
     "csv_rows",
     "environment",
+    "generator_throughput",
     "git_commit",
     "h5_clip_info",
     "median_times",
     "metric_difference",
     "metric_figures",
+    "naive_ca_sdri",
     "naive_metrics",
     "naive_pfoa",
     "noop_dry_run",

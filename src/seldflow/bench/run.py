@@ -17,12 +17,18 @@ from seldflow.bench.memory import training_memory
 from seldflow.bench.outputs import metric_figures, throughput
 from seldflow.bench.pfoa import compare_pfoa
 from seldflow.bench.records import BenchReport
+from seldflow.bench.s5 import compare_ca_sdri, generator_throughput
 from seldflow.bench.scorer import compare_scorer
 from seldflow.bench.segment_scorer import compare_segment_scorer
 from seldflow.bench.stages import collect_stage_timings
 from seldflow.formats import STEREO_FORMAT, get_label_format
 from seldflow.io import read_audio
+from seldflow.s5.generator import open_generator
 from seldflow.score import load_label_dir
+
+# What run_benchmark's ``s5`` mapping must hold; ``split`` (the bank split the generator draws from) is optional.
+S5_KEYS = ("root", "generator", "mixtures", "seed", "soundscapes", "oracle", "estimates")
+S5_DEFAULT_SPLIT = "train"  # the one split both the development set and the embedded dataset have
 
 
 def _log(message: str) -> None:
@@ -46,12 +52,18 @@ def run_benchmark(
     pfoa_clips: int,
     repeats: int,
     decoder: Mapping[str, int],
+    s5: Mapping[str, Any] | None = None,
     threads: int | None = None,
     title: str = "seldflow benchmark",
     repo: str | os.PathLike[str] = ".",
     snakefile: str | os.PathLike[str] = "Snakefile",
 ) -> BenchReport:
-    """Gather every section of the report; the timed comparisons run here, one after the other."""
+    """Gather every section of the report; the timed comparisons run here, one after the other.
+
+    ``s5`` (None: no S5 rows) adds the DCASE2025 Task 4 rows: the throughput of the generator opened on ``root``
+    (``split``, default train) with the ``generator`` settings, over ``mixtures`` soundscapes from ``seed``, and
+    the CA-SDRi scorer against the plain loop on the ``soundscapes``, ``oracle`` and ``estimates`` folders.
+    """
     report = BenchReport(title=title)
     report.environment = environment(repo, threads=threads)
     report.stages = collect_stage_timings(benchmark_dirs, exclude=[own_benchmark] if own_benchmark else [])
@@ -87,6 +99,9 @@ def run_benchmark(
         comparison, _ = compare_segment_scorer(ref_events, pred_events, edition=edition, repeats=repeats)
         report.comparisons.append(comparison)
 
+    if s5 is not None:
+        _s5_rows(report, s5, repeats)
+
     _log("training memory")
     with tempfile.TemporaryDirectory(prefix="seldflow-memory-") as scratch:
         report.memory = training_memory(scratch)
@@ -102,4 +117,22 @@ def run_benchmark(
         "Timings on a shared machine vary between runs; read the ratios, measured side by side, rather than "
         "the absolute times.",
     ]
+    if s5 is not None:
+        report.notes.append(
+            "The CA-SDRi timings include reading the WAV files, as scoring a folder does; both read the same files."
+        )
     return report
+
+
+def _s5_rows(report: BenchReport, s5: Mapping[str, Any], repeats: int) -> None:
+    """Append the S5 generator's throughput and the CA-SDRi comparison to ``report``."""
+    missing = [key for key in S5_KEYS if key not in s5]
+    if missing:
+        raise ValueError(f"run_benchmark: the s5 settings lack {', '.join(missing)} (need {', '.join(S5_KEYS)})")
+    split = s5.get("split", S5_DEFAULT_SPLIT)
+    _log(f"S5 generator: {s5['mixtures']} mixtures of {s5['root']} ({split})")
+    generator = open_generator(s5["root"], split, s5["generator"])
+    report.throughput.append(generator_throughput(generator, int(s5["mixtures"]), int(s5["seed"]), repeats=repeats))
+    _log(f"S5 CA-SDRi: {s5['estimates']}")
+    comparison, _ = compare_ca_sdri(s5["soundscapes"], s5["oracle"], s5["estimates"], repeats=repeats)
+    report.comparisons.append(comparison)
