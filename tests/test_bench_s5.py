@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import planned_jobs, run_snakemake, tiny_config, write_config
+from helpers import default_config, planned_jobs, run_snakemake, tiny_config, write_config
 
 from seldflow.bench.records import BenchReport, Comparison, Figure
 from seldflow.bench.run import _s5_rows
@@ -205,9 +205,8 @@ def test_s5_rows_append_the_figure_and_the_comparison(s5_root: Path, tmp_path: P
 def test_benchmark_rule_plans_the_s5_branch_only_when_configured(tmp_path: Path) -> None:
     with_s5, without_s5 = tmp_path / "with", tmp_path / "without"
     config = tiny_config()
-    write_config(with_s5, config)
-    del config["s5"]
     write_config(without_s5, config)
+    write_config(with_s5, {**config, "s5": default_config()["s5"]})
     planned = planned_jobs(run_snakemake(with_s5, "-n", "benchmark"))
     assert planned["benchmark"] == 1 and planned["s5_score"] == 1 and planned["s5_infer"] >= 1
     planned = planned_jobs(run_snakemake(without_s5, "-n", "benchmark"))
