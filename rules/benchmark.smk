@@ -12,40 +12,6 @@ BENCH_DIR = f"{RESULTS}/benchmark"
 BENCH_EXPERIMENT_DIR = f"{RESULTS}/{EXPERIMENT}"
 # The rule's own benchmark file: a benchmark of the benchmark, left out of the stage table it writes.
 BENCH_SELF = f"{RESULTS}/benchmarks/benchmark.tsv"
-# The S5 branch's own benchmark files (synthesis, and the S5 experiment's training, inference and scoring).
-BENCH_S5_DIRS = (
-    [f"{RESULTS}/s5/benchmarks", f"{S5_DIR}/benchmarks"] if S5_ENABLED else []
-)
-
-
-def benchmark_s5_inputs(wildcards):
-    """With an `s5` section: the S5 scores (so the tagger's estimates exist), the test soundscapes and the banks
-    the generator draws from."""
-    if not S5_ENABLED:
-        return {}
-    return {
-        # A function, so it may name the S5 rules, which are included after this file.
-        "s5_metrics": rules.s5_score.output.metrics,
-        "s5_estimates": f"{S5_DIR}/estimates/tagger",
-        "s5_test": s5_test_input(wildcards),
-        "s5_banks": s5_bank_inputs(wildcards),
-    }
-
-
-def benchmark_s5_params():
-    """The S5 rows' settings (None without an `s5` section); sizes fixed here like the comparisons' below."""
-    if not S5_ENABLED:
-        return None
-    return {
-        "root": S5_ROOT,
-        "generator": S5["generator"],
-        "split": "train",
-        "mixtures": 50,
-        "seed": stage_seed("s5", "benchmark"),
-        "soundscapes": str(s5_layout.test_soundscapes(S5_ROOT)),
-        "oracle": str(s5_layout.test_oracle(S5_ROOT)),
-        "estimates": f"{S5_DIR}/estimates/tagger",
-    }
 
 
 rule benchmark:

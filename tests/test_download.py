@@ -296,6 +296,7 @@ def test_repository_table_lists_the_datasets() -> None:
         "fsd50k_dcase_selection": "6406873",
         "tau_srir": "6408611",
         "metu_sparg": "2635758",
+        "dcase2025_task4": "15117227",
     }
     assert specs["dcase2025_stereo"].files == ("stereo_dev.zip", "metadata_dev.zip", "stereo_eval.zip")
     assert specs["tau_srir"].files == tuple(f"TAU-SRIR_DB.{s}" for s in ("z01", "z02", "z03", "zip"))
