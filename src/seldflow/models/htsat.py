@@ -37,6 +37,7 @@ from torch import nn
 from seldflow.labels import N_CLASSES
 from seldflow.models.cnn14 import FRAMES_PER_LABEL, ChannelScalars
 from seldflow.models.heads import DEFAULT_LAYOUT, output_layout, pool_to_labels
+from seldflow.models.mlp import Mlp
 
 # Attention logit added between tokens that a cyclic shift brought into one window from distant regions.
 SHIFT_MASK_VALUE = -100.0
@@ -117,16 +118,6 @@ class WindowAttention(nn.Module):
             bias = bias + mask[:, None]  # (nW, H, N, N)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         return self.proj(out.transpose(2, 3).reshape(batch, n_windows, tokens, channels))
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
 
 
 class SwinBlock(nn.Module):
