@@ -451,7 +451,7 @@ def s5_root(wildcards):
     return S5_ROOT
 
 
-# Benchmark rule: the S5 rows.
+# Benchmark rule (rules/benchmark.smk), its S5 rows.
 # The S5 branch's own benchmark files (synthesis, and the S5 experiment's training, inference and scoring).
 BENCH_S5_DIRS = (
     [f"{RESULTS}/s5/benchmarks", f"{S5_DIR}/benchmarks"] if S5_ENABLED else []
@@ -473,7 +473,8 @@ def benchmark_s5_inputs(wildcards):
 
 
 def benchmark_s5_params():
-    """The S5 rows' settings (None without an `s5` section); sizes fixed here like the comparisons' below."""
+    """The S5 rows' settings (None without an `s5` section); sizes fixed here, as the benchmark rule fixes
+    its other comparisons' sizes."""
     if not S5_ENABLED:
         return None
     return {
