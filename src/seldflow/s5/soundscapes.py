@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from seldflow.errors import InputError
-from seldflow.io import atomic_dir, atomic_file
+from seldflow.io import atomic_dir, atomic_file, write_audio
+from seldflow.s5.files import source_file_name
 from seldflow.s5.generator import S5Generator
 from seldflow.s5.vocabulary import SILENCE
 
@@ -37,11 +37,6 @@ INDEX_NAME = "metadata.json"
 def soundscape_name(index: int, prefix: str = "soundscape") -> str:
     """Name of the ``index``-th soundscape of a split (zero-padded so that names sort in order)."""
     return f"{prefix}_{index:05d}"
-
-
-def oracle_name(soundscape: str, label: str) -> str:
-    """File name of a soundscape's target of class ``label`` (the submission naming ``<name>_<Label>.wav``)."""
-    return f"{soundscape}_{label}.wav"
 
 
 def sample_descriptions(generator: S5Generator, count: int, seed: int) -> list[dict]:
@@ -66,10 +61,12 @@ def write_soundscapes(
         for name, description in zip(names, descriptions, strict=True):
             metadata = {**description, "name": name}
             rendered = generator.render(metadata)
-            _write_float_wav(tmp / SOUNDSCAPE_DIR / f"{name}.wav", rendered.mixture, rate)
+            write_audio(tmp / SOUNDSCAPE_DIR / f"{name}.wav", rendered.mixture, rate, subtype="FLOAT")
             for label, target in zip(rendered.labels, rendered.targets, strict=True):
                 if label != SILENCE:
-                    _write_float_wav(tmp / ORACLE_DIR / oracle_name(name, label), target[None, :], rate)
+                    write_audio(
+                        tmp / ORACLE_DIR / source_file_name(name, label), target[None, :], rate, subtype="FLOAT"
+                    )
             metadata_path = f"{METADATA_DIR}/{name}.json"
             _write_json(tmp / metadata_path, metadata)
             index.append({"metadata_path": metadata_path, "ref_event": list(rendered.labels), "soundscape": name})
@@ -94,11 +91,6 @@ def read_descriptions(index_path: str | os.PathLike[str]) -> list[dict]:
             raise InputError(index_path, f"ref_event disagrees with {path.name}", field="ref_event", row=row)
         descriptions.append(description)
     return descriptions
-
-
-def _write_float_wav(path: Path, audio: np.ndarray, rate: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.asarray(audio, dtype=np.float32).T, rate, subtype="FLOAT", format="WAV")
 
 
 def _write_json(path: Path, data: object) -> None:
