@@ -12,7 +12,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from seldflow.errors import ConfigError
 from seldflow.models.cnn14 import (
     cnn14_bimamba,
     cnn14_bimamba_ac,
@@ -22,6 +21,7 @@ from seldflow.models.cnn14 import (
 )
 from seldflow.models.htsat import HTSAT
 from seldflow.models.normalization import InputNorm, fit_input_norm, has_input_norm
+from seldflow.models.registry import build_registered
 from seldflow.models.seldnet import SELDnet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -49,15 +49,7 @@ REFERENCE_MODELS: dict[str, tuple[str, int]] = {
 
 def build_model(name: str, in_channels: int, **model_args: Any) -> nn.Module:
     """Instantiate the registered network ``name`` for ``in_channels`` input feature channels."""
-    try:
-        factory = MODELS[name]
-    except KeyError:
-        known = ", ".join(sorted(MODELS))
-        raise ConfigError("train", "model", f"unknown model {name!r} (known: {known})") from None
-    try:
-        return factory(in_channels, **model_args)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("train", "model_args", f"invalid arguments for {name!r}: {exc}") from None
+    return build_registered(MODELS, name, in_channels, source="train", section="", **model_args)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seldflow.errors import ConfigError
+from seldflow.models.registry import build_registered
 from seldflow.models.resunet import ResUNet
 from seldflow.s5.vocabulary import LABELS, N_SLOTS
 
@@ -45,15 +45,7 @@ REFERENCE_PARAMETER_ESTIMATES: dict[str, int] = {"ResUNet": 26_720_000, "ResUNet
 
 def build_separator(name: str, **args: Any) -> nn.Module:
     """Instantiate the registered separator ``name`` with ``args``; bad names or arguments are config errors."""
-    try:
-        factory = SEPARATORS[name]
-    except KeyError:
-        known = ", ".join(sorted(SEPARATORS))
-        raise ConfigError(CONFIG_SOURCE, "separator.model", f"unknown separator {name!r} (known: {known})") from None
-    try:
-        return factory(**args)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(CONFIG_SOURCE, "separator.model_args", f"invalid arguments for {name!r}: {exc}") from None
+    return build_registered(SEPARATORS, name, source=CONFIG_SOURCE, section="separator.", what="separator", **args)
 
 
 def separator_parameters_on_meta(name: str, **args: Any) -> int:

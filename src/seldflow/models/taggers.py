@@ -35,6 +35,7 @@ from torch import nn
 
 from seldflow.errors import ConfigError, InputError
 from seldflow.models.m2d import M2DViT, n_blocks_of_stage
+from seldflow.models.registry import build_registered
 from seldflow.s5.tagging import LogMel, reference_channel
 from seldflow.s5.vocabulary import LABELS
 
@@ -142,15 +143,7 @@ TAGGERS: dict[str, Callable[..., Tagger]] = {"m2d": m2d_tagger, "standin": stand
 
 def build_tagger(name: str, **model_args: Any) -> Tagger:
     """Instantiate the registered tagger ``name`` (config ``tagger.model``) with ``tagger.model_args``."""
-    try:
-        factory = TAGGERS[name]
-    except KeyError:
-        known = ", ".join(sorted(TAGGERS))
-        raise ConfigError(CONFIG_SOURCE, "tagger.model", f"unknown tagger {name!r} (known: {known})") from None
-    try:
-        return factory(**model_args)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(CONFIG_SOURCE, "tagger.model_args", f"invalid arguments for {name!r}: {exc}") from None
+    return build_registered(TAGGERS, name, source=CONFIG_SOURCE, section="tagger.", what="tagger", **model_args)
 
 
 def stage_modules(tagger: Tagger, stage: str) -> list[nn.Module]:
