@@ -43,7 +43,7 @@ ASSOCIATION_THRESHOLD = 0.5
 
 
 class HnetOutput(NamedTuple):
-    """Logits of one batch: ``assignment (B, n_max * n_max)`` (row-major), ``rows (B, n_max)``, ``columns (B, n_max)``."""
+    """Logits of one batch: ``assignment (B, n_max²)`` (row-major), ``rows (B, n_max)``, ``columns (B, n_max)``."""
 
     assignment: torch.Tensor
     rows: torch.Tensor
