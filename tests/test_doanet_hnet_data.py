@@ -14,6 +14,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from seldflow.doanet.hnet_data import (
+    chord_distances,
     generate_hnet_data,
     inactive_fill,
     sample_directions,
@@ -118,10 +119,8 @@ def test_generation_is_deterministic_given_the_seed() -> None:
     assert not np.array_equal(first.distances, other.distances)
 
 
-def test_chord_distance_matches_scipy_cdist(data) -> None:
-    """A 2×2 example rebuilt from vectors: the generator's distances are scipy's Euclidean cdist."""
-    from seldflow.doanet.hnet_data import chord_distances
-
+def test_chord_distance_matches_scipy_cdist() -> None:
+    """The generator's broadcast distances are scipy's Euclidean cdist, example by example."""
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(3, 2, 3)), rng.normal(size=(3, 2, 3))
     expected = np.stack([cdist(x, y) for x, y in zip(a, b, strict=True)])

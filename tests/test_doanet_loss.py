@@ -19,6 +19,8 @@ from seldflow.doanet.hnet import HnetOutput, HungarianNet
 from seldflow.doanet.loss import DOAnetLossConfig, dmot_terms, doanet_loss
 from seldflow.doanet.model import DOAnet, DOAnetOutput
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 X, Y, Z = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
 OFF = (10.0, 10.0, 10.0)
 DMOT = DOAnetLossConfig(mode="dmot", activity=False)
