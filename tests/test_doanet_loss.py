@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from doanet_helpers import trained_hnet
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
@@ -190,3 +191,19 @@ def test_the_papers_parameter_sets_are_expressible() -> None:
     assert not mse.uses_hnet and dmot_only.uses_hnet and full.activity and full.branch_weights == (1.0, 10.0)
     assert (full.dmotp_weight, full.dmota_weight, full.ids_weight) == (50.0, 1.0, 1.0)
     assert ablation.dmota_weight == 0 and ablation.ids_weight == 0
+
+
+@pytest.mark.slow
+def test_hand_made_cases_with_the_cpu_trained_hnet() -> None:
+    """The §5 cases through a real (CPU-trained, frozen) Hnet, on well separated directions: A is soft, so the
+    figures hold approximately."""
+    hnet, _ = trained_hnet()
+    same = terms(frames((X, Y), (X, Y), (Z, X)), frames((X, Y), (X, Y), (Z, OFF)), [[1, 1], [1, 1], [1, 0]], hnet=hnet)
+    assert same.dmotp.item() == pytest.approx(0, abs=0.5)  # w_p = 50: 0.5 is a 0.01 mean chord
+    assert max(same.fp.max().item(), same.fn.max().item()) < 0.2
+    swapped = terms(frames((X, Y), (Y, X)), frames((X, Y), (X, Y)), [[1, 1], [1, 1]], hnet=hnet)
+    assert swapped.ids[1].item() > 1.5 and swapped.ids[0].item() == 0
+    extra = terms(frames((X, Y)), frames((X, Y)), [[1, 0]], hnet=hnet)
+    assert extra.fp.item() == pytest.approx(1, abs=0.2)
+    missing = terms(frames((X, OFF)), frames((X, Y)), [[1, 1]], hnet=hnet)
+    assert missing.fn.item() == pytest.approx(1, abs=0.2)
