@@ -167,6 +167,7 @@ class HnetTrainSettings:
     stop_f1: float | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "loss_weights", tuple(self.loss_weights))  # a YAML list becomes a tuple
         if self.epochs < 1 or self.batch_size < 1 or self.hidden < 1:
             raise ValueError("epochs, batch_size and hidden must be positive")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -190,7 +191,9 @@ def train_hnet(train: HnetData, test: HnetData, settings: HnetTrainSettings) -> 
     """Train Hnet on ``train``, keep the epoch with the best weighted F1 on ``test``; deterministic given the seed.
 
     As in the recipe: shuffled batches with the incomplete last batch dropped, the loss summed over a batch, F1
-    cell weights from the training assignments, a later epoch selected only when strictly better.
+    cell weights from the training assignments, a later epoch selected only when strictly better. One difference:
+    F1 is computed over the whole held-out set, where the reference averages it over full batches of 256 (and
+    drops the rest).
     """
     if train.n_max != test.n_max:
         raise ValueError(f"training n_max {train.n_max} differs from test n_max {test.n_max}")

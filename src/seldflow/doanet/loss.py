@@ -60,6 +60,7 @@ class DOAnetLossConfig:
     branch_weights: tuple[float, float] = (1.0, 10.0)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "branch_weights", tuple(self.branch_weights))  # a YAML list becomes a tuple
         if self.mode not in ("mse", "dmot"):
             raise ValueError(f"mode must be 'mse' or 'dmot', got {self.mode!r}")
         if self.mode == "mse" and self.activity:
