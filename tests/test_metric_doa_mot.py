@@ -331,10 +331,12 @@ def test_a_header_line_is_refused(tmp_path: Path) -> None:
 def test_the_metric_is_registered_class_agnostic_with_missing_predictions_empty() -> None:
     metric = get_metric("doa-mot")
     assert METRICS["doa-mot"] is metric and metric.missing == "empty" and metric.options == {"doa_threshold"}
-    with pytest.raises(ConfigError, match="classes"):
-        metric.score({"a": source(range(2))}, {}, n_classes=13)
+    class_blind = metric.score({"a": source(range(2), cls=5)}, {"a": source(range(2), cls=1)}, n_classes=13)
+    assert class_blind["counts"]["TP"] == 2  # the class column and count are ignored
     with pytest.raises(ConfigError, match="average"):
         metric.score({"a": source(range(2))}, {}, average="macro")
+    with pytest.raises(ConfigError, match="doa_threshold"):
+        metric.score({"a": source(range(2))}, {}, doa_threshold=0.0)
 
 
 def test_a_prediction_without_reference_is_an_error(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ METRIC_NAME = "doa-mot"
 SUMMARY = "DOAnet class-agnostic DOA tracking (LE, MOTA, IDS, LR, LP, LF as the official code) and CLEAR-MOT"
 # Directions per frame: DOAnet's Nmax (``unique_classes = 2``); the official label builder has no room for a third.
 N_SLOTS = 2
-# The class column is ignored: the metric takes no class count, and this stands for "none given".
+# The class column is ignored: the registry's class count of this metric, never used.
 CLASS_AGNOSTIC = 0
 # The official eps: the start of ΣGT and Σpred, the arccos clamp margin and the LF and MOTA denominators' term.
 OFFICIAL_EPS = 1e-7
@@ -397,10 +397,9 @@ def compute_metrics(
     ``clear_mot`` (gated at ``doa_threshold`` degrees) and ``settings``.
 
     A prediction that is ``None`` or absent (with ``missing="empty"``, the default) is a recording without
-    predictions. ``n_classes`` exists for the registry's signature; the metric is class-agnostic and refuses one.
+    predictions. ``n_classes`` exists for the registry's signature and is ignored, like the class column (so a
+    caller that passes its task's class count to every metric needs no special case).
     """
-    if n_classes != CLASS_AGNOSTIC:
-        raise ConfigError(f"metric {METRIC_NAME}", "classes", "class-agnostic: it takes no class count")
     if not doa_threshold > 0:
         raise ConfigError(f"metric {METRIC_NAME}", "doa_threshold", f"must be positive, got {doa_threshold}")
     pairs = pair_clips(references, predictions, missing=missing, ref_source=ref_source, pred_source=pred_source)
