@@ -551,7 +551,7 @@ AUDIOSEP_PREFIX = "ss_model."
 # Key patterns of our U-Net -> AudioSep's ``ResUNet30`` names (levels numbered from 1 there).
 _AUDIOSEP_LEVEL_KEYS: tuple[tuple[str, str], ...] = (
     (r"encoder\.(\d+)\.block\.(.+)", "base.encoder_block{level}.conv_block1.{rest}"),
-    (r"bottleneck\.block\.(.+)", "base.conv_block7a.conv_block1.{rest}"),
+    (r"(bottleneck)\.block\.(.+)", "base.conv_block7a.conv_block1.{rest}"),
     (r"decoder\.(\d+)\.up\.(.+)", "base.decoder_block{level}.conv1.{rest}"),
     (r"decoder\.(\d+)\.bn1\.(.+)", "base.decoder_block{level}.bn1.{rest}"),
     (r"decoder\.(\d+)\.spare_bn\.(.+)", "base.decoder_block{level}.bn2.{rest}"),
