@@ -161,6 +161,25 @@ def test_m2d_hidden_maps_hold_the_patch_tokens_time_major() -> None:
             assert torch.equal(map_[0, :, time, freq], layer[0, freq * 62 + time])  # frequency-major tokens
 
 
+def test_an_m2d_sed_checkpoint_loads_into_the_stage_two_detector(tmp_path) -> None:
+    """A PretrainedSED-style file (encoder under ``model.backbone.``, its own heads) fills the backbone only."""
+    from seldflow.models.guided import load_guided_pretrained
+
+    sed_args = {"input_rate": 16000, "embed_dim": 8, "depth": 2, "num_heads": 2}
+    torch.manual_seed(1)
+    source = build_sed("m2d", **sed_args)
+    stored = {f"model.backbone.{k}": v for k, v in source.backbone.state_dict().items()}
+    stored["strong_head.weight"] = torch.randn(447, 40)  # AudioSet-strong heads: not loaded
+    torch.save(stored, tmp_path / "m2d_strong.pt")
+    model = guided(sed={"model": "m2d", "model_args": sed_args}, time_film={})
+    heads = model.sed.strong_head.weight.clone()
+    summary = load_guided_pretrained(model, sed_checkpoint=tmp_path / "m2d_strong.pt")
+    assert summary["sed"]["loaded"] == len(source.backbone.state_dict())
+    for key, value in source.backbone.state_dict().items():
+        assert torch.equal(model.sed.backbone.state_dict()[key], value), key
+    assert torch.equal(model.sed.strong_head.weight, heads)
+
+
 def test_layer_decay_groups_by_hand() -> None:
     torch.manual_seed(0)
     sed = build_sed(SED["model"], **{**SED["model_args"], "depth": 3})
