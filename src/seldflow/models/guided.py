@@ -558,9 +558,6 @@ _AUDIOSEP_LEVEL_KEYS: tuple[tuple[str, str], ...] = (
     (r"decoder\.(\d+)\.block\.(.+)", "base.decoder_block{level}.conv_block2.{rest}"),
     (r"(bn0|pre_conv|after_conv)\.(.+)", "base.{name}.{rest}"),
 )
-# Trained afresh after an AudioSep initialisation: the channel mixer (AudioSep is mono) and the label MLP (AudioSep
-# is queried by text embeddings).
-AUDIOSEP_FRESH = ("out_conv", "label_embedding")
 
 
 def audiosep_film_names(model: ResUNet) -> list[str]:
@@ -657,7 +654,11 @@ def _read_state(path: Path) -> Mapping[str, torch.Tensor]:
 
 
 def load_audiosep(model: ResUNet, path: str | PathLike[str]) -> dict[str, Any]:
-    """Initialise the U-Net from an AudioSep checkpoint (``audiosep_base_4M_steps.ckpt``); returns a summary."""
+    """Initialise the U-Net from an AudioSep checkpoint (``audiosep_base_4M_steps.ckpt``); returns a summary.
+
+    Left as built (``fresh`` in the summary): the channel mixer ``out_conv`` (AudioSep is mono), the label MLP
+    (AudioSep is queried by text embeddings) and every guided extra.
+    """
     path = Path(path)
     state = tile_audiosep_state(model, _read_state(path), str(path))
     model.load_state_dict(state, strict=False)
