@@ -194,8 +194,9 @@ def parameter_counts(name: str = "m2d", stages: tuple[str, ...] = STAGES, **mode
 
 
 # Key prefixes of M2D checkpoints: EVAR fine-tuning wraps the encoder as ``module.ar.runtime.backbone``; DDP adds
-# ``module.``; the portable runtime keeps the encoder under ``backbone.``.
-M2D_KEY_PREFIXES = ("module.ar.runtime.backbone.", "module.", "backbone.")
+# ``module.``; the portable runtime keeps the encoder under ``backbone.``; the PretrainedSED checkpoints (the
+# second-place system's SED) keep the runtime under ``model.`` or ``model.m2d.``.
+M2D_KEY_PREFIXES = ("module.ar.runtime.backbone.", "module.", "model.m2d.backbone.", "model.backbone.", "backbone.")
 # An EVAR fine-tuned checkpoint's head BatchNorm statistics; the baseline's PortableM2D copies them into its
 # head_norm (the 527-class AudioSet head itself is replaced by the new 18-class Linear).
 EVAR_HEAD_NORM = {"running_mean": "module.head.norm.running_mean", "running_var": "module.head.norm.running_var"}
@@ -238,16 +239,17 @@ def _fit_pos_embed(stored: torch.Tensor, backbone: M2DViT) -> torch.Tensor:
     return torch.cat([stored[:, :1, :], grid], dim=1)
 
 
-def load_m2d_weights(tagger: Tagger, path: str | PathLike[str]) -> dict[str, Any]:
+def load_m2d_weights(tagger: nn.Module, path: str | PathLike[str]) -> dict[str, Any]:
     """Copy an M2D encoder checkpoint (e.g. ``.../m2d_as_vit_base-80x1001p16x16p32k-..._enconly/weights_ep*.pth``).
 
     Accepted layouts: a bare encoder state dict (``cls_token``, ``pos_embed``, ``patch_embed.proj.weight``,
     ``blocks.<i>.attn.qkv.weight``, ``norm.weight``, ``norm_stats``, ...), optionally under ``"model"`` and with
     one of :data:`M2D_KEY_PREFIXES`. Keys the encoder does not have (decoder, offline predictor, AudioSet head) are
     ignored. ``norm_stats`` ([mean, std]), when present, replaces the front end's normalisation statistics; an EVAR
-    head's BatchNorm statistics, when present, initialise ``head_norm``. A position table for a longer unit is
-    cropped in time, as M2D's runtime does. Returns a summary: loaded key count, ignored keys, the statistics used.
-    Errors name the file: missing, unreadable, not a state dict, missing keys, shape mismatch.
+    head's BatchNorm statistics, when present, initialise ``head_norm`` (when the network has one: any module with
+    an M2D ``backbone`` and a ``front_end`` loads, the S5 sound event detector too). A position table for a longer
+    unit is cropped in time, as M2D's runtime does. Returns a summary: loaded key count, ignored keys, the statistics
+    used. Errors name the file: missing, unreadable, not a state dict, missing keys, shape mismatch.
     """
     path = Path(path)
     backbone = tagger.backbone
@@ -272,7 +274,8 @@ def load_m2d_weights(tagger: Tagger, path: str | PathLike[str]) -> dict[str, Any
     used = {*selected, NORM_STATS_KEY, *EVAR_HEAD_NORM.values()}
     summary: dict[str, Any] = {"loaded": len(selected), "ignored": sorted(set(stored) - used)}
     summary["norm_stats"] = _load_norm_stats(path, stored.get(NORM_STATS_KEY), tagger.front_end)
-    summary["head_norm"] = _load_head_norm(path, raw, tagger.head_norm)
+    head_norm = getattr(tagger, "head_norm", None)
+    summary["head_norm"] = head_norm is not None and _load_head_norm(path, raw, head_norm)
     return summary
 
 
