@@ -375,21 +375,18 @@ def s5_dataset_inputs(wildcards):
     return [marker_path(S5_DOWNLOAD)] if S5_DOWNLOAD else []
 
 
-# Tagger steps (rule wildcard) -> the parameters each trains (seldflow.models.taggers.trainable_parameters).
-S5_TAGGER_STAGES = {"head": "head", "blocks": "2_blocks"}
-
-
 def s5_stage_seed(wildcards):
     return stage_seed("s5", "tagger", wildcards.step)
 
 
 def s5_tagger_network(wildcards):
+    """The tagger of fine-tuning step ``step``; ``s5.tagger.stages`` says which of its parameters the step trains."""
     tagger = S5["tagger"]
     return {
         "kind": "tagger",
         "model": tagger["model"],
         "model_args": tagger["model_args"],
-        "stage": S5_TAGGER_STAGES[wildcards.step],
+        "stage": tagger["stages"][wildcards.step],
     }
 
 

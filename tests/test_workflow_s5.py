@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from helpers import REPO, default_config, planned_jobs, run_snakemake, write_config
 from s5_helpers import EMBEDDED, SEPARATOR_ARGS, TAGGER_ARGS
 
+from seldflow.s5.train import load_s5_checkpoint
 from seldflow.s5.vocabulary import LABELS
 
 EXPERIMENT = "s5_tiny"
@@ -38,6 +40,8 @@ def tiny_s5_config() -> dict[str, Any]:
         "model_args": {**TAGGER_ARGS, "front_end": front_end},
         "weights": None,
         "threshold": 0.5,
+        # Step 2 trains the whole stand-in (the demo's choice), not the reference's last two blocks.
+        "stages": {"head": "head", "blocks": "all"},
         "head": STEP,
         "blocks": STEP,
     }
@@ -65,6 +69,11 @@ def test_tiny_s5_config_runs_end_to_end_and_reruns_nothing(tmp_path: Path) -> No
     assert (results / "estimates" / "tagger" / "tags.csv").is_file()
     for step in ("tagger/head", "tagger/blocks", "separator"):
         assert (results / step / "best.pt").is_file() and (results / step / "metrics.csv").is_file()
+    # s5.tagger.stages reached the training: step 2 trained the first conv block, which step 1 left alone.
+    head, blocks = (load_s5_checkpoint(results / "tagger" / step / "best.pt") for step in ("head", "blocks"))
+    assert (head["stage"], blocks["stage"]) == ("head", "all")
+    first_conv = "backbone.blocks.0.conv.weight"
+    assert not torch.equal(head["model_state"][first_conv], blocks["model_state"][first_conv])
     assert planned_jobs(run_snakemake(tmp_path, "-n", "s5_all", *ONE_THREAD)) == {}
 
 
