@@ -5,6 +5,7 @@ rule s5_tagger:
     input:
         data=s5_bank_inputs,
         valid=s5_validation_input,
+        added=s5_added_inputs("train", "valid"),
         init=s5_tagger_init,
         weights=s5_tagger_weights,
     output:
@@ -35,6 +36,7 @@ rule s5_tagger:
         settings=s5_tagger_settings,
         seed=s5_stage_seed,
         state_dir=f"{RESULTS}/s5/state/{S5_EXPERIMENT}/tagger_{{step}}",
+        added=s5_added("train", "valid"),
     script:
         "../workflow/scripts/s5_train.py"
 
@@ -43,6 +45,7 @@ rule s5_separator:
     input:
         data=s5_bank_inputs,
         valid=s5_validation_input,
+        added=s5_added_inputs("train", "valid"),
     output:
         checkpoint=f"{S5_DIR}/separator/best.pt",
         metrics=report(
@@ -73,5 +76,6 @@ rule s5_separator:
         settings=s5_separator_settings,
         seed=stage_seed("s5", "separator"),
         state_dir=f"{RESULTS}/s5/state/{S5_EXPERIMENT}/separator",
+        added=s5_added("train", "valid"),
     script:
         "../workflow/scripts/s5_train.py"

@@ -297,9 +297,14 @@ def test_repository_table_lists_the_datasets() -> None:
         "tau_srir": "6408611",
         "metu_sparg": "2635758",
         "dcase2025_task4": "15117227",
+        "tau_nigens2020": "3870859",
     }
     assert specs["dcase2025_stereo"].files == ("stereo_dev.zip", "metadata_dev.zip", "stereo_eval.zip")
     assert specs["tau_srir"].files == tuple(f"TAU-SRIR_DB.{s}" for s in ("z01", "z02", "z03", "zip"))
+    assert specs["tau_nigens2020"].files == (
+        *(f"{audio}_dev.{part}" for audio in ("foa", "mic") for part in ("z01", "z02", "zip")),
+        "metadata_dev.zip",
+    )
     assert specs["starss23"].files == () and not specs["fsd50k_dcase_selection"].unpack
     assert DatasetSpec.from_dict(specs["tau_srir"].to_dict()) == specs["tau_srir"]
 

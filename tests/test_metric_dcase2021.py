@@ -288,7 +288,7 @@ def test_parity_with_the_official_scorer(tmp_path: Path, run: dict) -> None:
 
 
 def test_registry_defaults() -> None:
-    assert set(METRICS) == {"dcase2021", "dcase2022", "dcase2023", "dcase2024", "dcase2025"}
+    assert set(METRICS) == {"dcase2021", "dcase2022", "dcase2023", "dcase2024", "dcase2025", "doa-mot"}
     assert [METRICS[name].n_classes for name in ("dcase2021", "dcase2022", "dcase2023", "dcase2024")] == [
         12,
         13,

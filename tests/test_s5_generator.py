@@ -250,3 +250,27 @@ def test_embedded_bank_is_seeded_and_feeds_the_generator(tmp_path: Path) -> None
     rooms = read_rooms(tmp_path / "a/room_ir/train", sample_rate=RATE)
     mix = S5Generator(bank, rooms, SETTINGS).generate(np.random.default_rng(0))
     assert mix.mixture.shape == (4, 2 * RATE) and np.all(np.isfinite(mix.mixture))
+
+
+def test_on_offsets_span_each_wet_target(generator: S5Generator) -> None:
+    """Onset = the event's onset; offset = onset + excerpt + response - 1 samples, cut at the end (wet extent)."""
+    checked_tail = 0
+    for seed in range(12):
+        metadata = generator.sample(np.random.default_rng(seed))
+        targets = [event for event in metadata["events"] if event["role"] == "target"]
+        n = metadata["n_samples"]
+        expected = {
+            e["label"]: [e["onset"] / RATE, min(e["onset"] + e["n_samples"] + TAPS - 1, n) / RATE] for e in targets
+        }
+        assert metadata["on_offset"] == expected
+        parts = generator.render_parts(metadata)
+        for wet, event in zip(parts.wet_targets, targets, strict=True):
+            on, off = (round(v * RATE) for v in expected[event["label"]])
+            assert not wet[:, :on].any() and not wet[:, off:].any()
+            assert np.abs(wet[:, off - 1]).max() > 0  # the last sample of the extent belongs to the event
+            checked_tail += off < n
+        # a description without the key (the official validation metadata) gets the same extents
+        bare = {key: value for key, value in metadata.items() if key != "on_offset"}
+        assert generator.on_offsets(bare) == expected
+        assert generator.render(json.loads(json.dumps(bare))).metadata["on_offset"] == expected
+    assert checked_tail > 3

@@ -66,12 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_score(commands: argparse._SubParsersAction) -> None:
     score_parser = commands.add_parser(
         "score",
-        help="score prediction CSVs (or, for ca-sdri, separated WAVs) against references with an official DCASE "
+        help="score prediction CSVs (or, for ca-sdri, separated WAVs) against references with an official "
         "metric (--metric, default dcase2025)",
         description=(
-            "Print one JSON object (fractions, not percent). dcase2025: F, DOAE, DistE, RDE and class-wise values; "
-            "dcase2021-dcase2023: ER, F, LE, LR, SELD and classwise; dcase2024 adds DE and RDE; "
-            "ca-sdri (DCASE2025 Task 4, needs --mixtures): CA-SDRi in dB, label_accuracy and classwise."
+            "Print one JSON object (fractions, not percent, except doa-mot). dcase2025: F, DOAE, DistE, RDE and "
+            "class-wise values; dcase2021-dcase2023: ER, F, LE, LR, SELD and classwise; dcase2024 adds DE and RDE; "
+            "ca-sdri (DCASE2025 Task 4, needs --mixtures): CA-SDRi in dB, label_accuracy and classwise; "
+            "doa-mot (DOAnet, class-agnostic DCASE2020 CSVs): the official LE (degrees), MOTA, LR, LP, LF (percent, "
+            "as the official code) and IDS, with canonical CLEAR-MOT under clear_mot; undefined values are null."
         ),
         formatter_class=HelpFormatter,
     )

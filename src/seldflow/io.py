@@ -110,6 +110,24 @@ def read_audio(
     return np.ascontiguousarray(data.T)
 
 
+def wav_samples(path: str | os.PathLike[str], *, sample_rate: int, channels: int) -> int:
+    """Samples per channel of a WAV after checking its header: rate, channel count, no truncation, not empty."""
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        raise InputError(path, f"cannot read audio ({exc})", field="audio") from exc
+    if info.samplerate != sample_rate:
+        raise InputError(path, f"sample rate is {info.samplerate} Hz, expected {sample_rate} Hz", field="sample_rate")
+    if info.channels != channels:
+        raise InputError(path, f"has {info.channels} channels, expected {channels}", field="channels")
+    declared = _declared_wav_frames(Path(path), info)
+    if declared is not None and declared != info.frames:
+        raise InputError(path, f"truncated: header declares {declared} frames, file holds {info.frames}")
+    if info.frames <= 0:
+        raise InputError(path, "recording holds no samples", field="length")
+    return int(info.frames)
+
+
 def _declared_wav_frames(path: Path, info: sf._SoundFileInfo) -> int | None:
     """Frames the RIFF ``data`` chunk header promises; libsndfile silently shortens truncated files."""
     if info.format != "WAV":

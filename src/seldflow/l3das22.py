@@ -42,9 +42,9 @@ from tqdm import tqdm
 from seldflow.errors import InputError
 from seldflow.formats.dcase2021 import write_events
 from seldflow.formats.events import EV_CLASS, EV_FRAME, EV_TRACK, event_table, no_events
-from seldflow.io import atomic_dir, read_audio, write_audio
+from seldflow.io import atomic_dir, read_audio, wav_samples, write_audio
 from seldflow.labels import LABEL_HOP_SECONDS, read_csv_records
-from seldflow.starss import wav_samples, window_stem
+from seldflow.starss import window_stem
 
 # Class index = position here: the official preprocessing numbers the classes alphabetically.
 CLASSES: tuple[str, ...] = (

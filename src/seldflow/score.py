@@ -51,15 +51,15 @@ def score_dirs(
     *,
     metric: str = DEFAULT_METRIC,
     n_classes: int | None = None,
-    missing: str = "error",
+    missing: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Score folders of prediction CSVs against folders of reference CSVs (flat or with split sub-folders).
 
     Each side takes one folder or a list of them (e.g. one per test split). Only reference splits (folders) that
     hold at least one predicted clip are scored; ``settings.splits`` lists them and ``settings.metric`` names the
-    metric. ``n_classes`` defaults to the metric's; ``options`` are the metric's own (thresholds, ``average``,
-    and for DCASE2025 ``onscreen`` and ``jackknife``, see :func:`seldflow.metrics.dcase2025.score_report`).
+    metric. ``n_classes`` and ``missing`` default to the metric's; ``options`` are the metric's own (thresholds,
+    ``average``, and for DCASE2025 ``onscreen`` and ``jackknife``, see :func:`seldflow.metrics.dcase2025.score_report`).
     """
     chosen = get_metric(metric)
     ref_dirs = [ref_dir] if isinstance(ref_dir, (str, Path)) else list(ref_dir)
@@ -149,7 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--missing",
         choices=MISSING_MODES,
         help="reference clips without a prediction: fail (default), skip like the official scorer, or score empty "
-        "(not for ca-sdri, where a soundscape without estimates scores as silent slots)",
+        "(the default of doa-mot; not for ca-sdri, where a soundscape without estimates scores as silent slots)",
     )
     parser.add_argument(
         "--onscreen",
@@ -158,7 +158,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "adds OnscreenAcc and the audio-only F_audio, classwise_F_audio",
     )
     parser.add_argument("--jackknife", action="store_true", help="dcase2025: add leave-one-clip-out 95%% intervals")
-    parser.add_argument("--doa-threshold", type=float, help="DOA error threshold in degrees (default 20)")
+    parser.add_argument(
+        "--doa-threshold", type=float, help="DOA error threshold in degrees (default 20); doa-mot: the CLEAR-MOT gate"
+    )
     parser.add_argument(
         "--dist-threshold", type=float, help="absolute distance error threshold: cm for dcase2025, m for dcase2024"
     )
@@ -188,7 +190,7 @@ def _score_label_files(args: argparse.Namespace) -> dict[str, Any]:
         args.pred,
         metric=args.metric,
         n_classes=args.classes,
-        missing="error" if args.missing is None else args.missing,
+        missing=args.missing,
         **_given_options(args),
     )
 

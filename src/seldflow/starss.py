@@ -33,8 +33,8 @@ from seldflow.errors import InputError
 from seldflow.formats import STEREO_FORMAT, LabelFormat, get_label_format
 from seldflow.formats.events import event_table
 
-# The RIFF size check of read_audio, reused so that minutes-long recordings are checked without reading them.
-from seldflow.io import _declared_wav_frames, atomic_dir, write_audio
+# wav_samples checks minutes-long recordings' headers without reading them.
+from seldflow.io import atomic_dir, wav_samples, write_audio
 from seldflow.labels import (
     CSV_COLUMNS,
     LABEL_HOP_SECONDS,
@@ -196,24 +196,6 @@ def _pair_folder(audio_folder: Path, metadata_folder: Path, excluded: set[str]) 
         stem = lonely_csvs[0]
         raise InputError(csvs[stem], f"metadata file has no recording {audio_folder / (stem + '.wav')}")
     return {stem: (wavs[stem], csvs[stem]) for stem in wavs}
-
-
-def wav_samples(path: Path, *, sample_rate: int, channels: int) -> int:
-    """Samples per channel of a WAV after checking its header: rate, channel count, no truncation, not empty."""
-    try:
-        info = sf.info(str(path))
-    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
-        raise InputError(path, f"cannot read audio ({exc})", field="audio") from exc
-    if info.samplerate != sample_rate:
-        raise InputError(path, f"sample rate is {info.samplerate} Hz, expected {sample_rate} Hz", field="sample_rate")
-    if info.channels != channels:
-        raise InputError(path, f"has {info.channels} channels, expected {channels}", field="channels")
-    declared = _declared_wav_frames(path, info)
-    if declared is not None and declared != info.frames:
-        raise InputError(path, f"truncated: header declares {declared} frames, file holds {info.frames}")
-    if info.frames <= 0:
-        raise InputError(path, "recording holds no samples", field="length")
-    return int(info.frames)
 
 
 def read_segment(recording: Recording, start: int, length: int, *, pad: bool = False) -> np.ndarray:

@@ -23,4 +23,5 @@ with exit_on_error():
         state_dir=snakemake.params.state_dir,
         init_from=snakemake.input.get("init") or None,
         weights=snakemake.input.get("weights") or None,
+        added=snakemake.params.added,
     )

@@ -1,4 +1,5 @@
-"""Official DCASE SELD metrics by name: what each reads, how many classes it assumes and how it scores.
+"""Official SELD metrics by name (the DCASE scorers, DOAnet's tracking metric): what each reads, how many classes
+it assumes and how it scores.
 
 The score stage and the CLI look metrics up here instead of branching on names, so adding a metric is one entry:
 
@@ -10,7 +11,11 @@ dcase2022  segment-based, length from the reference (:mod:`.dcase2021`) 13      
 dcase2023  as dcase2022; STARSS23's distance column accepted, ignored   13      macro   5 or 6 columns
 dcase2024  frame-based with distance errors (:mod:`.dcase2024`)         13      macro   6-column, cm
 dcase2025  frame-based stereo, folded azimuth (:mod:`.dcase2025`)       13      macro   DCASE2025 CSV
+doa-mot    class-agnostic DOA tracking, CLEAR-MOT (:mod:`.doa_mot`)     none    pooled  DCASE2020 5-column
 ========== ============================================================ ======= ======= ==================
+
+A reference clip without a prediction is an error by default (``missing``); for ``doa-mot`` it is a recording
+without predictions, as its contract says.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from seldflow.errors import ConfigError
-from seldflow.metrics import dcase2021, dcase2024, dcase2025
+from seldflow.metrics import dcase2021, dcase2024, dcase2025, doa_mot
 from seldflow.metrics.common import FileReader, read_label_dir
 
 
@@ -33,7 +38,9 @@ class Metric:
     """One official metric: its label reader, default class count and scoring function.
 
     ``compute(references, predictions, *, n_classes, missing, ref_source, pred_source, **options)`` returns the
-    report; ``options`` names the keyword options it takes beyond those (thresholds, averaging, extras).
+    report; ``options`` names the keyword options it takes beyond those (thresholds, averaging, extras);
+    ``missing`` is what a reference clip without a prediction means when the caller does not say
+    (:data:`seldflow.metrics.common.MISSING_MODES`).
     """
 
     name: str
@@ -42,6 +49,7 @@ class Metric:
     read_file: FileReader
     compute: Callable[..., dict[str, Any]]
     options: frozenset[str]
+    missing: str = "error"
 
     def read_dir(
         self, path: str | Path, *, n_classes: int | None = None, reference: bool = True
@@ -56,12 +64,15 @@ class Metric:
         predictions: Mapping[str, np.ndarray],
         *,
         n_classes: int | None = None,
-        missing: str = "error",
+        missing: str | None = None,
         ref_source: str = "references",
         pred_source: str = "predictions",
         **options: Any,
     ) -> dict[str, Any]:
-        """Score tables keyed by clip name; an option this metric does not have is a :class:`ConfigError`."""
+        """Score tables keyed by clip name; an option this metric does not have is a :class:`ConfigError`.
+
+        ``missing`` defaults to the metric's own :attr:`missing`.
+        """
         unknown = sorted(set(options) - self.options)
         if unknown:
             supported = ", ".join(sorted(self.options)) or "none"
@@ -70,7 +81,7 @@ class Metric:
             references,
             predictions,
             n_classes=self.n_classes if n_classes is None else n_classes,
-            missing=missing,
+            missing=self.missing if missing is None else missing,
             ref_source=ref_source,
             pred_source=pred_source,
             **options,
@@ -108,6 +119,15 @@ METRICS: dict[str, Metric] = {
         read_file=dcase2025.read_file,
         compute=dcase2025.score_report,
         options=frozenset({"doa_threshold", "dist_threshold", "reldist_threshold", "average", "onscreen", "jackknife"}),
+    ),
+    doa_mot.METRIC_NAME: Metric(
+        name=doa_mot.METRIC_NAME,
+        summary=doa_mot.SUMMARY,
+        n_classes=doa_mot.CLASS_AGNOSTIC,
+        read_file=doa_mot.read_file,
+        compute=doa_mot.compute_metrics,
+        options=frozenset({"doa_threshold"}),
+        missing="empty",
     ),
 }
 DEFAULT_METRIC = "dcase2025"

@@ -16,9 +16,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from seldflow.errors import InputError
+from seldflow.formats.events import EV_AZIMUTH, EV_ELEVATION
 
 # Every official scorer adds numpy's float64 epsilon to its denominators; keeping it keeps the last digits equal.
 EPS = float(np.finfo(np.float64).eps)
+# The official DCASE2024 and DOAnet code add this under the square root when normalising direction vectors.
+NORM_EPS = 1e-10
 
 MISSING_MODES = ("error", "skip", "empty")
 _LISTED_NAMES = 10
@@ -233,6 +236,19 @@ def _match_single(
     order = np.lexsort((offset, cost(cand_ref, cand_pred), group))
     first = order[np.searchsorted(group[order], np.arange(len(n_ref)))]
     return cand_ref[first], cand_pred[first]
+
+
+def unit_vectors(rows: np.ndarray) -> np.ndarray:
+    """Direction vectors ``(n, 3)`` of event rows' (azimuth, elevation) in degrees, as the official scorers convert
+    them: x = cos az cos el, y = sin az cos el, z = sin el (azimuth positive to the left)."""
+    az, el = rows[:, EV_AZIMUTH] * np.pi / 180.0, rows[:, EV_ELEVATION] * np.pi / 180.0
+    return np.stack([np.cos(az) * np.cos(el), np.sin(az) * np.cos(el), np.sin(el)], axis=-1)
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    """Vectors over their last axis divided by ``sqrt(x² + y² + z² + 1e-10)``, as the official code normalises
+    them: a unit vector comes out a hair shorter than 1 and a zero vector stays zero instead of turning NaN."""
+    return vectors / np.sqrt((vectors**2).sum(axis=-1, keepdims=True) + NORM_EPS)
 
 
 def nanmean(values: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -49,12 +49,20 @@ from seldflow.formats.dcase2021 import (
     empty_events,
     read_events,
 )
-from seldflow.metrics.common import EPS, common_groups, group_frames, match_tracks, nanmean, pair_clips, row_keys
+from seldflow.metrics.common import (
+    EPS,
+    common_groups,
+    group_frames,
+    match_tracks,
+    nanmean,
+    normalised,
+    pair_clips,
+    row_keys,
+    unit_vectors,
+)
 
 N_CLASSES = 13
 AVERAGES = ("macro", "micro")
-# The official code adds this under the square root when normalising direction vectors.
-_NORM_EPS = 1e-10
 
 # Rows of the per-clip, per-class statistics array.
 TP, FP_SPATIAL, FP, FN, SUM_DOA, SUM_DIST, SUM_RELDIST, DE_TP, DE_FN, N_REF = range(10)
@@ -138,7 +146,7 @@ def clip_counts(
     ref = group_frames(refs, scored_frames, span, n_classes)
     pred = group_frames(preds, scored_frames, span, n_classes)
     both = common_groups(ref, pred)
-    ref_dirs, pred_dirs = _unit_vectors(ref.rows), _unit_vectors(pred.rows)
+    ref_dirs, pred_dirs = unit_vectors(ref.rows), unit_vectors(pred.rows)
 
     def cost(r: np.ndarray, p: np.ndarray) -> np.ndarray:
         return _angle(ref_dirs[r], pred_dirs[p])
@@ -192,17 +200,9 @@ def _per_clip(counts: np.ndarray, n_clips: int, n_classes: int) -> np.ndarray:
     return counts.reshape(N_STATS, n_clips, n_classes).transpose(1, 0, 2).copy()
 
 
-def _unit_vectors(rows: np.ndarray) -> np.ndarray:
-    """Direction vectors of (azimuth, elevation) in degrees, as the official polar-to-Cartesian conversion."""
-    az, el = rows[:, EV_AZIMUTH] * np.pi / 180.0, rows[:, EV_ELEVATION] * np.pi / 180.0
-    return np.stack([np.cos(az) * np.cos(el), np.sin(az) * np.cos(el), np.sin(el)], axis=-1)
-
-
 def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle in degrees between direction vectors, each normalised with the official ``+1e-10`` under the root."""
-    a = a / np.sqrt((a**2).sum(axis=-1, keepdims=True) + _NORM_EPS)
-    b = b / np.sqrt((b**2).sum(axis=-1, keepdims=True) + _NORM_EPS)
-    return np.arccos(np.clip((a * b).sum(axis=-1), -1.0, 1.0)) * 180.0 / np.pi
+    return np.arccos(np.clip((normalised(a) * normalised(b)).sum(axis=-1), -1.0, 1.0)) * 180.0 / np.pi
 
 
 def _error_counts(frame: np.ndarray, clip: np.ndarray, fp: np.ndarray, fn: np.ndarray, n_clips: int) -> np.ndarray:

@@ -159,9 +159,25 @@ class M2DViT(nn.Module):
         n_blocks = n_blocks_of_stage(stage, len(self.blocks))
         return [] if n_blocks == 0 else [*self.blocks[-n_blocks:], self.norm]
 
-    def encode_unit(self, x: torch.Tensor) -> torch.Tensor:
-        """One unit (<= ``unit_frames`` frames) -> patch tokens [B, F*t, D] final-normed, no class token."""
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Parameters by depth, input first, for layer-wise learning-rate decay: patch embedding, position table and
+        class token share the first block's group, the final norm the last block's (the grouping of the
+        second-place system's ``split_params``)."""
+        groups = [list(block.parameters()) for block in self.blocks]
+        groups[0] = [*self.patch_embed.parameters(), self.pos_embed, self.cls_token, *groups[0]]
+        groups[-1] = [*groups[-1], *self.norm.parameters()]
+        return groups
+
+    def encode_unit(self, x: torch.Tensor, hidden: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """One unit (<= ``unit_frames`` frames) -> patch tokens [B, F*t, D] final-normed, no class token.
+
+        With a ``hidden`` list, appends the patch tokens of the patch embedding (before the position table) and of
+        every block's output (before the final norm), each [B, F*t, D] without the class token: the ``depth + 1``
+        hidden outputs a separator's embedding injection weighs.
+        """
         tokens = self.patch_embed(x)
+        if hidden is not None:
+            hidden.append(tokens)
         n_freq, n_time = self.grid
         t = tokens.shape[1] // n_freq
         positions = self.pos_embed[:, 1:, :].reshape(1, n_freq, n_time, -1)[:, :, :t, :].reshape(1, n_freq * t, -1)
@@ -169,6 +185,8 @@ class M2DViT(nn.Module):
         x = torch.cat([cls, tokens + positions], dim=1)
         for block in self.blocks:
             x = block(x)
+            if hidden is not None:
+                hidden.append(x[:, 1:, :])
         return self.norm(x)[:, 1:, :]
 
     def stack_frequency(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -179,14 +197,36 @@ class M2DViT(nn.Module):
             tokens.reshape(batch, n_freq, n_tokens // n_freq, dim).permute(0, 2, 1, 3).reshape(batch, -1, n_freq * dim)
         )
 
-    def forward(self, lms: torch.Tensor) -> torch.Tensor:
+    def token_map(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[B, F*t, D] (frequency-major) -> [B, D, t, F]: a (time, frequency) map with the embedding as channels."""
+        batch, n_tokens, dim = tokens.shape
+        n_freq = self.grid[0]
+        return tokens.reshape(batch, n_freq, n_tokens // n_freq, dim).permute(0, 3, 2, 1)
+
+    def _units(self, lms: torch.Tensor) -> list[torch.Tensor]:
         n_frames = lms.shape[-1]
         n_units = max(1, math.ceil(n_frames / self.unit_frames))
         pad = (self.patch[1] - n_frames % self.unit_frames % self.patch[1]) % self.patch[1]
         if pad:
             lms = F.pad(lms, (0, pad))
-        units = [lms[..., i * self.unit_frames : (i + 1) * self.unit_frames] for i in range(n_units)]
-        return torch.cat([self.stack_frequency(self.encode_unit(unit)) for unit in units], dim=1)
+        return [lms[..., i * self.unit_frames : (i + 1) * self.unit_frames] for i in range(n_units)]
+
+    def forward(self, lms: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.stack_frequency(self.encode_unit(unit)) for unit in self._units(lms)], dim=1)
+
+    def forward_hidden(self, lms: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Features [B, T', F*D] as :meth:`forward`, and the ``depth + 1`` hidden outputs as [B, D, T', F] maps.
+
+        Units are joined along time in both (for one unit, the 10-s clip of the task, the maps hold exactly the
+        tokens of :meth:`encode_unit`'s hidden list, reshaped).
+        """
+        features, per_unit = [], []
+        for unit in self._units(lms):
+            hidden: list[torch.Tensor] = []
+            features.append(self.stack_frequency(self.encode_unit(unit, hidden)))
+            per_unit.append([self.token_map(tokens) for tokens in hidden])
+        maps = [torch.cat(layer, dim=2) for layer in zip(*per_unit, strict=True)]
+        return torch.cat(features, dim=1), maps
 
 
 def n_blocks_of_stage(stage: str, depth: int) -> int:

@@ -15,7 +15,7 @@ Shapes: mixture ``(B, C, N)``, condition ``(B, S * n_classes)``, output ``(B, S,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ PHASE_MASK_FLOOR = 1e-10
 DEFAULT_CHANNELS: tuple[int, ...] = (32, 64, 128, 256, 384, 384)
 
 
-def _init_xavier(layer: nn.Conv2d | nn.ConvTranspose2d | nn.Linear) -> None:
+def init_xavier(layer: nn.Conv2d | nn.ConvTranspose2d | nn.Linear) -> None:
     """Xavier-uniform weights and zero bias: the reference's initialisation of its convolutions and FiLM layers."""
     nn.init.xavier_uniform_(layer.weight)
     if layer.bias is not None:
@@ -47,6 +47,28 @@ def level_pools(n_levels: int) -> list[tuple[int, int]]:
     The deepest level keeps time so a 10 s clip still has 63 frames at the bottleneck, as in the reference.
     """
     return [(2, 2)] * (n_levels - 1) + [(1, 2)]
+
+
+def fit_time(condition: torch.Tensor, frames: int) -> torch.Tensor:
+    """A FiLM map (B, C, T_c, 1) bilinearly resized to ``frames`` time steps; a (B, C, 1, 1) bias is returned as is.
+
+    Frame-wise conditions (Time-FiLM, :mod:`seldflow.models.guided`) come on the detector's grid and every level
+    has its own time axis; ``align_corners=False`` as the reference.
+    """
+    if condition.shape[2] in (1, frames):
+        return condition
+    return F.interpolate(condition, size=(frames, 1), mode="bilinear", align_corners=False)
+
+
+def film(normed: torch.Tensor, bias: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+    """``normed + bias``, or ``sigmoid(gate) * (normed + bias)`` with a gate; both fitted to ``normed``'s time axis.
+
+    The bias is the class FiLM bias (B, C, 1, 1), plus an additive Time-FiLM map (B, C, T, 1) when one is used;
+    the gate holds the logits of a multiplicative Time-FiLM map.
+    """
+    frames = normed.shape[2]
+    out = normed + fit_time(bias, frames)
+    return out if gate is None else torch.sigmoid(fit_time(gate, frames)) * out
 
 
 class ResidualBlock(nn.Module):
@@ -65,16 +87,20 @@ class ResidualBlock(nn.Module):
         self.shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1) if in_channels != out_channels else None
         for layer in (self.conv1, self.conv2, self.shortcut):
             if layer is not None:
-                _init_xavier(layer)
+                init_xavier(layer)
 
     @property
     def norm_widths(self) -> tuple[int, ...]:
         """Width of each FiLM bias this block takes, in the order :meth:`forward` consumes them."""
         return (self.bn1.num_features, self.bn2.num_features)
 
-    def forward(self, x: torch.Tensor, biases: Sequence[torch.Tensor]) -> torch.Tensor:
-        h = self.conv1(F.leaky_relu(self.bn1(x) + biases[0], LEAKY_SLOPE))
-        h = self.conv2(F.leaky_relu(self.bn2(h) + biases[1], LEAKY_SLOPE))
+    def forward(
+        self, x: torch.Tensor, biases: Sequence[torch.Tensor], gates: Sequence[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """``gates`` (one per norm, or None) are multiplicative Time-FiLM logits; see :func:`film`."""
+        gates = gates or (None, None)
+        h = self.conv1(F.leaky_relu(film(self.bn1(x), biases[0], gates[0]), LEAKY_SLOPE))
+        h = self.conv2(F.leaky_relu(film(self.bn2(h), biases[1], gates[1]), LEAKY_SLOPE))
         return (x if self.shortcut is None else self.shortcut(x)) + h
 
 
@@ -90,8 +116,10 @@ class EncoderLevel(nn.Module):
     def norm_widths(self) -> tuple[int, ...]:
         return self.block.norm_widths
 
-    def forward(self, x: torch.Tensor, biases: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        skip = self.block(x, biases)
+    def forward(
+        self, x: torch.Tensor, biases: Sequence[torch.Tensor], gates: Sequence[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        skip = self.block(x, biases, gates)
         return F.avg_pool2d(skip, kernel_size=self.pool), skip
 
 
@@ -108,7 +136,7 @@ class DecoderLevel(nn.Module):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_channels, momentum=BN_MOMENTUM)
         self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=upsample, stride=upsample, bias=False)
-        _init_xavier(self.up)
+        init_xavier(self.up)
         self.spare_bn = nn.BatchNorm2d(in_channels, momentum=BN_MOMENTUM) if spare_norm else None
         self.block = ResidualBlock(2 * out_channels, out_channels)
 
@@ -117,9 +145,15 @@ class DecoderLevel(nn.Module):
         spare = () if self.spare_bn is None else (self.spare_bn.num_features,)
         return (self.bn1.num_features, *spare, *self.block.norm_widths)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor, biases: Sequence[torch.Tensor]) -> torch.Tensor:
-        h = self.up(F.leaky_relu(self.bn1(x) + biases[0], LEAKY_SLOPE))
-        return self.block(torch.cat((h, skip), dim=1), biases[-2:])
+    def forward(
+        self,
+        x: torch.Tensor,
+        skip: torch.Tensor,
+        biases: Sequence[torch.Tensor],
+        gates: Sequence[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        h = self.up(F.leaky_relu(film(self.bn1(x), biases[0], gates[0] if gates else None), LEAKY_SLOPE))
+        return self.block(torch.cat((h, skip), dim=1), biases[-2:], gates[-2:] if gates else None)
 
 
 class FrozenSTFT(nn.Module):
@@ -217,11 +251,11 @@ class ResUNet(nn.Module):
         # Mixes the masked channels' real (and, with the same weights, imaginary) parts into one mono spectrum.
         self.out_conv = nn.Conv2d(in_channels, 1, kernel_size=1)
         for layer in (self.pre_conv, self.after_conv):
-            _init_xavier(layer)
+            init_xavier(layer)
         self.label_embedding = LabelEmbedding(n_classes * n_targets, condition_size)
         self.film = nn.ModuleList(nn.Linear(condition_size, width) for width in self._norm_widths())
         for layer in self.film:
-            _init_xavier(layer)
+            init_xavier(layer)
         self._set_bn_momentum(bn_momentum)
 
     def _set_bn_momentum(self, momentum: float) -> None:
@@ -238,16 +272,20 @@ class ResUNet(nn.Module):
     def _norm_widths(self) -> list[int]:
         return [width for level in self._levels() for width in level.norm_widths]
 
+    def group_by_level(self, flat: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """One tensor per FiLM layer (the :attr:`film` order) -> per level, the tensors of its norms."""
+        grouped: list[list[torch.Tensor]] = []
+        start = 0
+        for level in self._levels():
+            count = len(level.norm_widths)
+            grouped.append(list(flat[start : start + count]))
+            start += count
+        return grouped
+
     def film_biases(self, condition: torch.Tensor) -> list[list[torch.Tensor]]:
         """Per level, its FiLM biases (B, C, 1, 1) computed from the embedded query ``condition`` (B, L)."""
         embedded = self.label_embedding(condition)
-        flat = [layer(embedded)[:, :, None, None] for layer in self.film]
-        grouped: list[list[torch.Tensor]] = []
-        for level in self._levels():
-            count = len(level.norm_widths)
-            grouped.append(flat[:count])
-            flat = flat[count:]
-        return grouped
+        return self.group_by_level([layer(embedded)[:, :, None, None] for layer in self.film])
 
     def slot_mask(self, condition: torch.Tensor) -> torch.Tensor:
         """(B, S) float: 1 where the slot's query row has any non-zero entry, 0 for silence (reference rule)."""
@@ -268,21 +306,44 @@ class ResUNet(nn.Module):
         waves = self._masks_to_waves(logits, magnitude, cos_in, sin_in, mixture.shape[-1])
         return waves * source_mask[:, :, None]
 
-    def _mask_logits(self, magnitude: torch.Tensor, biases: list[list[torch.Tensor]]) -> torch.Tensor:
-        """Magnitudes (B, C, T, F) -> mask logits (B, S * C * K, T, F) from the conditioned U-Net."""
+    @staticmethod
+    def normalise_bins(magnitude: torch.Tensor, norm: nn.BatchNorm2d) -> torch.Tensor:
+        """BatchNorm over frequency bins: bins are the normalised channels, statistics over batch, time, channel."""
+        return norm(magnitude.transpose(1, 3)).transpose(1, 3)
+
+    def _mask_logits(
+        self,
+        magnitude: torch.Tensor,
+        biases: list[list[torch.Tensor]],
+        *,
+        gates: list[list[torch.Tensor]] | None = None,
+        centre: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        extra: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Magnitudes (B, C, T, F) -> mask logits (B, S * C * K, T, F) from the conditioned U-Net.
+
+        Hooks for the guided variants (:mod:`seldflow.models.guided`): ``gates`` per level (multiplicative
+        Time-FiLM), ``centre`` transforms the bottleneck output (embedding injection, DPRNN), ``extra`` (B, E, T, F)
+        already normalised inputs stacked after the mixture channels (iterative feedback).
+        """
         frames = magnitude.shape[2]
-        # BatchNorm over frequency bins: bins are the normalised channels, statistics over batch, time, channel.
-        x = self.bn0(magnitude.transpose(1, 3)).transpose(1, 3)
+        x = self.normalise_bins(magnitude, self.bn0)
+        if extra is not None:
+            x = torch.cat((x, extra), dim=1)
         x = F.pad(x, (0, 0, 0, -frames % self.time_multiple))
         x = self.pre_conv(x[..., :-1])  # drop the Nyquist bin so frequency halves evenly
         depth = len(self.encoder)
+        gates = gates or [None] * len(biases)
         skips = []
-        for level, level_biases in zip(self.encoder, biases[:depth], strict=True):
-            x, skip = level(x, level_biases)
+        for level, level_biases, level_gates in zip(self.encoder, biases[:depth], gates[:depth], strict=True):
+            x, skip = level(x, level_biases, level_gates)
             skips.append(skip)
-        x, _ = self.bottleneck(x, biases[depth])
-        for level, skip, level_biases in zip(self.decoder, reversed(skips), biases[depth + 1 :], strict=True):
-            x = level(x, skip, level_biases)
+        x, _ = self.bottleneck(x, biases[depth], gates[depth])
+        if centre is not None:
+            x = centre(x)
+        decoding = zip(self.decoder, reversed(skips), biases[depth + 1 :], gates[depth + 1 :], strict=True)
+        for level, skip, level_biases, level_gates in decoding:
+            x = level(x, skip, level_biases, level_gates)
         x = self.after_conv(x)
         # Zero logits for the dropped Nyquist bin (its phase mask 0 + 0j then zeroes it), padding frames cut off.
         return F.pad(x, (0, 1))[:, :, :frames]
@@ -326,9 +387,17 @@ class ResUNet(nn.Module):
             return self(mixture, queries.reshape(batch, slots * n_classes), source_mask)
         if self.n_targets != 1:
             raise ValueError(f"{slots} query slots for a separator with {self.n_targets} targets")
-        repeated = mixture.repeat_interleave(slots, dim=0)
-        out = self(repeated, queries.reshape(batch * slots, n_classes), source_mask.reshape(batch * slots, 1))
+        out = self._separate_repeated(
+            mixture, queries.reshape(batch * slots, n_classes), source_mask.reshape(batch * slots, 1), slots
+        )
         return out.reshape(batch, slots, mixture.shape[-1])
+
+    def _separate_repeated(
+        self, mixture: torch.Tensor, condition: torch.Tensor, source_mask: torch.Tensor, slots: int
+    ) -> torch.Tensor:
+        """Answer ``slots`` consecutive condition rows per mixture: (B * slots, 1, N). Guided variants override it
+        to run their detector once per mixture instead of once per query."""
+        return self(mixture.repeat_interleave(slots, dim=0), condition, source_mask)
 
 
 def _check_geometry(

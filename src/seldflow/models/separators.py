@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from seldflow.models.guided import GuidedResUNet, IterativeGuidedResUNet
 from seldflow.models.registry import build_registered
 from seldflow.models.resunet import ResUNet
 from seldflow.s5.vocabulary import LABELS, N_SLOTS
@@ -30,7 +31,23 @@ def resunetk(in_channels: int = 4, n_classes: int = len(LABELS), n_targets: int 
     return ResUNet(in_channels, n_classes, n_targets, **args)
 
 
-SEPARATORS: dict[str, Callable[..., nn.Module]] = {"resunet": resunet, "resunetk": resunetk}
+def guided_resunet(in_channels: int = 4, n_classes: int = len(LABELS), **args: Any) -> GuidedResUNet:
+    """The second-place system's separator: a one-label 2048/160 ResUNet with the options of
+    :class:`seldflow.models.guided.GuidedResUNet` (Stage-2 SED, embedding injection, Time-FiLM, DPRNN)."""
+    return GuidedResUNet(in_channels, n_classes, **args)
+
+
+def guided_resunet_iterative(in_channels: int = 4, n_classes: int = len(LABELS), **args: Any) -> IterativeGuidedResUNet:
+    """:func:`guided_resunet` with iterative refinement (``max_iterations``, default 3)."""
+    return IterativeGuidedResUNet(in_channels, n_classes, **args)
+
+
+SEPARATORS: dict[str, Callable[..., nn.Module]] = {
+    "resunet": resunet,
+    "resunetk": resunetk,
+    "guided_resunet": guided_resunet,
+    "guided_resunet_iterative": guided_resunet_iterative,
+}
 
 # Reference name -> (registry name, arguments) of the configurations the Task 4 baseline trains (4-channel FOA).
 REFERENCE_SEPARATORS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -43,6 +43,8 @@ from seldflow.s5.vocabulary import LABELS
 # predictions are the bias alone).
 HEAD_INIT_STD = 2e-5
 STAGES = ("head", "2_blocks", "all")
+# How the stand-in reduces its time steps (see StandinCNN).
+POOLINGS = ("mean", "max")
 CONFIG_SOURCE = "s5"
 
 
@@ -67,13 +69,13 @@ class Tagger(nn.Module):
 
 
 class StandinBlock(nn.Module):
-    """3x3 conv, BatchNorm, ReLU, then average-pool the frequency axis by 2 (time resolution kept)."""
+    """3x3 conv, BatchNorm, ReLU, then average-pool the frequency axis by 2 and the time axis by ``time_pool``."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, time_pool: int = 1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.pool = nn.AvgPool2d(kernel_size=(2, 1))
+        self.pool = nn.AvgPool2d(kernel_size=(2, time_pool), ceil_mode=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(torch.relu(self.bn(self.conv(x))))
@@ -83,17 +85,25 @@ class StandinCNN(nn.Module):
     """Log-mel [B, 1, n_mels, T] -> [B, T, channels[-1] * n_mels / 2**len(channels)].
 
     Frequency rows are stacked into the feature vector rather than averaged so that tones of different pitch stay
-    distinguishable after the time average (a frequency average would make the CNN pitch-blind).
+    distinguishable after the time average (a frequency average would make the CNN pitch-blind). ``time_pool`` > 1
+    also pools time in every block, which widens the blocks' view from a few frames to the rhythm of beeps, steps
+    and strikes. ``pooling="max"`` returns one time step, the maximum over time: a short event then weighs as much
+    as a long one, where the tagger's own time average would dilute it by its duration.
     """
 
-    def __init__(self, n_mels: int, channels: tuple[int, ...] = (16, 32, 64)) -> None:
+    def __init__(
+        self, n_mels: int, channels: tuple[int, ...] = (16, 32, 64), time_pool: int = 1, pooling: str = "mean"
+    ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if not channels or n_mels % 2 ** len(channels):
             raise ValueError(f"n_mels {n_mels} must be divisible by 2**{len(channels)} (one halving per block)")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
         widths = (1, *channels)
-        self.blocks = nn.ModuleList(StandinBlock(a, b) for a, b in itertools.pairwise(widths))
+        self.blocks = nn.ModuleList(StandinBlock(a, b, int(time_pool)) for a, b in itertools.pairwise(widths))
         self.feature_dim = channels[-1] * (n_mels // 2 ** len(channels))
+        self.pooling = pooling
 
     def stage_modules(self, stage: str) -> list[nn.Module]:
         """``"<n>_blocks"`` trains the last n conv blocks (the stand-in has no final norm), ``"all"`` everything."""
@@ -107,7 +117,8 @@ class StandinCNN(nn.Module):
         for block in self.blocks:
             x = block(x)
         batch, chans, rows, frames = x.shape
-        return x.permute(0, 3, 1, 2).reshape(batch, frames, chans * rows)
+        features = x.permute(0, 3, 1, 2).reshape(batch, frames, chans * rows)
+        return features.amax(dim=1, keepdim=True) if self.pooling == "max" else features
 
 
 def m2d_tagger(
@@ -132,10 +143,12 @@ def standin_tagger(
     ref_channel: int = 0,
     front_end: Mapping[str, Any] | None = None,
     channels: tuple[int, ...] | list[int] = (16, 32, 64),
+    time_pool: int = 1,
+    pooling: str = "mean",
 ) -> Tagger:
     """CPU stand-in tagger: same front end and head as :func:`m2d_tagger`, :class:`StandinCNN` backbone."""
     mel = LogMel(**dict(front_end or {}))
-    return Tagger(mel, StandinCNN(mel.n_mels, tuple(channels)), n_classes, ref_channel)
+    return Tagger(mel, StandinCNN(mel.n_mels, tuple(channels), time_pool, pooling), n_classes, ref_channel)
 
 
 TAGGERS: dict[str, Callable[..., Tagger]] = {"m2d": m2d_tagger, "standin": standin_tagger}
@@ -194,8 +207,9 @@ def parameter_counts(name: str = "m2d", stages: tuple[str, ...] = STAGES, **mode
 
 
 # Key prefixes of M2D checkpoints: EVAR fine-tuning wraps the encoder as ``module.ar.runtime.backbone``; DDP adds
-# ``module.``; the portable runtime keeps the encoder under ``backbone.``.
-M2D_KEY_PREFIXES = ("module.ar.runtime.backbone.", "module.", "backbone.")
+# ``module.``; the portable runtime keeps the encoder under ``backbone.``; the PretrainedSED checkpoints (the
+# second-place system's SED) keep the runtime under ``model.`` or ``model.m2d.``.
+M2D_KEY_PREFIXES = ("module.ar.runtime.backbone.", "module.", "model.m2d.backbone.", "model.backbone.", "backbone.")
 # An EVAR fine-tuned checkpoint's head BatchNorm statistics; the baseline's PortableM2D copies them into its
 # head_norm (the 527-class AudioSet head itself is replaced by the new 18-class Linear).
 EVAR_HEAD_NORM = {"running_mean": "module.head.norm.running_mean", "running_var": "module.head.norm.running_var"}
@@ -238,16 +252,17 @@ def _fit_pos_embed(stored: torch.Tensor, backbone: M2DViT) -> torch.Tensor:
     return torch.cat([stored[:, :1, :], grid], dim=1)
 
 
-def load_m2d_weights(tagger: Tagger, path: str | PathLike[str]) -> dict[str, Any]:
+def load_m2d_weights(tagger: nn.Module, path: str | PathLike[str]) -> dict[str, Any]:
     """Copy an M2D encoder checkpoint (e.g. ``.../m2d_as_vit_base-80x1001p16x16p32k-..._enconly/weights_ep*.pth``).
 
     Accepted layouts: a bare encoder state dict (``cls_token``, ``pos_embed``, ``patch_embed.proj.weight``,
     ``blocks.<i>.attn.qkv.weight``, ``norm.weight``, ``norm_stats``, ...), optionally under ``"model"`` and with
     one of :data:`M2D_KEY_PREFIXES`. Keys the encoder does not have (decoder, offline predictor, AudioSet head) are
     ignored. ``norm_stats`` ([mean, std]), when present, replaces the front end's normalisation statistics; an EVAR
-    head's BatchNorm statistics, when present, initialise ``head_norm``. A position table for a longer unit is
-    cropped in time, as M2D's runtime does. Returns a summary: loaded key count, ignored keys, the statistics used.
-    Errors name the file: missing, unreadable, not a state dict, missing keys, shape mismatch.
+    head's BatchNorm statistics, when present, initialise ``head_norm`` (when the network has one: any module with
+    an M2D ``backbone`` and a ``front_end`` loads, the S5 sound event detector too). A position table for a longer
+    unit is cropped in time, as M2D's runtime does. Returns a summary: loaded key count, ignored keys, the statistics
+    used. Errors name the file: missing, unreadable, not a state dict, missing keys, shape mismatch.
     """
     path = Path(path)
     backbone = tagger.backbone
@@ -272,7 +287,8 @@ def load_m2d_weights(tagger: Tagger, path: str | PathLike[str]) -> dict[str, Any
     used = {*selected, NORM_STATS_KEY, *EVAR_HEAD_NORM.values()}
     summary: dict[str, Any] = {"loaded": len(selected), "ignored": sorted(set(stored) - used)}
     summary["norm_stats"] = _load_norm_stats(path, stored.get(NORM_STATS_KEY), tagger.front_end)
-    summary["head_norm"] = _load_head_norm(path, raw, tagger.head_norm)
+    head_norm = getattr(tagger, "head_norm", None)
+    summary["head_norm"] = head_norm is not None and _load_head_norm(path, raw, head_norm)
     return summary
 
 

@@ -21,6 +21,15 @@ The noise is read from a random whole-second offset when longer than the soundsc
 scaled to mean power ``ref_db`` over all channels and samples, so the sampled SNRs are event-to-noise ratios.
 Targets are ordered by onset and their labels padded with "silence" to the separator's slot count.
 
+Every description also carries ``on_offset``: per target label, the ``[onset, offset]`` in seconds of its event in
+the soundscape, the frame labels of a sound event detector are rasterised from (see
+:func:`seldflow.s5.vocabulary.frame_labels`). As in the official generator of the second-place system, the extent
+is that of the *wet* event: from its onset to the end of the full convolution of the excerpt with the room
+response (excerpt length + response length - 1 samples), cut at the end of the soundscape; so a reverberant tail
+counts as active and silent stretches inside the clip do too (it is the event's extent, not its active region).
+It is derived, not drawn: :meth:`S5Generator.on_offsets` recomputes it for a description without it (the
+official ``valid.json`` descriptions), and :meth:`S5Generator.render` always returns it in the mixture's metadata.
+
 Two deliberate departures from the official code, both where it misbehaves outside its own settings: a short
 noise file is tiled end to end (the official code repeats every sample instead, which slows the noise down),
 and an event never outlasts the soundscape (the official onset draw turns negative when the maximum event
@@ -42,15 +51,21 @@ from scipy.signal import fftconvolve
 
 from seldflow.errors import ConfigError, InputError
 from seldflow.s5 import layout
-from seldflow.s5.bank import ROOM_DIR, S5Bank, read_dev_bank, read_rooms
+from seldflow.s5.bank import (
+    ROLE_INTERFERER,
+    ROLE_NOISE,
+    ROLE_TARGET,
+    ROOM_DIR,
+    S5Bank,
+    read_dev_bank,
+    read_rooms,
+    with_added,
+)
 from seldflow.s5.vocabulary import N_SLOTS, SILENCE, pad_labels
 from seldflow.synthesize.sofa import Room
 
 METADATA_FORMAT = "seldflow-s5-soundscape"
 METADATA_VERSION = 1
-ROLE_TARGET = "target"
-ROLE_INTERFERER = "interferer"
-ROLE_NOISE = "noise"
 
 
 @dataclass(frozen=True)
@@ -196,6 +211,7 @@ class S5Generator:
                 self._draw_event(rng, ROLE_INTERFERER, label, room, s.interference_snr_range, placed_interferers)
             )
         targets.sort(key=lambda event: event["onset"])
+        ir_samples = room.irs.shape[2]
         return {
             "format": METADATA_FORMAT,
             "version": METADATA_VERSION,
@@ -205,6 +221,9 @@ class S5Generator:
             "direct_path_ms": [float(v) for v in s.direct_path_ms],
             "room": room.name,
             "labels": list(pad_labels([event["label"] for event in targets], s.n_slots)),
+            "on_offset": {
+                event["label"]: event_extent_seconds(event, ir_samples, s.n_samples, s.sample_rate) for event in targets
+            },
             "events": [*targets, *interferers, self._draw_noise(rng)],
         }
 
@@ -280,8 +299,26 @@ class S5Generator:
 
     # --- rendering -------------------------------------------------------------------------------------------
 
+    def on_offsets(self, metadata: Mapping[str, Any]) -> dict[str, list[float]]:
+        """Per target label its ``[onset, offset]`` seconds: the description's ``on_offset``, or derived from it.
+
+        A description without the key (the official validation metadata, or one written before it existed) gets
+        the extents computed from its events and its room's response length, as :meth:`sample` computes them.
+        """
+        if "on_offset" in metadata:
+            return {str(label): [float(v) for v in extent] for label, extent in metadata["on_offset"].items()}
+        where = str(metadata.get("name", "soundscape metadata"))
+        self._check_header(metadata, where)
+        ir_samples = self.rooms[metadata["room"]].irs.shape[2]
+        n, rate = int(metadata["n_samples"]), int(metadata["sample_rate"])
+        targets = sorted((e for e in metadata["events"] if e.get("role") == ROLE_TARGET), key=lambda e: int(e["onset"]))
+        return {str(event["label"]): event_extent_seconds(event, ir_samples, n, rate) for event in targets}
+
     def render(self, metadata: Mapping[str, Any]) -> S5Mixture:
-        """The soundscape a description stands for; deterministic (same description, same bits)."""
+        """The soundscape a description stands for; deterministic (same description, same bits).
+
+        The mixture's metadata is the description with ``on_offset`` (:meth:`on_offsets`) filled in.
+        """
         parts = self.render_parts(metadata)
         mixture = parts.noise + parts.wet_targets.sum(axis=0) + parts.wet_interferers.sum(axis=0)
         n_slots = len(metadata["labels"]) if "labels" in metadata else self.settings.n_slots
@@ -291,7 +328,7 @@ class S5Generator:
             mixture=mixture.astype(np.float32),
             targets=targets,
             labels=pad_labels(parts.target_labels, n_slots),
-            metadata=dict(metadata),
+            metadata={**metadata, "on_offset": self.on_offsets(metadata)},
         )
 
     def generate(self, rng: np.random.Generator) -> S5Mixture:
@@ -449,6 +486,15 @@ def direct_path(ir: np.ndarray, before: int, after: int) -> np.ndarray:
     return kept
 
 
+def event_extent_seconds(event: Mapping[str, Any], ir_samples: int, n_samples: int, sample_rate: int) -> list[float]:
+    """``[onset, offset]`` seconds of a placed event's wet signal: ``onset`` up to the end of the full convolution of
+    its ``n_samples`` excerpt with an ``ir_samples`` response, cut at the soundscape's end (what :func:`_add_from`
+    adds it over)."""
+    onset = int(event["onset"])
+    end = min(onset + int(event["n_samples"]) + ir_samples - 1, n_samples)
+    return [onset / sample_rate, end / sample_rate]
+
+
 def _add_from(out: np.ndarray, signal: np.ndarray, onset: int) -> None:
     """Add ``signal`` (last axis = time) into ``out`` from sample ``onset``, cut at the end of ``out``."""
     end = min(onset + signal.shape[-1], out.shape[-1])
@@ -469,16 +515,26 @@ def settings_from_config(values: Mapping[str, Any]) -> GeneratorSettings:
         raise ConfigError("s5", "generator", str(exc)) from None
 
 
-def open_generator(root: str | Path, split: str, settings: Mapping[str, Any] | GeneratorSettings) -> S5Generator:
+# Split -> role (``target``, ``interferer``) -> folders of cleaned added clips (the S5 cleaning stage's output).
+AddedBanks = Mapping[str, Mapping[str, Sequence[str | Path]]]
+
+
+def open_generator(
+    root: str | Path,
+    split: str,
+    settings: Mapping[str, Any] | GeneratorSettings,
+    added: AddedBanks | None = None,
+) -> S5Generator:
     """The generator of one bank split (``train``, ``valid``, or ``test`` in the embedded set) of a dataset root.
 
     ``root`` is the folder holding ``dev_set/`` (:mod:`seldflow.s5.layout`); the bank and the rooms are that
-    split's.
+    split's. ``added`` maps a split to the cleaned added banks joined to it (role -> folders, see
+    :func:`seldflow.s5.bank.with_added`); splits it does not name get none.
     """
     if not isinstance(settings, GeneratorSettings):
         settings = settings_from_config(settings)
     dev = layout.dev_dir(root)
-    bank = read_dev_bank(dev, split, sample_rate=settings.sample_rate)
+    bank = with_added(read_dev_bank(dev, split, sample_rate=settings.sample_rate), (added or {}).get(split, {}))
     rooms = read_rooms(layout.bank_dir(root, ROOM_DIR) / split, sample_rate=settings.sample_rate)
     return S5Generator(bank, rooms, settings)
 

@@ -442,13 +442,17 @@ def run_training(
     state_dir: str | Path,
     init_from: str | Path | Sequence[str] | None = None,
     weights: str | Path | Sequence[str] | None = None,
+    added: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
 ) -> dict[str, Any]:
-    """Train the configured tagger step or separator of a Task 4 dataset folder (the rules' entry point)."""
+    """Train the configured tagger step or separator of a Task 4 dataset folder (the rules' entry point).
+
+    ``added``: cleaned added banks joined to the train and valid splits (:func:`seldflow.s5.generator.open_generator`).
+    """
     from seldflow.s5.generator import generator_signature, open_generator
     from seldflow.s5.soundscapes import read_descriptions
 
-    train_generator = open_generator(root, "train", generator)
-    valid_generator = open_generator(root, "valid", generator)
+    train_generator = open_generator(root, "train", generator, added)
+    valid_generator = open_generator(root, "valid", generator, added)
     kind = network["kind"]
     model_args = with_sample_rate(kind, network.get("model_args") or {}, train_generator.settings.sample_rate)
     objective = build_objective(kind, network["model"], model_args, network.get("stage"))

@@ -6,7 +6,7 @@ The 18 target classes are those of the DCASE2025 Task 4 baseline, in its index o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -35,6 +35,8 @@ LABELS: tuple[str, ...] = (
 SILENCE = "silence"
 # Targets per soundscape: the separators have this many output slots and label lists are padded to it.
 N_SLOTS = 3
+# Frames per second of the sound event detector's strong labels: 250 frames (40 ms) per 10-s soundscape.
+FRAME_RATE = 25.0
 
 
 def class_index(label: str, labels: Sequence[str] = LABELS, *, source: str = "labels") -> int:
@@ -77,3 +79,33 @@ def onehot_slots(labels: Sequence[str], classes: Sequence[str] = LABELS) -> np.n
 def source_mask(labels: Sequence[str]) -> np.ndarray:
     """float32 [S]: 1 for a slot holding a class, 0 for silence (zeroes the separator's output and its loss)."""
     return np.asarray([label != SILENCE for label in labels], dtype=np.float32)
+
+
+def frame_count(duration: float, frame_rate: float = FRAME_RATE) -> int:
+    """Frames of a ``duration``-second clip on the detector's grid: ``round(duration * frame_rate)`` (250 per 10 s)."""
+    return max(1, round(duration * frame_rate))
+
+
+def frame_labels(
+    on_offsets: Mapping[str, Sequence[float]],
+    duration: float,
+    classes: Sequence[str] = LABELS,
+    frame_rate: float = FRAME_RATE,
+    *,
+    source: str = "on_offset",
+) -> np.ndarray:
+    """float32 [C, frames]: 1 where a target class is active, from its ``[onset, offset]`` seconds.
+
+    ``frames`` is :func:`frame_count` of ``duration``. Each event covers the frames from ``round(onset / duration *
+    frames)`` up to (excluding) ``round(offset / duration * frames)``, the rule of the second-place system's
+    strong-label builder: its first frame is clipped into the clip and it covers at least that frame, so a very
+    short event is never lost. Python's ``round`` (halves to even) as there. ``source`` names the metadata an
+    unknown class came from.
+    """
+    frames = frame_count(duration, frame_rate)
+    out = np.zeros((len(classes), frames), dtype=np.float32)
+    for label, (onset, offset) in on_offsets.items():
+        first = min(max(round(onset / duration * frames), 0), frames - 1)
+        last = max(first + 1, min(round(offset / duration * frames), frames))
+        out[class_index(label, classes, source=source), first:last] = 1.0
+    return out
