@@ -58,13 +58,12 @@ def plane_wave_clips(n_clips: int, seconds: float = 1.0, seed: int = 0, mode: st
             signal = 0.1 * rng.standard_normal(samples)
             # ACN W, Y, Z, X with SN3D gains of a plane wave
             foa += signal * np.array([1.0, np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)])[:, None]
-            rows += [[frame, 0, len(rows) // n_frames, az, el] for frame in range(n_frames)]
-        order = np.argsort([row[0] for row in rows], kind="stable")
+            rows += [[frame, 0, len(rows) // n_frames, az, el, np.nan] for frame in range(n_frames)]
         feats = foa_logmel_iv(
             foa.astype(np.float32), sample_rate=SAMPLE_RATE, n_fft=1024, win_length=960, hop_length=HOP, n_mels=N_MELS
         )
         features.append(feats[:, : n_frames * 5])
-        targets = doa_targets(np.array(rows)[order], n_frames, mode=mode)
+        targets = doa_targets(np.array(rows), n_frames, mode=mode)
         doas.append(targets.doa)
         activities.append(targets.activity)
     features_array = np.stack(features)

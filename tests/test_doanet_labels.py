@@ -1,4 +1,4 @@
-"""Class-agnostic DOAnet targets from DCASE2020 label rows (frame, class, track, azimuth, elevation)."""
+"""Class-agnostic DOAnet targets from event tables (frame, class, track, azimuth, elevation, distance)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ import pytest
 
 from seldflow.doanet.labels import doa_targets
 from seldflow.errors import InputError
+from seldflow.metrics.doa_mot import read_file
 
+NAN = float("nan")
 ROWS = np.array(
     [
-        # frame, class, track, azimuth, elevation
-        [0, 3, 0, 90.0, 0.0],  # y axis
-        [2, 7, 0, 0.0, 90.0],  # z axis: first row of frame 2 → slot 0
-        [2, 1, 1, 180.0, 0.0],  # -x axis → slot 1, whatever its class
-        [3, 1, 1, -90.0, 0.0],  # -y axis
-        [9, 0, 0, 0.0, 0.0],  # past the clip: dropped
+        # frame, class, track, azimuth, elevation, distance
+        [2, 7, 0, 0.0, 90.0, NAN],  # z axis: first row of frame 2 → slot 0
+        [0, 3, 0, 90.0, 0.0, NAN],  # y axis
+        [3, 1, 1, -90.0, 0.0, NAN],  # -y axis
+        [2, 1, 1, 180.0, 0.0, NAN],  # -x axis → slot 1 of frame 2, whatever its class and position in the table
+        [9, 0, 0, 0.0, 0.0, NAN],  # past the clip: dropped
     ]
 )
 
@@ -44,23 +46,30 @@ def test_mse_targets_put_inactive_slots_at_the_zenith() -> None:
 
 
 def test_no_rows_give_an_empty_clip() -> None:
-    targets = doa_targets(np.zeros((0, 5)), n_frames=3)
+    targets = doa_targets(np.zeros((0, 6)), n_frames=3)
     assert targets.doa.shape == (3, 2, 3) and (targets.doa == 10).all() and not targets.activity.any()
 
 
 def test_more_sources_than_slots_names_file_row_and_field() -> None:
-    rows = np.array([[4, 0, 0, 0, 0], [4, 1, 0, 10, 0], [4, 2, 0, 20, 0]])
+    rows = np.array([[4, 0, 0, 0, 0, NAN], [4, 1, 0, 10, 0, NAN], [4, 2, 0, 20, 0, NAN]])
     with pytest.raises(InputError) as error:
         doa_targets(rows, n_frames=10, n_max=2, path="fold1_room1_mix001.csv")
     assert error.value.row == 3 and error.value.field == "frame"
     assert "fold1_room1_mix001.csv" in str(error.value) and "n_max = 2" in str(error.value)
+    # three sources in a frame past the clip are dropped, not an error; n_max = 3 takes them
+    assert doa_targets(rows, n_frames=4).activity.sum() == 0
+    assert doa_targets(rows, n_frames=5, n_max=3).activity[4].tolist() == [1, 1, 1]
 
 
-@pytest.mark.parametrize(
-    ("row", "field"),
-    [([0, 0, 0, 10.0, 95.0], "elevation"), ([0, 0, 0, 200.0, 0.0], "azimuth"), ([-1, 0, 0, 0, 0], "frame")],
-)
-def test_out_of_range_values_name_the_field(row: list, field: str) -> None:
+def test_csv_labels_to_targets_and_bad_elevation(tmp_path) -> None:
+    """A DCASE2020 CSV through the metric's reader: slots in file order; an elevation past 90° is refused there,
+    naming file and field, before any target is built."""
+    good = tmp_path / "good.csv"
+    good.write_text("1,4,0,0,0\n1,9,1,90,0\n")
+    targets = doa_targets(read_file(good), n_frames=3, path=good)
+    np.testing.assert_allclose(targets.doa[1], [[1, 0, 0], [0, 1, 0]], atol=1e-7)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0,4,0,10,95\n")
     with pytest.raises(InputError) as error:
-        doa_targets(np.array([[1, 0, 0, 0, 0], row]), n_frames=4, path="labels.csv")
-    assert error.value.field == field and error.value.row == 2
+        read_file(bad)
+    assert error.value.field == "elevation" and "bad.csv" in str(error.value)

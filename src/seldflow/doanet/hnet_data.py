@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from seldflow.doanet.directions import INACTIVE_COORDINATE, unit_vectors
+from seldflow.doanet.directions import INACTIVE_COORDINATE
+from seldflow.metrics.common import direction_vectors
 
 # Range of the random padding, and the band inside which a random value is replaced by INACTIVE_COORDINATE.
 RANDOM_FILL_RANGE = (-100.0, 100.0)
@@ -88,7 +89,7 @@ def sample_directions(rng: np.random.Generator, resolution: int, n: int, k: int)
     azimuths, elevations = azimuth_grid(resolution), elevation_grid(resolution)
     azimuth = azimuths[sample_without_replacement(rng, len(azimuths), n, k)]
     elevation = elevations[sample_without_replacement(rng, len(elevations), n, k)]
-    return unit_vectors(azimuth, elevation)
+    return direction_vectors(azimuth, elevation)
 
 
 def inactive_fill(rng: np.random.Generator, n: int, n_max: int) -> tuple[np.ndarray, np.ndarray]:
