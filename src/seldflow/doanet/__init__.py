@@ -5,8 +5,9 @@ frame without class labels. The association between predicted and reference DOAs
 loss would search for, is produced by a small frozen network (Hnet) that has learnt the Hungarian algorithm on
 synthetic distance matrices; it makes the tracking figures (dMOTp, dMOTa) differentiable.
 
-Modules: :mod:`~seldflow.doanet.directions` (unit vectors, inactive-slot values), :mod:`~seldflow.doanet.hnet_data`
-(Hnet training data), :mod:`~seldflow.doanet.hnet` (Hnet, its loss, weighted F1, training, frozen checkpoint),
-:mod:`~seldflow.doanet.model` (the CRNN and its registry), :mod:`~seldflow.doanet.labels` (class-agnostic
-targets), :mod:`~seldflow.doanet.loss` (dMOT and MSE losses).
+Modules: :mod:`~seldflow.doanet.directions` (inactive-slot values, output normalisation),
+:mod:`~seldflow.doanet.hnet_data` (Hnet training data), :mod:`~seldflow.doanet.hnet` (Hnet, its loss, weighted F1,
+training, frozen checkpoint), :mod:`~seldflow.doanet.model` (the CRNN and its registry),
+:mod:`~seldflow.doanet.labels` (class-agnostic targets), :mod:`~seldflow.doanet.loss` (dMOT and MSE losses),
+:mod:`~seldflow.doanet.training` (one optimisation step).
 """
