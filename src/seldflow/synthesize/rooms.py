@@ -7,6 +7,11 @@ that of a figure-of-eight along axis a is the a-component of the unit arrival ve
 (W, Y, Z, X) = (1, u_y, u_z, u_x) are exactly what those capsules would give. Running the image-source model
 once per position instead of once per capsule, and building the responses with pyroomacoustics' own
 fractional-delay RIR builder, makes a 324-position room take seconds rather than minutes.
+
+The same image sources also give the responses of the tetrahedral microphone array of the DCASE ``mic`` format
+(:data:`MIC_CAPSULES`, four capsules 4.2 cm from the centre): each capsule is modelled as an omnidirectional
+microphone in free field (no rigid sphere around it), so each image arrives at each capsule after its own
+distance. Both formats of a position come from one image-source run (``mic_path`` of :func:`simulate_room`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,18 @@ log = logging.getLogger(__name__)
 
 # Sources nearer a wall than this are skipped: the array would hear the source and its mirror image as one.
 MIN_WALL_DISTANCE_M = 0.3
+# Tetrahedral array of the DCASE MIC format (em32 capsules 6, 10, 26, 22): (azimuth, elevation) in degrees and the
+# radius in metres.
+MIC_CAPSULE_DIRECTIONS_DEG = ((45.0, 35.0), (-45.0, -35.0), (135.0, -35.0), (-135.0, 35.0))
+MIC_RADIUS_M = 0.042
+
+
+def mic_capsules() -> np.ndarray:
+    """Capsule positions [4, 3] relative to the array centre (x front, y left, z up), in metres."""
+    angles = np.deg2rad(np.asarray(MIC_CAPSULE_DIRECTIONS_DEG))
+    azimuth, elevation = angles[:, 0], angles[:, 1]
+    units = np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)], 1)
+    return MIC_RADIUS_M * units
 
 
 def grid_positions(
@@ -62,12 +79,14 @@ def simulate_room(
     ir_seconds: float,
     sample_rate: int = SAMPLE_RATE,
     name: str,
+    mic_path: str | os.PathLike[str] | None = None,
 ) -> None:
     """Simulate FOA impulse responses of a shoebox room on a source grid and write them as a SOFA file.
 
     Positions closer than ``MIN_WALL_DISTANCE_M`` to a wall are skipped (and counted in the log). Responses are
     cut to ``ir_seconds``; the direct path of a source at distance r has amplitude 1/r in W, so level carries a
-    distance cue.
+    distance cue. With ``mic_path`` the tetrahedral-array responses of the same positions are written there too
+    (SOFA ``mic`` format), from the same image sources.
     """
     dims_arr = np.asarray(dims, dtype=np.float64)
     centre = np.asarray(array, dtype=np.float64)
@@ -91,23 +110,23 @@ def simulate_room(
     room = _shoebox(dims_arr, rt60, centre, sample_rate, name)
     n_taps = round(ir_seconds * sample_rate)
     started = time.perf_counter()
-    irs = np.stack(
-        [
-            foa_impulse_response(room, position, centre, n_taps)
-            for position in tqdm(absolute[inside], desc=f"room {name}", unit="position")
-        ]
-    )
-    log.info("room %s: %d positions in %.1f s", name, len(irs), time.perf_counter() - started)
-    write_sofa(
-        out_path,
-        irs,
-        relative[inside],
-        sample_rate,
-        room_name=name,
-        room_dims=dims_arr,
-        array_position=centre,
-        fmt="foa",
-    )
+    responses = [
+        array_impulse_responses(room, position, centre, n_taps, mic=mic_path is not None)
+        for position in tqdm(absolute[inside], desc=f"room {name}", unit="position")
+    ]
+    log.info("room %s: %d positions in %.1f s", name, len(responses), time.perf_counter() - started)
+    outputs = {"foa": out_path} if mic_path is None else {"foa": out_path, "mic": mic_path}
+    for fmt, path in outputs.items():
+        write_sofa(
+            path,
+            np.stack([response[fmt] for response in responses]),
+            relative[inside],
+            sample_rate,
+            room_name=name,
+            room_dims=dims_arr,
+            array_position=centre,
+            fmt=fmt,
+        )
 
 
 def _shoebox(dims: np.ndarray, rt60: float, centre: np.ndarray, sample_rate: int, name: str) -> pra.ShoeBox:
@@ -126,6 +145,14 @@ def foa_impulse_response(room: pra.ShoeBox, source: np.ndarray, centre: np.ndarr
     Amplitudes (wall damping / path length) and the fractional-delay builder are those pyroomacoustics uses for
     its own responses, including its constant delay of half the fractional-delay filter length.
     """
+    return array_impulse_responses(room, source, centre, n_taps)["foa"]
+
+
+def array_impulse_responses(
+    room: pra.ShoeBox, source: np.ndarray, centre: np.ndarray, n_taps: int, *, mic: bool = False
+) -> dict[str, np.ndarray]:
+    """Responses [4, n_taps] of ``source`` at the array centred on ``centre``: ``"foa"`` always, ``"mic"`` (the
+    tetrahedral capsules :func:`mic_capsules`) when asked, both from one image-source run."""
     room.sources = []
     room.add_source(source)
     room.image_source_model()
@@ -135,23 +162,47 @@ def foa_impulse_response(room: pra.ShoeBox, source: np.ndarray, centre: np.ndarr
         raise ValueError("expected frequency-flat wall absorption (one octave band)")
     offsets = image.images[:, visible].astype(np.float64) - centre[:, None]
     distance = np.linalg.norm(offsets, axis=0)
+    damping = image.damping[0, visible]
+    responses = {"foa": _foa_response(room, offsets, distance, damping, n_taps)}
+    if mic:
+        responses["mic"] = _mic_response(room, offsets, distance, damping, n_taps)
+    return responses
+
+
+def _foa_response(
+    room: pra.ShoeBox, offsets: np.ndarray, distance: np.ndarray, damping: np.ndarray, n_taps: int
+) -> np.ndarray:
+    """ACN/SN3D channels: every image at the centre's arrival time, gains from its direction."""
+    arrival = distance / room.c
+    gains = foa_gains(offsets / distance)
+    return np.stack([_build(room, arrival, damping / distance * gains[channel], n_taps) for channel in range(4)])
+
+
+def _mic_response(
+    room: pra.ShoeBox, offsets: np.ndarray, distance: np.ndarray, damping: np.ndarray, n_taps: int
+) -> np.ndarray:
+    """Omnidirectional capsules: every image at each capsule's own arrival time, with the centre's amplitude."""
+    channels = []
+    for capsule in mic_capsules():
+        arrival = np.linalg.norm(offsets - capsule[:, None], axis=0) / room.c
+        channels.append(_build(room, arrival, damping / distance, n_taps))
+    return np.stack(channels)
+
+
+def _build(room: pra.ShoeBox, arrival_s: np.ndarray, amplitude: np.ndarray, n_taps: int) -> np.ndarray:
+    """One channel [n_taps] from arrival times (s) and amplitudes with pyroomacoustics' fractional-delay builder."""
     fdl = pra.constants.get("frac_delay_length")
-    arrival = distance / room.c + (fdl // 2) / room.fs
+    arrival = arrival_s + (fdl // 2) / room.fs
     # The builder writes up to fdl // 2 samples after each arrival; keep only arrivals that fit the buffer.
     keep = arrival * room.fs < n_taps + fdl // 2 - 1
-    amplitude = image.damping[0, visible][keep] / distance[keep]
-    gains = foa_gains(offsets[:, keep] / distance[keep])
-    out = np.zeros((4, n_taps), dtype=np.float32)
-    for channel in range(4):
-        buffer = np.zeros(n_taps + fdl, dtype=np.float32)
-        pra.libroom.rir_builder(
-            buffer,
-            arrival[keep].astype(np.float32),
-            (amplitude * gains[channel]).astype(np.float32),
-            room.fs,
-            fdl,
-            pra.constants.get("sinc_lut_granularity"),
-            1,
-        )
-        out[channel] = buffer[:n_taps]
-    return out
+    buffer = np.zeros(n_taps + fdl, dtype=np.float32)
+    pra.libroom.rir_builder(
+        buffer,
+        arrival[keep].astype(np.float32),
+        amplitude[keep].astype(np.float32),
+        room.fs,
+        fdl,
+        pra.constants.get("sinc_lut_granularity"),
+        1,
+    )
+    return buffer[:n_taps]
