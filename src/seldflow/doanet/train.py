@@ -4,7 +4,8 @@ As the reference (``train_doanet.py``): Adam, batches of sequences of ``sequence
 250 feature frames) cut from the training recordings, one optimisation step per batch with the loss of the
 experiment (:mod:`seldflow.doanet.loss`; the frozen Hnet for the dMOT losses), and after every epoch the
 class-agnostic tracking scores of the validation recordings (:mod:`seldflow.metrics.doa_mot`, the official
-computation), the epoch with the lowest validation LE kept.
+computation), the epoch with the lowest validation LE kept (``select_on``: another of those scores may select;
+with a CPU budget the lowest LE often falls on an epoch that detects few sources, whose few matches are easy).
 
 Differences, on purpose: the features are standardised per channel and mel band with statistics of the training
 recordings only (the reference fits them on all development files); sequences are cut per recording (the tail
@@ -45,9 +46,10 @@ from seldflow.models.runtime import resolve_device
 from seldflow.tensorboard_log import TrainingLog
 from seldflow.training_state import HISTORY_FILE, STATE_FILE, Progress, fingerprint, resume, save_state, write_metrics
 
-# The scores of the validation fold logged per epoch (doa-mot keys), and the one that selects.
-VALIDATION_SCORES = ("LE", "MOTA", "IDS", "LR", "LP", "LF")
-SELECTION_SCORE = "LE"
+# The scores of the validation fold logged per epoch (doa-mot keys), each with whether lower is better; any of
+# them may select the kept epoch (the reference: LE).
+VALIDATION_SCORES: dict[str, bool] = {"LE": True, "MOTA": False, "IDS": True, "LR": False, "LP": False, "LF": False}
+REFERENCE_SELECTION = "LE"
 METRICS_COLUMNS = (
     "epoch",
     "train_loss",
@@ -68,6 +70,7 @@ class TrainSettings:
     batch_size: int
     lr: float
     sequence_frames: int = 50
+    select_on: str = REFERENCE_SELECTION
     seed: int = 0
     device: str = "auto"
 
@@ -75,6 +78,9 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "sequence_frames"):
             if getattr(self, name) < 1:
                 raise ConfigError("config", f"doanet.train.{name}", f"must be at least 1, got {getattr(self, name)}")
+        if self.select_on not in VALIDATION_SCORES:
+            known = ", ".join(VALIDATION_SCORES)
+            raise ConfigError("config", "doanet.train.select_on", f"unknown score {self.select_on!r} ({known})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError("config", "doanet.train.lr", f"must be positive, got {self.lr}")
 
@@ -177,10 +183,13 @@ def validation_scores(
     return {score: float(report[score]) for score in VALIDATION_SCORES}
 
 
-def selection_value(scores: Mapping[str, float]) -> float:
-    """Higher is better: minus the validation LE; an undefined LE (nothing matched) is the worst."""
-    value = scores[SELECTION_SCORE]
-    return -value if math.isfinite(value) else -math.inf
+def selection_value(scores: Mapping[str, float], score: str = REFERENCE_SELECTION) -> float:
+    """Higher is better: the validation ``score``, negated where lower is better; undefined (an LE without any
+    matched frame) is the worst."""
+    value = scores[score]
+    if not math.isfinite(value):
+        return -math.inf
+    return -value if VALIDATION_SCORES[score] else value
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -266,7 +275,7 @@ def train_doanet(
             row |= {"lr": settings.lr, "seconds": time.monotonic() - started}
             progress.epoch = epoch + 1
             progress.history.append(row)
-            if progress.record(selection_value(scores)):
+            if progress.record(selection_value(scores, settings.select_on)):
                 progress.best = {"row": row, "model_state": _cpu_state(model)}
             tqdm.write(
                 f"epoch {epoch + 1}: loss {row['train_loss']:.4f}, validation LE {scores['LE']:.2f}°, "
@@ -337,6 +346,7 @@ def run_training(
         batch_size=experiment["batch_size"],
         lr=experiment["lr"],
         sequence_frames=experiment["sequence_frames"],
+        select_on=experiment["select_on"],
         seed=seed,
         device=experiment["device"],
     )
