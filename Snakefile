@@ -93,6 +93,8 @@ if DOANET_ENABLED:
     # The DOAnet branch's target: `snakemake --cores N doanet_all` (make demo-doanet).
     rule doanet_all:
         input:
-            metrics=expand(rules.doanet_score.output.metrics, doanet_experiment=DOANET_RUN),
+            metrics=expand(
+                rules.doanet_score.output.metrics, doanet_experiment=DOANET_RUN
+            ),
             reports=expand(rules.doanet_report.output, doanet_experiment=DOANET_RUN),
             summary=rules.doanet_summary.output.table,

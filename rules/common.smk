@@ -578,9 +578,9 @@ def doanet_settings(wildcards):
 def doanet_dataset_inputs(wildcards=None):
     """What the dataset folders come from: the embedded render, the download marker, or the user's folders."""
     if DOANET_EMBEDDED:
-        return [
-            str(audio_folder(DOANET_ROOT, fmt)) for fmt in DOANET_FORMATS
-        ] + [str(metadata_folder(DOANET_ROOT))]
+        return [str(audio_folder(DOANET_ROOT, fmt)) for fmt in DOANET_FORMATS] + [
+            str(metadata_folder(DOANET_ROOT))
+        ]
     if DOANET_DOWNLOAD:
         return [marker_path(DOANET_DOWNLOAD)]
     return [str(audio_folder(DOANET_ROOT, fmt)) for fmt in DOANET_USED_FORMATS] + [
@@ -667,7 +667,9 @@ def doanet_room_files(wildcards):
 def doanet_embedded_rooms(wildcards):
     """The SOFA files (FOA and MIC) of the rooms of an embedded split, as rule inputs."""
     return [
-        path for files in doanet_room_files(wildcards).values() for path in files.values()
+        path
+        for files in doanet_room_files(wildcards).values()
+        for path in files.values()
     ]
 
 

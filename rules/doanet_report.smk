@@ -1,5 +1,6 @@
 """DOAnet report: reference vs predicted DOA tracks of a few test recordings and the training curves of each
-experiment, and the table that ranks the run experiments (results/doanet/summary.csv)."""
+experiment, and the table that ranks the run experiments (results/doanet/summary.csv).
+"""
 
 
 rule doanet_report:

@@ -1,5 +1,6 @@
 """DOAnet embedded dataset: a procedural source bank, simulated rooms (FOA and tetrahedral-array responses of the
-same positions), each split's clips rendered in both formats, then linked into the TAU-NIGENS 2020 layout."""
+same positions), each split's clips rendered in both formats, then linked into the TAU-NIGENS 2020 layout.
+"""
 
 
 rule doanet_bank:

@@ -1,5 +1,6 @@
 """DOAnet training: one experiment's CRNN on the training folds (plus the augmented scenes when asked), selected
-on the validation fold's LE; resumable after every epoch (state and TensorBoard logs in model/state)."""
+on the validation fold's LE; resumable after every epoch (state and TensorBoard logs in model/state).
+"""
 
 
 rule doanet_train:
@@ -27,7 +28,9 @@ rule doanet_train:
         model_args=doanet_model_args,
         features=DOANET["features"],
         infer=DOANET["infer"],
-        seed=lambda wildcards: stage_seed("doanet", "train", wildcards.doanet_experiment),
+        seed=lambda wildcards: stage_seed(
+            "doanet", "train", wildcards.doanet_experiment
+        ),
         state_dir=f"{DOANET_DIR}/{{doanet_experiment}}/model/state",
     script:
         "../workflow/scripts/doanet_train.py"

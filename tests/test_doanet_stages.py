@@ -52,7 +52,9 @@ def doanet_config() -> dict[str, Any]:
 def test_experiments_replace_train_keys_and_the_network_follows_data_and_loss() -> None:
     doanet = doanet_config()
     settings = experiment_settings(doanet, "mic_mse")
-    assert settings["features"] == "mic" and settings["loss"] == {"mode": "mse", "activity": False}
+    assert settings["features"] == "mic"
+    # the loss merged key by key: the experiment's mode and activity, train's Hnet orientation
+    assert settings["loss"] == {**doanet["train"]["loss"], "mode": "mse", "activity": False}
     assert settings["epochs"] == doanet["train"]["epochs"]  # not overridden: the train value
     args = network_args(settings, doanet)
     assert (args["in_channels"], args["n_mels"], args["n_max"], args["activity"]) == (10, 32, 2, False)
@@ -76,6 +78,7 @@ def test_a_derived_network_argument_in_model_args_is_refused() -> None:
         (lambda d: d["experiments"]["foa_mse"].update(loss={"mode": "mse", "activity": True}), "loss"),
         (lambda d: d["experiments"]["foa_mse"].update(model_args={"filterz": 3}), "model_args"),
         (lambda d: d.update(run_experiments=["nope"]), "doanet.run_experiments"),
+        (lambda d: d["experiments"]["foa_dmot"].update(activity_rule="inactive_direction"), "activity_rule"),
     ],
 )
 def test_config_mistakes_name_their_key(change, key: str) -> None:
@@ -101,9 +104,17 @@ def test_activity_rules() -> None:
         ACTIVITY_RULES["inactive_direction"](doa, None, INFER), [[False, True], [False, True]]
     )
     assert ACTIVITY_RULES["all_slots"](doa, None, INFER).all()
-    assert activity_rule(DOAnetLossConfig(mode="mse", activity=False)) == "inactive_direction"
+    mse = DOAnetLossConfig(mode="mse", activity=False)
+    assert activity_rule(mse) == "all_slots" and activity_rule(mse, "inactive_direction") == "inactive_direction"
     assert activity_rule(DOAnetLossConfig(mode="dmot", activity=False)) == "all_slots"
     assert activity_rule(DOAnetLossConfig()) == "head"
+    for loss, rule in (
+        (mse, "head"),
+        (DOAnetLossConfig(), "all_slots"),
+        (DOAnetLossConfig(activity=False), "inactive_direction"),
+    ):
+        with pytest.raises(ValueError):
+            activity_rule(loss, rule)
 
 
 def test_prediction_rows_give_degrees_and_the_slot_as_track() -> None:
@@ -139,7 +150,11 @@ def features(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 
 def test_check_lists_every_split(dataset: Path, tmp_path: Path) -> None:
     report = check_dataset(
-        dataset, formats=["foa", "mic"], splits=["train", "validation", "test"], n_max=2, hnet_weights=None,
+        dataset,
+        formats=["foa", "mic"],
+        splits=["train", "validation", "test"],
+        n_max=2,
+        hnet_weights=None,
         out_json=tmp_path / "check.json",
     )
     assert report["splits"]["test"] == ["fold1_room1_mix001_ov1", "fold1_room1_mix002_ov2"]
@@ -229,7 +244,7 @@ def test_training_writes_the_selected_epoch_and_resumes_exactly(features: dict[s
     for key, value in a["model_state"].items():
         assert torch.equal(value, b["model_state"][key]), key
     assert (split / "state" / "tensorboard").is_dir()
-    assert a["activity_rule"] == "inactive_direction" and a["feature_kind"] == "foa"
+    assert a["activity_rule"] == "all_slots" and a["feature_kind"] == "foa"
 
 
 def test_dmot_training_needs_the_hnet(features: dict[str, Path], tmp_path: Path) -> None:
@@ -276,7 +291,9 @@ def test_score_counts_by_hand(dataset: Path, tmp_path: Path) -> None:
     pred.mkdir()
     stem = "fold1_room1_mix001_ov1"
     (pred / f"{stem}.csv").write_text((dataset / "metadata_dev" / f"{stem}.csv").read_text())
-    report = score_predictions(references, pred, tmp_path / "m.json", doa_threshold=20.0, experiment="x", description="y")
+    report = score_predictions(
+        references, pred, tmp_path / "m.json", doa_threshold=20.0, experiment="x", description="y"
+    )
     assert report["counts"] == {"TP": 10, "FP": 0, "FN": 14, "n_ref": 24, "n_pred": 10}
     assert report["LR"] == pytest.approx(100 * 10 / 24) and report["LP"] == pytest.approx(100.0)
     assert report["IDS"] == 0 and report["MOTA"] == pytest.approx(100 * (1 - 14 / 24))
@@ -285,7 +302,9 @@ def test_score_counts_by_hand(dataset: Path, tmp_path: Path) -> None:
     assert saved["settings"]["metric"] == "doa-mot" and saved["settings"]["experiment"] == "x"
 
 
-def test_report_draws_tracks_and_curves(trained: Path, dataset: Path, features: dict[str, Path], tmp_path: Path) -> None:
+def test_report_draws_tracks_and_curves(
+    trained: Path, dataset: Path, features: dict[str, Path], tmp_path: Path
+) -> None:
     references = dev_recordings(dataset, "foa", split="test", check_audio=False)
     assert [r.stem for r in recordings_to_plot(references, 1)] == ["fold1_room1_mix002_ov2"]  # 14 rows vs 10
     write_predictions(trained / "best.pt", features["test"], tmp_path / "pred", INFER, device="cpu")
@@ -308,8 +327,15 @@ def test_augmentation_mixes_single_source_pairs_of_a_room(dataset: Path, tmp_pat
 
 
 def test_hnet_stage_writes_a_frozen_checkpoint_and_its_history(tmp_path: Path) -> None:
-    config = {"n_max": 2, "resolutions": [10], "counts": [20, 20, 40], "test_counts": [5, 5, 10], "epochs": 2,
-              "batch_size": 16, "weights": None}
+    config = {
+        "n_max": 2,
+        "resolutions": [10],
+        "counts": [20, 20, 40],
+        "test_counts": [5, 5, 10],
+        "epochs": 2,
+        "batch_size": 16,
+        "weights": None,
+    }
     result = run_hnet(config, 1, tmp_path / "hnet.pt", tmp_path / "metrics.csv")
     assert load_frozen_hnet(tmp_path / "hnet.pt", 2).n_max == 2
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "epoch,train_loss,f1"
@@ -324,8 +350,14 @@ def test_hnet_stage_writes_a_frozen_checkpoint_and_its_history(tmp_path: Path) -
 
 
 def _check(root: Path, tmp_path: Path, hnet: Path | None = None) -> None:
-    check_dataset(root, formats=["foa"], splits=["train", "validation", "test"], n_max=2, hnet_weights=hnet,
-                  out_json=tmp_path / "check.json")
+    check_dataset(
+        root,
+        formats=["foa"],
+        splits=["train", "validation", "test"],
+        n_max=2,
+        hnet_weights=hnet,
+        out_json=tmp_path / "check.json",
+    )
 
 
 def test_more_tracks_than_n_max_names_file_and_field(dataset: Path, tmp_path: Path) -> None:
@@ -351,7 +383,9 @@ def test_elevation_out_of_range_names_file_row_and_field(tmp_path: Path) -> None
 def test_an_hnet_for_another_n_max_is_refused(dataset: Path, tmp_path: Path) -> None:
     model = HungarianNet(n_max=3)
     path = tmp_path / "hnet3.pt"
-    save_checkpoint(path, {"kind": "hnet", "model_state": model.state_dict(), "model_args": {"n_max": 3, "hidden": 128}})
+    save_checkpoint(
+        path, {"kind": "hnet", "model_state": model.state_dict(), "model_args": {"n_max": 3, "hidden": 128}}
+    )
     with pytest.raises(InputError) as error:
         _check(dataset, tmp_path, path)
     assert error.value.path == str(path) and error.value.field == "n_max"

@@ -35,7 +35,7 @@ def test_capsules_form_the_dcase_tetrahedron() -> None:
     assert capsules[2][0] < 0 < capsules[2][1] and capsules[3][0] < 0 and capsules[3][1] < 0
     # a regular-ish tetrahedron: every pair of capsules between 60 and 70 mm apart (35.26° elevations)
     distances = [np.linalg.norm(a - b) for i, a in enumerate(capsules) for b in capsules[i + 1 :]]
-    assert 0.060 < min(distances) and max(distances) < 0.070
+    assert min(distances) > 0.060 and max(distances) < 0.070
 
 
 def test_mic_direct_path_arrives_after_each_capsules_own_distance() -> None:

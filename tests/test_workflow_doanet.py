@@ -40,7 +40,11 @@ def tiny_doanet_config() -> dict[str, Any]:
     doanet["features"] = {"n_fft": 512, "win_length": 480, "hop_length": 480, "n_mels": 16}
     doanet["hnet"].update(resolutions=[10], counts=[20, 20, 40], test_counts=[5, 5, 10], epochs=1, batch_size=16)
     doanet["train"].update(
-        model_args={"filters": 4, "rnn_size": 8, "fnn_size": 8}, epochs=1, batch_size=2, sequence_frames=10, device="cpu"
+        model_args={"filters": 4, "rnn_size": 8, "fnn_size": 8},
+        epochs=1,
+        batch_size=2,
+        sequence_frames=10,
+        device="cpu",
     )
     doanet["run_experiments"] = RUN
     doanet["report"] = {"clips": 2}

@@ -6,7 +6,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 
 import torch
 
-from seldflow.doanet.features import split_recordings, extract_features
+from seldflow.doanet.features import extract_features, split_recordings
 from seldflow.errors import exit_on_error
 
 torch.set_num_threads(snakemake.threads)

@@ -12,6 +12,10 @@ title = f"{snakemake.wildcards.doanet_experiment} ({snakemake.params.description
 with exit_on_error():
     references = dev_recordings(snakemake.params.root, snakemake.params.fmt, split="test", check_audio=False)
     plot_tracks(
-        references, snakemake.input.predictions, snakemake.output.tracks, n_recordings=snakemake.params.clips, title=title
+        references,
+        snakemake.input.predictions,
+        snakemake.output.tracks,
+        n_recordings=snakemake.params.clips,
+        title=title,
     )
     plot_training(snakemake.input.training, snakemake.output.training, title=title)

@@ -9,6 +9,6 @@ from seldflow.errors import exit_on_error
 from seldflow.shards import gather_files
 
 with exit_on_error():
-    for name in snakemake.output.keys():
+    for name in snakemake.output.keys():  # noqa: SIM118 (a Namedlist iterates over its values)
         count = gather_files(snakemake.input[name], snakemake.output[name])
         print(f"{snakemake.output[name]}: {count} files", file=sys.stderr)

@@ -23,10 +23,10 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from seldflow.doanet.settings import AUGMENTED_SPLIT
 from seldflow.doanet.store import FEATURES_GROUP, FRAMES_PER_LABEL, LABELS_GROUP
 from seldflow.feature_kinds import feature_kind
 from seldflow.io import atomic_file, read_audio
-from seldflow.doanet.settings import AUGMENTED_SPLIT
 from seldflow.tau_nigens2020 import CHANNELS, LABEL_HOP_SECONDS, SAMPLE_RATE, Recording, dev_recordings, read_metadata
 
 FEATURE_SETTINGS = ("n_fft", "win_length", "hop_length", "n_mels")

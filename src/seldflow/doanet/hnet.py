@@ -278,9 +278,7 @@ DATA_KEYS = ("n_max", "resolutions", "counts", "test_counts")
 NOT_TRAINING_KEYS = (*DATA_KEYS, "weights")
 
 
-def run_hnet(
-    config: dict[str, Any], seed: int, checkpoint_out: str | Path, metrics_out: str | Path
-) -> HnetTrainResult:
+def run_hnet(config: dict[str, Any], seed: int, checkpoint_out: str | Path, metrics_out: str | Path) -> HnetTrainResult:
     """Generate Hnet's training and held-out data (``config``: the ``doanet.hnet`` section), train it, write the
     frozen checkpoint (with that section) and the per-epoch history.
 

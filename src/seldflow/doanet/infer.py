@@ -52,4 +52,3 @@ def write_predictions(
             rows = recording_rows(model, scaler.apply(values), state["activity_rule"], infer, target)
             write_events(Path(tmp) / f"{stem}.csv", rows)
     return list(split.features)
-

@@ -6,13 +6,12 @@ its loss provide:
 
 * ``head``: networks with the activity head (dMOT + activity): ``sigmoid(activity) > threshold`` (0.5 in the
   reference);
-* ``inactive_direction``: the MSE baseline, which has no head but learns to point an empty slot at the fixed
-  inactive direction (0, 0, 1): a slot is active when its direction is more than ``mse_inactive_deg`` away from it.
-  The reference has no activity for this network (its metric then assumes two active predictions per frame and
-  skips FP, FN and IDS); this rule gives the baseline the detection its own targets teach, so that it is scored on
-  the same CSV contract as the others;
-* ``all_slots``: dMOT-only training (no head, no inactive direction to learn, since an inactive reference lies off
-  the sphere): every slot is active in every frame, the reference metric's assumption for such networks.
+* ``all_slots``: networks without the head (the MSE baseline, dMOT-only training): every slot is active in every
+  frame, the assumption the reference metric makes for them (it then skips FP, FN and IDS; the CSV contract counts
+  them, so such a network pays an FP for every empty slot);
+* ``inactive_direction`` (on request, MSE baseline only): the MSE targets point an empty slot at the fixed
+  inactive direction (0, 0, 1), so a slot counts as active when its direction is more than ``mse_inactive_deg``
+  away from it. Not in the reference: a stronger baseline, with the detection its own targets teach.
 
 Rows: one per active slot and frame, ``class`` 0, ``track`` the slot, azimuth and elevation of the unit vector in
 degrees (azimuth positive to the left), frames in order and slots in order within a frame.
@@ -58,11 +57,17 @@ ACTIVITY_RULES: dict[str, ActivityRule] = {
 }
 
 
-def activity_rule(loss: DOAnetLossConfig) -> str:
-    """The rule that reads a network trained with ``loss`` (see the module docstring)."""
-    if loss.activity:
-        return "head"
-    return "inactive_direction" if loss.mode == "mse" else "all_slots"
+def activity_rule(loss: DOAnetLossConfig, requested: str | None = None) -> str:
+    """The rule that reads a network trained with ``loss``: ``requested``, or the reference's reading (the head
+    where there is one, every slot otherwise). A rule the network cannot follow is a :class:`ValueError`."""
+    rule = requested or ("head" if loss.activity else "all_slots")
+    if rule not in ACTIVITY_RULES:
+        raise ValueError(f"unknown activity rule {rule!r} (known: {', '.join(ACTIVITY_RULES)})")
+    if (rule == "head") != loss.activity:
+        raise ValueError("the head rule reads networks with the activity head, and only it reads them")
+    if rule == "inactive_direction" and loss.mode != "mse":
+        raise ValueError("the inactive_direction rule reads MSE-trained networks only")
+    return rule
 
 
 def predict(model: nn.Module, features: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,11 +1,11 @@
 """The ``doanet`` configuration section read once: each experiment's settings, its network and its loss.
 
-An experiment is the ``doanet.train`` section with the experiment's keys replacing those of ``train`` (one level:
-an experiment that changes the loss gives its whole ``loss`` mapping, missing loss keys taking the reference
-values of :class:`~seldflow.doanet.loss.DOAnetLossConfig`). What the network needs beyond ``model_args`` follows
-from the data and the loss, so the configuration never states it twice: the input channels from the feature kind
-(:mod:`seldflow.feature_kinds`), the mel bins from ``doanet.features``, ``n_max`` from ``doanet.hnet`` and the
-activity head from ``loss.activity``.
+An experiment is the ``doanet.train`` section with the experiment's keys replacing those of ``train``; ``loss`` is
+merged one level deeper (an experiment's loss keys replace those of ``train.loss``, keys given nowhere take the
+reference values of :class:`~seldflow.doanet.loss.DOAnetLossConfig`). What the network needs beyond
+``model_args`` follows from the data and the loss, so the configuration never states it twice: the input
+channels from the feature kind (:mod:`seldflow.feature_kinds`), the mel bins from ``doanet.features``, ``n_max``
+from ``doanet.hnet`` and the activity head from ``loss.activity``.
 
 :func:`check_doanet_config` runs when the workflow starts: every experiment's loss is validated and its network
 built on PyTorch's ``meta`` device, and the feature hop must make whole label frames after the network's time
@@ -37,13 +37,18 @@ def experiment_names(doanet: Mapping[str, Any]) -> list[str]:
 
 
 def experiment_settings(doanet: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The training settings of experiment ``name``: ``doanet.train`` with the experiment's keys replacing its own."""
+    """The training settings of experiment ``name``: ``doanet.train`` with the experiment's keys replacing its own
+    (the loss merged key by key)."""
     try:
         overrides = doanet["experiments"][name]
     except KeyError:
         known = ", ".join(doanet["experiments"])
-        raise ConfigError(SOURCE, f"{SECTION}.run_experiments", f"unknown experiment {name!r} (known: {known})") from None
-    return {**doanet["train"], **(overrides or {})}
+        raise ConfigError(
+            SOURCE, f"{SECTION}.run_experiments", f"unknown experiment {name!r} (known: {known})"
+        ) from None
+    overrides = dict(overrides or {})
+    loss = {**(doanet["train"].get("loss") or {}), **(overrides.pop("loss", None) or {})}
+    return {**doanet["train"], **overrides, "loss": loss}
 
 
 def loss_config(settings: Mapping[str, Any], where: str = f"{SECTION}.train"):
@@ -54,7 +59,9 @@ def loss_config(settings: Mapping[str, Any], where: str = f"{SECTION}.train"):
     known = {item.name for item in fields(DOAnetLossConfig)}
     unknown = sorted(set(loss) - known)
     if unknown:
-        raise ConfigError(SOURCE, f"{where}.loss.{unknown[0]}", f"unknown loss setting (known: {', '.join(sorted(known))})")
+        raise ConfigError(
+            SOURCE, f"{where}.loss.{unknown[0]}", f"unknown loss setting (known: {', '.join(sorted(known))})"
+        )
     try:
         return DOAnetLossConfig(**loss)
     except (TypeError, ValueError) as exc:
@@ -88,13 +95,18 @@ def check_doanet_config(doanet: Mapping[str, Any]) -> None:
     import torch
 
     from seldflow.doanet.model import build_doanet
+    from seldflow.doanet.outputs import activity_rule
 
     for name in doanet["run_experiments"]:
         experiment_settings(doanet, name)
     for name in experiment_names(doanet):
         where = f"{SECTION}.experiments.{name}"
         settings = experiment_settings(doanet, name)
-        loss_config(settings, where)
+        loss = loss_config(settings, where)
+        try:
+            activity_rule(loss, settings.get("activity_rule"))
+        except ValueError as exc:
+            raise ConfigError(SOURCE, f"{where}.activity_rule", str(exc)) from None
         args = network_args(settings, doanet)
         with torch.device("meta"):
             try:
@@ -150,5 +162,7 @@ def describe(settings: Mapping[str, Any]) -> str:
     parts = ["mse"] if loss.mode == "mse" else ["dmotp" if loss.dmota_weight == 0 else "dmot"]
     if loss.activity:
         parts.append("activity")
+    if settings.get("activity_rule") == "inactive_direction":
+        parts.append("gated")
     text = f"{settings['features']} {'+'.join(parts)}"
     return text + (" augmented" if settings.get("augment") else "")

@@ -157,7 +157,11 @@ def render_split(
     load = functools.lru_cache(maxsize=_SOURCE_CACHE_SIZE)(functools.partial(read_source, sample_rate=SAMPLE_RATE))
     folds = split_folds(split)
     stems = []
-    with atomic_dir(out_dirs["foa"]) as foa, atomic_dir(out_dirs["mic"]) as mic, atomic_dir(out_dirs["metadata"]) as meta:
+    with (
+        atomic_dir(out_dirs["foa"]) as foa,
+        atomic_dir(out_dirs["mic"]) as mic,
+        atomic_dir(out_dirs["metadata"]) as meta,
+    ):
         folders = {"foa": foa, "mic": mic}
         for k in tqdm(range(n_clips), desc=f"{split} clips", unit="clip"):
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SPLIT_NUMBERS[split], k)))
@@ -211,7 +215,9 @@ def max_overlap(table: np.ndarray) -> int:
 def _load_grid(path: Path) -> RoomGrid:
     room = read_sofa(path)
     if room.sample_rate != SAMPLE_RATE:
-        raise InputError(path, f"sampled at {room.sample_rate} Hz, the dataset at {SAMPLE_RATE} Hz", field="Data.SamplingRate")
+        raise InputError(
+            path, f"sampled at {room.sample_rate} Hz, the dataset at {SAMPLE_RATE} Hz", field="Data.SamplingRate"
+        )
     if room.irs.shape[1] != CHANNELS:
         raise InputError(path, f"expected {CHANNELS} channels, found {room.irs.shape[1]}", field="Data.IR")
     return RoomGrid.from_room(room)
@@ -226,4 +232,6 @@ def _check_same_positions(rooms: Mapping[str, Mapping[str, Any]], grids: Sequenc
                 grid.elevation_deg, reference.elevation_deg
             )
             if not same:
-                raise InputError(paths[fmt], f"positions differ from the FOA responses of room {name}", field="SourcePosition")
+                raise InputError(
+                    paths[fmt], f"positions differ from the FOA responses of room {name}", field="SourcePosition"
+                )

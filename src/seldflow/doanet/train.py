@@ -71,6 +71,7 @@ class TrainSettings:
     lr: float
     sequence_frames: int = 50
     select_on: str = REFERENCE_SELECTION
+    grad_clip: float | None = None
     seed: int = 0
     device: str = "auto"
 
@@ -83,6 +84,8 @@ class TrainSettings:
             raise ConfigError("config", "doanet.train.select_on", f"unknown score {self.select_on!r} ({known})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError("config", "doanet.train.lr", f"must be positive, got {self.lr}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError("config", "doanet.train.grad_clip", f"must be positive or null, got {self.grad_clip}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -107,12 +110,16 @@ def train_step(
     reference_activity: torch.Tensor,
     config: DOAnetLossConfig,
     hnet: nn.Module | None = None,
+    grad_clip: float | None = None,
 ) -> LossValue:
-    """Forward ``features (B, C, T, mel)``, loss against the label-frame targets, backward, one optimiser step."""
+    """Forward ``features (B, C, T, mel)``, loss against the label-frame targets, backward, one optimiser step
+    (the gradient's norm clipped to ``grad_clip`` first, when given; the reference does not clip)."""
     model.train()
     optimizer.zero_grad()
     value = doanet_loss(model(features), reference_doa, reference_activity, config, hnet)
     value.loss.backward()
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return value
 
@@ -213,7 +220,7 @@ def _train_epoch(
     for start in tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch + 1}", leave=False):
         index = torch.from_numpy(order[start : start + settings.batch_size])
         batch = (data.features[index].to(device), data.doa[index].to(device), data.activity[index].to(device))
-        value = train_step(model, optimizer, *batch, loss, hnet)
+        value = train_step(model, optimizer, *batch, loss, hnet, settings.grad_clip)
         sums += len(index) * np.array([value.loss.item(), value.dmotp, value.dmota, value.activity])
     means = sums / len(order)
     return dict(zip(("train_loss", "train_dmotp", "train_dmota", "train_activity"), means.tolist(), strict=True))
@@ -232,10 +239,13 @@ def train_doanet(
     checkpoint_out: str | Path,
     metrics_out: str | Path,
     state_dir: str | Path,
+    rule: str | None = None,
     extras: Mapping[str, Any] | None = None,
     inputs_signature: str = "",
 ) -> dict[str, Any]:
-    """Train, select on validation LE, write ``best.pt`` (with the scaler and ``extras``) and ``metrics.csv``.
+    """Train, select on the validation score of ``settings.select_on``, write ``best.pt`` (with the scaler, the
+    activity ``rule`` that reads the network, :func:`~seldflow.doanet.outputs.activity_rule`, and ``extras``) and
+    ``metrics.csv``.
 
     Returns the selected epoch's row. ``inputs_signature`` identifies the data and the Hnet, so a state saved on
     other inputs is not resumed.
@@ -250,7 +260,7 @@ def train_doanet(
     hnet = hnet.to(device) if hnet is not None else None
     scaler = fit_scaler(train)
     data = cut_sequences(train, scaler, settings.sequence_frames, model.n_max, "hnet" if loss.uses_hnet else "mse")
-    rule = activity_rule(loss)
+    rule = activity_rule(loss, rule)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     arguments = {
         "model": model_name,
@@ -258,6 +268,7 @@ def train_doanet(
         "loss": asdict(loss),
         "settings": {k: v for k, v in asdict(settings).items() if k not in ("epochs", "device")},
         "infer": dict(infer),
+        "rule": rule,
         "inputs": inputs_signature,
     }
     modules = {"model": model, "optimizer": optimizer}
@@ -347,6 +358,7 @@ def run_training(
         lr=experiment["lr"],
         sequence_frames=experiment["sequence_frames"],
         select_on=experiment["select_on"],
+        grad_clip=experiment.get("grad_clip"),
         seed=seed,
         device=experiment["device"],
     )
@@ -364,7 +376,7 @@ def run_training(
         checkpoint_out=checkpoint_out,
         metrics_out=metrics_out,
         state_dir=state_dir,
+        rule=experiment.get("activity_rule"),
         extras={"feature_kind": experiment["features"], "feature_settings": dict(feature_settings)},
         inputs_signature=",".join(file_digest(path) for path in inputs),
     )
-
