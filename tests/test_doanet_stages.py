@@ -204,6 +204,8 @@ def test_selection_prefers_low_le_or_high_mota_and_never_an_undefined_score() ->
     assert selection_value({"MOTA": 60.0}, "MOTA") > selection_value({"MOTA": 50.0}, "MOTA")
     with pytest.raises(ConfigError):
         TrainSettings(epochs=1, batch_size=1, lr=1e-3, select_on="MOTP")
+    with pytest.raises(ConfigError):
+        TrainSettings(epochs=1, batch_size=1, lr=1e-3, grad_clip=0.0)
 
 
 # --------------------------------------------------------------------------------------------------------------

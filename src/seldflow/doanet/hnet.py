@@ -284,13 +284,13 @@ def run_hnet(config: dict[str, Any], seed: int, checkpoint_out: str | Path, metr
 
     The training and held-out sets are drawn from two seeds derived from ``seed``, so they never share examples.
     """
-    from seldflow.config import derive_seed
     from seldflow.doanet.hnet_data import generate_hnet_data
     from seldflow.training_state import write_metrics
 
     n_max, resolutions = int(config["n_max"]), list(config["resolutions"])
-    train = generate_hnet_data(n_max, resolutions, config["counts"], derive_seed(seed, "train"))
-    test = generate_hnet_data(n_max, resolutions, config["test_counts"], derive_seed(seed, "test"))
+    train_seed, test_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
+    train = generate_hnet_data(n_max, resolutions, config["counts"], train_seed)
+    test = generate_hnet_data(n_max, resolutions, config["test_counts"], test_seed)
     settings = {key: value for key, value in config.items() if key not in NOT_TRAINING_KEYS}
     train_settings = HnetTrainSettings(seed=seed, **settings)
     result = train_hnet(train, test, train_settings)
