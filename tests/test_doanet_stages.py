@@ -29,7 +29,15 @@ from seldflow.doanet.report import plot_tracks, plot_training, recordings_to_plo
 from seldflow.doanet.score import score_predictions
 from seldflow.doanet.settings import check_doanet_config, describe, experiment_settings, network_args
 from seldflow.doanet.store import FeatureSplit, fit_scaler, read_split
-from seldflow.doanet.train import TrainSettings, cut_sequences, epoch_order, selection_value, train_doanet
+from seldflow.doanet.train import (
+    COSINE_FLOOR,
+    TrainSettings,
+    cut_sequences,
+    epoch_lr,
+    epoch_order,
+    selection_value,
+    train_doanet,
+)
 from seldflow.errors import ConfigError, InputError
 from seldflow.formats.events import EV_AZIMUTH, EV_ELEVATION, EV_FRAME, EV_TRACK
 from seldflow.tau_nigens2020 import dev_recordings, read_metadata
@@ -206,6 +214,17 @@ def test_selection_prefers_low_le_or_high_mota_and_never_an_undefined_score() ->
         TrainSettings(epochs=1, batch_size=1, lr=1e-3, select_on="MOTP")
     with pytest.raises(ConfigError):
         TrainSettings(epochs=1, batch_size=1, lr=1e-3, grad_clip=0.0)
+
+
+def test_learning_rate_schedules() -> None:
+    constant = TrainSettings(epochs=5, batch_size=1, lr=0.1)
+    assert [epoch_lr(constant, epoch) for epoch in range(5)] == [0.1] * 5
+    cosine = TrainSettings(epochs=5, batch_size=1, lr=0.1, lr_schedule="cosine")
+    rates = [epoch_lr(cosine, epoch) for epoch in range(5)]
+    # first epoch at lr, last at the floor, halfway the mean of the two (cos 90° = 0)
+    assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(0.1 * COSINE_FLOOR)
+    assert rates[2] == pytest.approx(0.1 * (1 + COSINE_FLOOR) / 2)
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -50,6 +50,9 @@ from seldflow.training_state import HISTORY_FILE, STATE_FILE, Progress, fingerpr
 # them may select the kept epoch (the reference: LE).
 VALIDATION_SCORES: dict[str, bool] = {"LE": True, "MOTA": False, "IDS": True, "LR": False, "LP": False, "LF": False}
 REFERENCE_SELECTION = "LE"
+# Learning-rate schedules over the epochs: the reference's constant rate, or a cosine decay to COSINE_FLOOR of it.
+LR_SCHEDULES = ("constant", "cosine")
+COSINE_FLOOR = 0.05
 METRICS_COLUMNS = (
     "epoch",
     "train_loss",
@@ -72,6 +75,7 @@ class TrainSettings:
     sequence_frames: int = 50
     select_on: str = REFERENCE_SELECTION
     grad_clip: float | None = None
+    lr_schedule: str = "constant"
     seed: int = 0
     device: str = "auto"
 
@@ -84,6 +88,9 @@ class TrainSettings:
             raise ConfigError("config", "doanet.train.select_on", f"unknown score {self.select_on!r} ({known})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError("config", "doanet.train.lr", f"must be positive, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            known = ", ".join(LR_SCHEDULES)
+            raise ConfigError("config", "doanet.train.lr_schedule", f"unknown schedule {self.lr_schedule!r} ({known})")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError("config", "doanet.train.grad_clip", f"must be positive or null, got {self.grad_clip}")
 
@@ -161,6 +168,15 @@ def cut_sequences(
     if not features:
         raise InputError("training features", f"no recording holds a whole sequence of {sequence_frames} label frames")
     return Sequences(*(torch.from_numpy(np.stack(arrays)) for arrays in (features, doas, activities)))
+
+
+def epoch_lr(settings: TrainSettings, epoch: int) -> float:
+    """The learning rate of epoch ``epoch`` (0-based): constant, or cosine from ``lr`` at the first epoch down to
+    ``COSINE_FLOOR · lr`` at the last."""
+    if settings.lr_schedule == "constant" or settings.epochs == 1:
+        return settings.lr
+    progress = epoch / (settings.epochs - 1)
+    return settings.lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -266,7 +282,12 @@ def train_doanet(
         "model": model_name,
         "model_args": dict(model_args),
         "loss": asdict(loss),
-        "settings": {k: v for k, v in asdict(settings).items() if k not in ("epochs", "device")},
+        # A constant rate lets a finished run be extended to more epochs; a schedule depends on their number.
+        "settings": {
+            k: v
+            for k, v in asdict(settings).items()
+            if k != "device" and (k != "epochs" or settings.lr_schedule == "constant")
+        },
         "infer": dict(infer),
         "rule": rule,
         "inputs": inputs_signature,
@@ -279,11 +300,14 @@ def train_doanet(
     try:
         for epoch in range(progress.epoch, settings.epochs):
             started = time.monotonic()
+            lr = epoch_lr(settings, epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             row: dict[str, float] = {"epoch": epoch + 1}
             row |= _train_epoch(model, optimizer, data, settings, loss, hnet, epoch, device)
             scores = validation_scores(model, validation, scaler, rule, infer, device)
             row |= {f"val_{score}": value for score, value in scores.items()}
-            row |= {"lr": settings.lr, "seconds": time.monotonic() - started}
+            row |= {"lr": lr, "seconds": time.monotonic() - started}
             progress.epoch = epoch + 1
             progress.history.append(row)
             if progress.record(selection_value(scores, settings.select_on)):
@@ -359,6 +383,7 @@ def run_training(
         sequence_frames=experiment["sequence_frames"],
         select_on=experiment["select_on"],
         grad_clip=experiment.get("grad_clip"),
+        lr_schedule=experiment.get("lr_schedule", "constant"),
         seed=seed,
         device=experiment["device"],
     )
