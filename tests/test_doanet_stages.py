@@ -4,6 +4,7 @@ outputs, inference, scoring, report, augmentation and the Hnet stage."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 from pathlib import Path
@@ -224,7 +225,7 @@ def test_learning_rate_schedules() -> None:
     # first epoch at lr, last at the floor, halfway the mean of the two (cos 90° = 0)
     assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(0.1 * COSINE_FLOOR)
     assert rates[2] == pytest.approx(0.1 * (1 + COSINE_FLOOR) / 2)
-    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(rates))
 
 
 # --------------------------------------------------------------------------------------------------------------
