@@ -206,7 +206,7 @@ def check_augment(
     spatial = [name for name in WHOLE_BATCH if name in settings.types]
     if spatial and feature_kind not in SPATIAL_KINDS:
         raise ConfigError(
-            "train", "augment.types", f"{', '.join(spatial)} need FOA logmelIV features (features.kind foa), "
+            "train", "augment.types", f"{' and '.join(spatial)} {'needs' if len(spatial) == 1 else 'need'} FOA logmelIV features (features.kind foa), "
             f"not {feature_kind!r}"
         )  # fmt: skip
     if "rotate" in settings.types and not method.directions_3d:
