@@ -430,6 +430,7 @@ def test_bad_settings_are_config_errors_naming_the_key() -> None:
         ({"types": ["mixup"]}, "augment.types", "foa", method),
         ({"types": ["rotate"]}, "augment.types", "pfoa", method),
         ({"types": ["wavmix"]}, "augment.types", "mic", method),
+        ({"types": ["freqshift"]}, "augment.types", "mic", method),
         ({"types": ["rotate"]}, "augment.types", "foa", get_method("maccdoa_xyd")),
         ({"types": ["specaug"]}, "augment.types", "foa", None),
         ({"rotate": {"patterns": 24}}, "augment.rotate.patterns", "foa", method),

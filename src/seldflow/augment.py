@@ -31,7 +31,7 @@ second and third draw one each, so a batch of B clips trains as 3B.
 Every random choice comes from a generator seeded by (seed, epoch, batch, rank) (:class:`Augmenter`), so a
 resumed run augments exactly as an uninterrupted one, whatever the number of loader workers. Rotation and
 wavmix need the FOA ``logmelIV`` layout (feature kind ``foa``); a 3-D method (``maccdoa``, ``maccdoa_dist``,
-``accdoa``, ``einv2``) for rotation.
+``accdoa``, ``einv2``) for rotation; freqshift a frequency axis in every channel (not the ``mic`` kind's GCC-PHAT).
 
 **Mono mode** (AdapterBit on mono clips): :func:`spatialize_mono` turns a mono clip into a plane wave from a
 random direction in first-order Ambisonics and rewrites its single-source labels to that direction.
@@ -68,6 +68,9 @@ ACN_OF_AXIS: tuple[int, int, int] = (3, 1, 2)
 _STREAM = 0x61756778
 # Feature kinds whose channels can be rotated and mixed as a sound field.
 SPATIAL_KINDS: tuple[str, ...] = ("foa",)
+# Feature kinds whose last axis is frequency in every channel, so that freqshift moves a spectrum (the mic kind's
+# GCC-PHAT channels hold time lags there: shifting them would move the sources).
+FREQUENCY_AXIS_KINDS: tuple[str, ...] = ("pfoa", "logmel", "foa")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -205,12 +208,14 @@ def check_augment(
         raise ConfigError("train", "augment.types", "this task's targets cannot be augmented")
     spatial = [name for name in WHOLE_BATCH if name in settings.types]
     if spatial and feature_kind not in SPATIAL_KINDS:
-        raise ConfigError(
-            "train", "augment.types", f"{' and '.join(spatial)} {'needs' if len(spatial) == 1 else 'need'} FOA logmelIV features (features.kind foa), "
-            f"not {feature_kind!r}"
-        )  # fmt: skip
+        verb = "needs" if len(spatial) == 1 else "need"
+        message = f"{' and '.join(spatial)} {verb} FOA logmelIV features (features.kind foa), not {feature_kind!r}"
+        raise ConfigError("train", "augment.types", message)
     if "rotate" in settings.types and not method.directions_3d:
         raise ConfigError("train", "augment.types", f"rotate moves x, y, z directions; method {method.name!r} has none")
+    if "freqshift" in settings.types and feature_kind not in FREQUENCY_AXIS_KINDS:
+        message = f"freqshift moves every channel along the last axis, which is not frequency in {feature_kind!r}"
+        raise ConfigError("train", "augment.types", message)
     if "freqshift" in settings.types and n_bins is not None and settings.freqshift.max_shift > n_bins:
         raise ConfigError(
             "train", "augment.freqshift.max_shift", f"{settings.freqshift.max_shift} exceeds the {n_bins} bins"
