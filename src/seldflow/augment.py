@@ -52,7 +52,6 @@ from seldflow.feature_kinds import DB_AMIN, FOA_IV_CHANNELS
 from seldflow.formats.events import EV_AZIMUTH, EV_ELEVATION, EV_FRAME
 from seldflow.tasks.seld_methods import Method
 
-AUGMENTATIONS: tuple[str, ...] = ("specaug", "crop", "freqshift", "rotate", "trackmix", "wavmix")
 # Applied to the whole batch before the drawn combination (PSELDNets applies them to the waveforms).
 WHOLE_BATCH: tuple[str, ...] = ("rotate", "wavmix")
 # Copies of each clip in an augmix batch; the first is left out of the drawn combinations.
@@ -66,8 +65,6 @@ ROTATION_SETS: dict[int, tuple[tuple[int, int, int], ...]] = {
 ACN_OF_AXIS: tuple[int, int, int] = (3, 1, 2)
 # Tag of the augmentation's random stream, apart from the batch order's (seed, epoch) stream.
 _STREAM = 0x61756778
-# Feature kinds whose channels can be rotated and mixed as a sound field.
-SPATIAL_KINDS: tuple[str, ...] = ("foa",)
 # Feature kinds whose last axis is frequency in every channel, so that freqshift moves a spectrum (the mic kind's
 # GCC-PHAT channels hold time lags there: shifting them would move the sources).
 FREQUENCY_AXIS_KINDS: tuple[str, ...] = ("pfoa", "logmel", "foa")
@@ -183,19 +180,19 @@ def _check_ranges(settings: AugmentSettings) -> None:
             raise ConfigError("train", f"augment.{name}", f"the Beta parameter must be positive, got {value}")
     if settings.rotate.patterns not in ROTATION_SETS:
         raise ConfigError("train", "augment.rotate.patterns", f"must be one of {sorted(ROTATION_SETS)}")
-    counts = {
-        "specaug.time_width": settings.specaug.time_width,
-        "specaug.freq_width": settings.specaug.freq_width,
-        "specaug.time_masks": settings.specaug.time_masks,
-        "specaug.freq_masks": settings.specaug.freq_masks,
-        "crop.time_width": settings.crop.time_width,
-        "crop.freq_width": settings.crop.freq_width,
-        "crop.patches": settings.crop.patches,
-        "freqshift.max_shift": settings.freqshift.max_shift,
+    counts = {  # name -> (value, smallest allowed)
+        "specaug.time_width": (settings.specaug.time_width, 0),
+        "specaug.freq_width": (settings.specaug.freq_width, 0),
+        "specaug.time_masks": (settings.specaug.time_masks, 0),
+        "specaug.freq_masks": (settings.specaug.freq_masks, 0),
+        "crop.time_width": (settings.crop.time_width, 0),
+        "crop.freq_width": (settings.crop.freq_width, 0),
+        "crop.patches": (settings.crop.patches, 0),
+        "freqshift.max_shift": (settings.freqshift.max_shift, 1),
     }
-    for name, value in counts.items():
-        if value < 0 or (name == "freqshift.max_shift" and value < 1):
-            raise ConfigError("train", f"augment.{name}", f"must be {'positive' if 'shift' in name else '>= 0'}")
+    for name, (value, smallest) in counts.items():
+        if value < smallest:
+            raise ConfigError("train", f"augment.{name}", f"must be at least {smallest}, got {value}")
 
 
 def check_augment(
@@ -207,7 +204,7 @@ def check_augment(
     if settings.enabled and method is None:
         raise ConfigError("train", "augment.types", "this task's targets cannot be augmented")
     spatial = [name for name in WHOLE_BATCH if name in settings.types]
-    if spatial and feature_kind not in SPATIAL_KINDS:
+    if spatial and feature_kind not in SPATIAL_LAYOUTS:
         verb = "needs" if len(spatial) == 1 else "need"
         message = f"{' and '.join(spatial)} {verb} FOA logmelIV features (features.kind foa), not {feature_kind!r}"
         raise ConfigError("train", "augment.types", message)
@@ -266,8 +263,8 @@ class FoaFeatures:
     def transform(self, features: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         """Features ``(..., C, T, F)`` of the sound field transformed by a signed-permutation ``matrix``.
 
-        Exact: the new axis ``i`` is ``sign * `` old axis ``j``; a log-mel ignores the sign, and the
-        unit-normalised intensity commutes with any orthogonal map.
+        Exact: new axis ``i`` is old axis ``j`` times a sign; a log-mel ignores the sign, and the unit-normalised
+        intensity commutes with any orthogonal map.
         """
         turned = np.array(features, copy=True)
         for axis in range(3):
@@ -295,6 +292,7 @@ class FoaFeatures:
         return mixed
 
 
+# Feature kinds whose channels can be rotated and mixed as a sound field, and where their axes sit.
 SPATIAL_LAYOUTS: dict[str, FoaFeatures] = {"foa": FoaFeatures()}
 
 
@@ -335,6 +333,7 @@ def _intervals(rng: np.random.Generator, shape: tuple[int, ...], width: float, s
 
 
 def specaug(batch: Batch, settings: SpecAugSettings, context: Context, rng: np.random.Generator) -> Batch:
+    """Time masks in whole label frames (silencing those labels with ``mask_labels``), then frequency masks."""
     n_clips, _, n_frames, n_bins = batch.features.shape
     n_labels = batch.targets.shape[1]
     ratio = context.frames_per_label
@@ -356,6 +355,7 @@ def specaug(batch: Batch, settings: SpecAugSettings, context: Context, rng: np.r
 
 
 def crop(batch: Batch, settings: CropSettings, context: Context, rng: np.random.Generator) -> Batch:
+    """Time-frequency cut-outs per clip and channel; labels unchanged."""
     n_clips, n_channels, n_frames, n_bins = batch.features.shape
     shape = (settings.patches, n_clips, n_channels)
     t_start, t_stop = _intervals(rng, shape, settings.time_width, n_frames)
@@ -371,6 +371,7 @@ def crop(batch: Batch, settings: CropSettings, context: Context, rng: np.random.
 
 
 def freqshift(batch: Batch, settings: FreqShiftSettings, context: Context, rng: np.random.Generator) -> Batch:
+    """Each clip, with probability ``p``, shifted up or down the last axis with reflected edges; labels unchanged."""
     features = np.array(batch.features, copy=True)
     n_bins = features.shape[-1]
     for clip in range(len(batch)):
@@ -385,6 +386,7 @@ def freqshift(batch: Batch, settings: FreqShiftSettings, context: Context, rng: 
 
 
 def rotate(batch: Batch, settings: RotateSettings, context: Context, rng: np.random.Generator) -> Batch:
+    """Each clip, with probability ``p``, turned by one rotation pattern: its FOA features and its targets."""
     patterns = rotation_patterns(settings.patterns)
     features, targets = np.array(batch.features, copy=True), np.array(batch.targets, copy=True)
     for clip in range(len(batch)):
@@ -397,6 +399,7 @@ def rotate(batch: Batch, settings: RotateSettings, context: Context, rng: np.ran
 
 
 def trackmix(batch: Batch, settings: TrackMixSettings, context: Context, rng: np.random.Generator) -> Batch:
+    """Single-source clips mixed with a permutation of themselves, features linearly; they count two sources."""
     base = np.flatnonzero(batch.polyphony == 1)
     if len(base) == 0:
         return batch
@@ -408,6 +411,7 @@ def trackmix(batch: Batch, settings: TrackMixSettings, context: Context, rng: np
 
 
 def wavmix(batch: Batch, settings: WavMixSettings, context: Context, rng: np.random.Generator) -> Batch:
+    """With probability ``p``: single-source clips mixed with one- or two-source partners as sound fields."""
     if rng.random() > settings.p:
         return batch
     single = np.flatnonzero(batch.polyphony == 1)
@@ -443,7 +447,7 @@ def _replace(
 
 
 Augmentation = Callable[[Batch, Any, Context, np.random.Generator], Batch]
-# Name -> function; each takes its own settings (the field of AugmentSettings of the same name).
+# Name -> function, in PSELDNets' order; each takes its own settings (the field of AugmentSettings so named).
 FUNCTIONS: dict[str, Augmentation] = {
     "specaug": specaug,
     "crop": crop,
@@ -452,6 +456,7 @@ FUNCTIONS: dict[str, Augmentation] = {
     "trackmix": trackmix,
     "wavmix": wavmix,
 }
+AUGMENTATIONS: tuple[str, ...] = tuple(FUNCTIONS)
 
 
 def combinations(names: Sequence[str]) -> list[tuple[str, ...]]:
