@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(str(workflow.current_basedir)).parent / "src"))
 
 from seldflow.config import (
     check_model_args,
+    check_train_options,
     derive_seed,
     train_settings_of,
     validate_config,
@@ -243,10 +244,11 @@ LABEL_TASK = {
     if key in ("name", "label_format", "n_classes")
 }
 # Every experiment's task is built once here, so a misspelt method or metric fails the dry run; the same for a
-# misspelt or invalid model argument.
+# misspelt or invalid model argument, and for augmentations or adapters the model, method or features cannot take.
 for _experiment in EXPERIMENTS:
     experiment_task(_experiment)
 check_model_args(config, source="config")
+check_train_options(config, source="config")
 
 
 def experiment_device(wildcards):

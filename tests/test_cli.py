@@ -82,6 +82,14 @@ def test_params_counts_every_model_per_method_and_feature_kind() -> None:
         reference_kind = "logmel" if channels == 2 else "pfoa"
         assert entry["methods"]["maccdoa_xyd"][reference_kind] == parameters
         assert entry["methods"]["einv2"]["mic"] != entry["methods"]["maccdoa_xyd"]["pfoa"]
+    # AdapterBit on the FOA multi-ACCDOA HTS-AT (13 classes): two adapters of d^2 + 1.5 d per Swin block (widths
+    # 96, 192, 384, 768 in 2, 2, 6, 2 blocks) on top of the 28,083,725 of the network, whose 117-output head
+    # (768 x 117 x 2 x 3 + 117) trains with the adapters and the 94,072 biases.
+    adapterbit = table["htsat"]["adapterbit"]
+    adapters = 2 * (2 * (96**2 + 144) + 2 * (192**2 + 288) + 6 * (384**2 + 576) + 2 * (768**2 + 1152))
+    assert adapterbit["total"] == 28_083_725 + adapters
+    assert adapterbit["trainable"] == adapters + 94_072 + 768 * 117 * 6 + 117
+    assert "adapterbit" not in table["seldnet"]
 
 
 def test_usage_errors_exit_2_and_data_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -123,6 +123,30 @@ def check_model_args(config: Mapping[str, Any], *, source: str = "config") -> No
             _check_model(config, train, key, source)
 
 
+def check_train_options(config: Mapping[str, Any], *, source: str = "config") -> None:
+    """Check every experiment's ``augment`` and ``adapter`` against its model, method and feature kind.
+
+    An adapter on a model without Swin blocks, or a rotation of features that are not FOA, then fails the dry run
+    with one :class:`ConfigError` naming the experiment's key, instead of the training job. Imports PyTorch, only
+    when an experiment sets either.
+    """
+    features = config["features"]
+    for key, train in experiment_trains(config).items():
+        if train.get("adapter") is None and not train.get("augment"):
+            continue
+        from seldflow.augment import check_augment  # imports PyTorch
+        from seldflow.models.adapters import check_adapter
+        from seldflow.tasks import build_task, task_spec
+
+        try:
+            check_adapter(train["model"], train.get("adapter"))
+            if train.get("augment"):
+                method = build_task(task_spec(config, train)).label_augmentation()
+                check_augment(train["augment"], feature_kind=features["kind"], method=method, n_bins=features["n_mels"])
+        except ConfigError as exc:
+            raise ConfigError(source, f"{key}.{exc.key}", exc.message) from None
+
+
 def _check_model(config: Mapping[str, Any], train: Mapping[str, Any], key: str, source: str) -> None:
     from seldflow.feature_kinds import feature_channels  # imports PyTorch
     from seldflow.tasks import build_task, task_spec

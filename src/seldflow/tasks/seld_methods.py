@@ -10,6 +10,11 @@ be trained with each method. :data:`METHODS` is the registry ``train.method`` na
 * ``accdoa`` — one activity-coupled xyz vector per class, MSE; activity = vector length.
 * ``einv2`` — three class-agnostic tracks with SED logits and a unit xyz DOA, permutation-invariant loss.
 
+Batch augmentation (:mod:`seldflow.augment`) edits targets in place of events, as PSELDNets does, through three
+hooks of every method: :meth:`Method.transform_directions` (a sound-field rotation or reflection),
+:meth:`Method.polyphony` (events per frame, PSELDNets' ``ov``) and :meth:`Method.mix_targets` (the labels of a
+trackmix / wavmix pair).
+
 Decoding follows the official baselines: multi-ACCDOA tracks are active when their direction vector is longer than
 ``activity_threshold``, and active tracks of one class closer than ``unify_deg`` are merged by averaging (ADPIT
 trains all three tracks to copy a lone event); ACCDOA likewise with one track; EINV2 emits, for every track, each
@@ -95,6 +100,41 @@ def _events_from(
     return event_table(frame, cls, track, azimuth, elevation, distance)
 
 
+def _rotate_elements(targets: np.ndarray, matrix: np.ndarray, elements: str, offset: int) -> np.ndarray:
+    """Targets with their x, y, z entries of the element axis (second to last, after ``offset`` leading entries)
+    multiplied by ``matrix``; activity and distance are kept."""
+    index = [offset + elements.index(axis) for axis in "xyz"]
+    turned = np.array(targets, copy=True)
+    turned[..., index, :] = np.einsum("ij,...jc->...ic", matrix, targets[..., index, :])
+    return turned
+
+
+def _most_per_frame(active: np.ndarray) -> np.ndarray:
+    """``(B, T, ...)`` activity flags -> per clip the largest count in one frame, at least 1."""
+    counts = active.reshape(active.shape[0], active.shape[1], -1).sum(axis=2)
+    return np.maximum(counts.max(axis=1, initial=0), 1)
+
+
+def _take(array: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+    """``np.take_along_axis`` with ``index`` broadcast to ``array``'s shape on every other axis."""
+    shape = list(array.shape)
+    shape[axis] = index.shape[axis]
+    return np.take_along_axis(array, np.broadcast_to(index, shape), axis=axis)
+
+
+# Dummy tracks of the ADPIT group used by k same-class events (k = 0..3), padded to three entries.
+_ADPIT_MEMBERS = np.array([[0, 0, 0], [0, 0, 0], [1, 2, 2], [3, 4, 5]])
+
+
+def _adpit_entries(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The events of each (clip, frame, class) of ADPIT targets ``(B, T, 6, 1 + E, C)`` in group order,
+    ``(B, T, 3, 1 + E, C)``, and how many there are, ``(B, T, C)`` (entries past the count are padding)."""
+    active = target[:, :, :, 0, :] > 0
+    count = np.select([active[:, :, 3], active[:, :, 1], active[:, :, 0]], [3, 2, 1], 0)
+    index = _ADPIT_MEMBERS[count].transpose(0, 1, 3, 2)[:, :, :, None, :]  # (B, T, 3, 1, C)
+    return _take(target, index, axis=2), count
+
+
 @dataclass(frozen=True)
 class Method:
     """One SELD method; subclasses define targets, loss and decoding for their output layout."""
@@ -123,6 +163,28 @@ class Method:
     def decode_settings(self, settings: Mapping[str, Any]) -> dict[str, float]:
         """The decoding thresholds this method uses, from ``settings`` (e.g. config ``infer``) or its defaults."""
         return {key: float(settings.get(key, default)) for key, default in self.decode_defaults.items()}
+
+    # Augmentation hooks: batches of targets ``(B, T, ...)``, the first axis the clip ------------------------------
+    @property
+    def directions_3d(self) -> bool:
+        """Whether the targets hold x, y and z, so that a 3-D rotation of the sound field can move them."""
+        return set("xyz") <= set(self.layout.elements)
+
+    def transform_directions(self, targets: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Targets of the scene transformed by the orthogonal ``matrix`` acting on (x, y, z) column vectors."""
+        raise NotImplementedError
+
+    def polyphony(self, targets: np.ndarray) -> np.ndarray:
+        """Per clip, the most events active in one frame, at least 1 (PSELDNets' ``ov`` of a training clip)."""
+        raise NotImplementedError
+
+    def mix_targets(self, base: np.ndarray, partner: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Labels of the mixture ``weight * base + (1 - weight) * partner`` of clip pairs (``weight``: ``(B,)``).
+
+        Every event of both clips is kept, its activity scaled by its clip's weight (PSELDNets' trackmix and
+        wavmix); the directions are unchanged.
+        """
+        raise NotImplementedError
 
     def _check_output(self, output: np.ndarray, n_classes: int) -> np.ndarray:
         output = np.asarray(output, dtype=np.float64)
@@ -175,6 +237,34 @@ class MultiACCDOA(Method):
         frame, cls, track = np.nonzero(leads)
         return _events_from(frame, cls, track, merged[frame, cls, track], elements)
 
+    def transform_directions(self, targets: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        return _rotate_elements(targets, matrix, self.layout.elements, offset=1)
+
+    def polyphony(self, targets: np.ndarray) -> np.ndarray:
+        return _most_per_frame(targets[:, :, :, 0, :] > 0)
+
+    def mix_targets(self, base: np.ndarray, partner: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Per frame and class the base clip's events, then the partner's, regrouped by their joint count (A, B
+        or C; beyond three the partner's last are dropped, as :meth:`targets` drops them): a lone event of
+        each clip becomes group B (base on dummy track 1, partner on 2), a base event beside two partner events
+        group C, as PSELDNets' trackmix and wavmix write them."""
+        weights = np.asarray(weight, dtype=base.dtype)[:, None, None, None]
+        first, n_first = _adpit_entries(base)
+        second, n_second = _adpit_entries(partner)
+        first[:, :, :, 0] *= weights
+        second[:, :, :, 0] *= 1 - weights
+        slot = np.arange(3)[None, None, :, None]
+        valid = np.concatenate((slot < n_first[:, :, None], slot < n_second[:, :, None]), axis=2)  # (B, T, 6, C)
+        order = np.argsort(~valid, axis=2, kind="stable")[:, :, :3]  # valid entries first, base before partner
+        entries = _take(np.concatenate((first, second), axis=2), order[:, :, :, None, :], axis=2)
+        total = np.minimum(n_first + n_second, 3)
+        mixed = np.zeros_like(base)
+        for count, start in _ADPIT_GROUP_START.items():
+            chosen = (total == count)[:, :, None, :]
+            for k in range(count):
+                mixed[:, :, start + k] = np.where(chosen, entries[:, :, k], 0.0)
+        return mixed
+
 
 def _linked_tracks(active: np.ndarray, direction: np.ndarray, unify_deg: float, n_tracks: int) -> np.ndarray:
     """Reflexive-transitive closure of "both active and closer than ``unify_deg``" over the tracks of a class.
@@ -225,6 +315,18 @@ class ACCDOA(Method):
         frame, cls = np.nonzero(_length(vectors) > options["activity_threshold"])
         return _events_from(frame, cls, np.zeros_like(frame), vectors[frame, cls], self.layout.elements)
 
+    def transform_directions(self, targets: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        return _rotate_elements(targets, matrix, self.layout.elements, offset=0)
+
+    def polyphony(self, targets: np.ndarray) -> np.ndarray:
+        return _most_per_frame(np.any(targets != 0, axis=2))
+
+    def mix_targets(self, base: np.ndarray, partner: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """The weighted sum of the two targets, as PSELDNets mixes ACCDOA labels: an event of one clip keeps its
+        direction at its clip's weight; two same-class events in one frame blend (ACCDOA holds one per class)."""
+        weights = np.asarray(weight, dtype=base.dtype)[:, None, None, None]
+        return weights * base + (1 - weights) * partner
+
 
 @dataclass(frozen=True)
 class EINV2(Method):
@@ -265,6 +367,29 @@ class EINV2(Method):
         order = np.lexsort((track, cls, frame))
         frame, track, cls = frame[order], track[order], cls[order]
         return _events_from(frame, cls, track, doa[frame, track], "xyz")
+
+    def transform_directions(self, targets: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        n_classes = targets.shape[-1] - 3
+        turned = np.array(targets, copy=True)
+        turned[..., n_classes:] = targets[..., n_classes:] @ np.asarray(matrix).T
+        return turned
+
+    def polyphony(self, targets: np.ndarray) -> np.ndarray:
+        return _most_per_frame(targets[..., : targets.shape[-1] - 3].max(axis=-1) > 0)
+
+    def mix_targets(self, base: np.ndarray, partner: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Per frame the base clip's active tracks, then the partner's, in the first tracks (at most
+        ``tracks``); SED scaled by the clip's weight, DOA kept. PSELDNets puts the base's track 0 and the
+        partner's tracks 0 and 1 in tracks 0, 1, 2 without closing gaps; the permutation-invariant loss sees
+        no difference."""
+        n_classes = base.shape[-1] - 3
+        weights = np.asarray(weight, dtype=base.dtype)[:, None, None, None]
+        first, second = np.array(base, copy=True), np.array(partner, copy=True)
+        first[..., :n_classes] *= weights
+        second[..., :n_classes] *= 1 - weights
+        active = np.concatenate((base[..., :n_classes].max(axis=-1), partner[..., :n_classes].max(axis=-1)), axis=2)
+        order = np.argsort(~(active > 0), axis=2, kind="stable")[:, :, : self.layout.tracks]
+        return _take(np.concatenate((first, second), axis=2), order[..., None], axis=2)
 
 
 _METHOD_TYPES: dict[str, tuple[type[Method], str]] = {
