@@ -3,7 +3,7 @@
 
 rule s5_report:
     input:
-        metrics=rules.s5_score.output.metrics,
+        metrics=expand(rules.s5_score.output.metrics, s5run=S5_EXPERIMENT),
         estimates=f"{S5_DIR}/estimates/tagger",
         soundscapes=s5_test_input,
     output:
