@@ -630,7 +630,10 @@ def load_s5_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, A
 def model_from_s5_checkpoint(path: str | Path, kind: str) -> tuple[nn.Module, dict[str, Any]]:
     """The network of an S5 checkpoint with its weights loaded, in evaluation mode, and the checkpoint."""
     checkpoint = load_s5_checkpoint(path, kind)
-    model = build_objective(kind, checkpoint["model_name"], checkpoint["model_args"]).build()
+    name = checkpoint["model_name"]
+    objective = separator_objective(name) if kind == "separator" else kind
+    groups = checkpoint.get("param_groups")
+    model = build_objective(objective, name, checkpoint["model_args"], param_groups=groups).build()
     try:
         model.load_state_dict(checkpoint["model_state"])
     except RuntimeError as exc:
