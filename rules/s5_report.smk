@@ -3,7 +3,7 @@
 
 rule s5_report:
     input:
-        metrics=expand(rules.s5_score.output.metrics, s5run=S5_EXPERIMENT),
+        metrics=f"{S5_DIR}/metrics.json",
         estimates=f"{S5_DIR}/estimates/tagger",
         soundscapes=s5_test_input,
     output:

@@ -12,7 +12,8 @@ initialise it (``pretrained.sed_finetuned``). Stated once, the detector cannot d
 
 Runs (the rows of the summary table): an experiment is scored as one run of the same name, or, with
 ``inference_iterations: [n, ...]`` (iterative separators only; inherited along ``extends`` like the settings), as
-one run per count, ``<name>-inf<n>``, all from the one trained separator. Every run is scored in every label column (:data:`LABEL_SOURCES`).
+one run per count, ``<name>-inf<n>``, all from the one trained separator. Every run is scored in every label
+column (:data:`LABEL_SOURCES`).
 
 Nothing here imports PyTorch: the workflow resolves experiments while it plans.
 """
