@@ -170,6 +170,16 @@ def test_sed_training_steps_with_its_groups_and_the_schedule(dataset: tuple[Path
     assert checkpoint["param_groups"] == SED_GROUPS
     model, _ = model_from_s5_checkpoint(tmp_path / "best.pt", "sed")
     assert type(model).__name__ == "SoundEventDetector"
+    # The evaluation's threshold sweep of the best weights, restated at 0.5 on the validation soundscapes.
+    assert list(checkpoint["threshold_sweep"]) == pytest.approx([0.1 * k for k in range(1, 10)])
+    generator = open_generator(dataset[0], "valid", GENERATOR)
+    hits = []
+    for description in read_descriptions(layout.validation_metadata(dataset[0])):
+        rendered = generator.render(description)
+        with torch.no_grad():
+            clip = model(torch.from_numpy(rendered.mixture[0])[None]).weak[0].numpy()
+        hits.append(set(_hand_selection(clip, 0.5)) == {label for label in rendered.labels if label != "silence"})
+    assert checkpoint["threshold_sweep"][0.5] == pytest.approx(100.0 * np.mean(hits))
 
 
 # --- the guided separator objective -----------------------------------------------------------------------------

@@ -162,6 +162,12 @@ class Objective:
 
             load_m2d_weights(model, files["weights"])
 
+    def summary(
+        self, model: nn.Module, best_state: Mapping[str, torch.Tensor], batches: Sequence[Batch], device: torch.device
+    ) -> dict[str, Any]:
+        """Figures of the best weights on the validation batches, kept in the checkpoint (none by default)."""
+        return {}
+
     def train_mode(self, model: nn.Module) -> None:
         """Put the network in training mode for an epoch (a step that freezes parts keeps those in eval mode)."""
         model.train()
@@ -307,6 +313,22 @@ class SEDObjective(Objective):
         groups = sed_parameter_groups(model, lr, weight_decay=weight_decay, **self.group_options)
         check_partition(model, groups)
         return groups
+
+    def summary(
+        self, model: nn.Module, best_state: Mapping[str, torch.Tensor], batches: Sequence[Batch], device: torch.device
+    ) -> dict[str, Any]:
+        """The evaluation's threshold sweep: validation label accuracy (%) of the best weights per threshold 0.1-0.9
+        (the selection rule on the clip probabilities), to choose ``s5.sed.threshold`` from."""
+        from seldflow.models.sed import threshold_sweep
+        from seldflow.s5.vocabulary import LABELS
+
+        model.load_state_dict(best_state)
+        model.eval()
+        with torch.no_grad():
+            clips = [model(batch.mixture.to(device)).weak.cpu().numpy() for batch in batches]
+        targets = [row for batch in batches for row in batch.extras["clip"].numpy()]
+        references = [[LABELS[i] for i in np.flatnonzero(row)] for row in targets]
+        return {"threshold_sweep": threshold_sweep(np.concatenate(clips), references)}
 
     def spec(self) -> dict[str, Any]:
         return {**super().spec(), "param_groups": self.group_options}
@@ -582,6 +604,9 @@ def train_s5(
     finally:
         log.close()
     assert progress.best is not None  # at least one epoch ran (epochs >= 1)
+    summary = objective.summary(model, progress.best["model_state"], validation_batches, device)
+    for key, value in summary.items():
+        tqdm.write(f"{objective.kind} {key}: {value}")
     save_checkpoint(
         Path(checkpoint_out),
         {
@@ -590,6 +615,7 @@ def train_s5(
             "sample_rate": generator.settings.sample_rate,
             "epoch": progress.best["row"]["epoch"],
             "val_loss": progress.best["row"]["val_loss"],
+            **summary,
         },
     )
     write_metrics(Path(metrics_out), progress.history, METRICS_COLUMNS)
