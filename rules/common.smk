@@ -357,7 +357,11 @@ S5_TEST_SHARDS = (
     else []
 )
 if S5_ENABLED:
-    from seldflow.s5.train import check_networks
+    from seldflow.s5.train import (
+        check_networks,
+        sed_training_settings,
+        separator_objective,
+    )
 
     check_networks(S5)
 from seldflow.s5.experiments import (
@@ -368,7 +372,6 @@ from seldflow.s5.experiments import (
     split_section,
     summary_runs,
 )
-from seldflow.s5.train import sed_training_settings, separator_objective
 
 # Label sources of the inference runs: the baseline tagger's or the fine-tuned SED's selection, or the reference
 # labels (the separator's ceiling); every run is scored in each.
