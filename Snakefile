@@ -42,6 +42,7 @@ if S5_ENABLED and S5_EMBEDDED:
 
 if S5_ENABLED:
 
+    include: "rules/s5_cleaning.smk"
     include: "rules/s5_train.smk"
     include: "rules/s5_infer.smk"
     include: "rules/s5_score.smk"

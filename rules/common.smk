@@ -341,7 +341,11 @@ def experiment_predictions(experiment):
 S5_ENABLED = "s5" in config
 S5 = config.get(
     "s5",
-    {"experiment": "", "dataset": {"source": "folder", "root": "", "download": None}},
+    {
+        "experiment": "",
+        "dataset": {"source": "folder", "root": "", "download": None},
+        "added_banks": [],
+    },
 )
 S5_EXPERIMENT = S5["experiment"]
 S5_ROOT = S5["dataset"]["root"]
@@ -357,6 +361,7 @@ S5_TEST_SHARDS = (
     else []
 )
 if S5_ENABLED:
+    from seldflow.s5.cleaning import added_bank_folders, check_added_banks
     from seldflow.s5.train import (
         check_networks,
         sed_training_settings,
@@ -364,6 +369,7 @@ if S5_ENABLED:
     )
 
     check_networks(S5)
+    check_added_banks(S5)
 from seldflow.s5.experiments import (
     LABEL_SOURCES,
     all_runs,
@@ -399,21 +405,18 @@ def s5_dataset_inputs(wildcards):
     return [marker_path(S5_DOWNLOAD)] if S5_DOWNLOAD else []
 
 
-# Tagger steps (rule wildcard) -> the parameters each trains (seldflow.models.taggers.trainable_parameters).
-S5_TAGGER_STAGES = {"head": "head", "blocks": "2_blocks"}
-
-
 def s5_stage_seed(wildcards):
     return stage_seed("s5", "tagger", wildcards.step)
 
 
 def s5_tagger_network(wildcards):
+    """The tagger of fine-tuning step ``step``; ``s5.tagger.stages`` says which of its parameters the step trains."""
     tagger = S5["tagger"]
     return {
         "kind": "tagger",
         "model": tagger["model"],
         "model_args": tagger["model_args"],
-        "stage": S5_TAGGER_STAGES[wildcards.step],
+        "stage": tagger["stages"][wildcards.step],
     }
 
 
@@ -531,6 +534,40 @@ def s5_validation_input(wildcards):
 def s5_root(wildcards):
     """The dataset root, as a function: the banks and plans written under it are outputs of these rules."""
     return S5_ROOT
+
+
+# Added source banks (rules/s5_cleaning.smk): each s5.added_banks entry is cleaned into S5_ADDED_DIR/<name>,
+# which the generators of the splits it lists join to their targets or interferers. None by default.
+S5_ADDED_DIR = f"{RESULTS}/s5/added"
+S5_ADDED_BANKS = {bank["name"]: bank for bank in S5["added_banks"]}
+# The s5_cleaning wildcard matches configured names only.
+S5_ADDED_NAMES = "|".join(map(re.escape, S5_ADDED_BANKS)) or "(?!)"
+
+
+def s5_added_source(wildcards):
+    """The folder of an added bank, as the user gave it (a declared input: changing it re-cleans)."""
+    return S5_ADDED_BANKS[wildcards.added]["path"]
+
+
+def s5_added_bank(wildcards):
+    return S5_ADDED_BANKS[wildcards.added]
+
+
+def s5_added(*splits):
+    """Split -> role -> cleaned folders of the added banks that feed ``splits`` (the generators' `added`)."""
+    return added_bank_folders(list(S5_ADDED_BANKS.values()), S5_ADDED_DIR, splits)
+
+
+def s5_added_inputs(*splits):
+    """The cleaned folders of the added banks that feed ``splits``, as rule inputs (each planned by s5_cleaning)."""
+    return sorted(
+        {
+            folder
+            for roles in s5_added(*splits).values()
+            for folders in roles.values()
+            for folder in folders
+        }
+    )
 
 
 # Benchmark rule (rules/benchmark.smk), its S5 rows.

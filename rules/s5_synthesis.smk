@@ -28,6 +28,7 @@ rule s5_bank:
 rule s5_plan:
     input:
         banks=rules.s5_bank.output.banks,
+        added=s5_added_inputs("valid", "test"),
     output:
         valid=s5_layout.validation_metadata(S5_ROOT),
         valid_descriptions=directory(s5_layout.validation_descriptions(S5_ROOT)),
@@ -51,6 +52,7 @@ rule s5_plan:
             "test": S5["embedded"]["test_soundscapes"],
         },
         seed=stage_seed("s5", "plan"),
+        added=s5_added("valid", "test"),
     script:
         "../workflow/scripts/s5_plan.py"
 
@@ -59,6 +61,7 @@ rule s5_synthesis:
     input:
         banks=rules.s5_bank.output.banks,
         plan=rules.s5_plan.output.test,
+        added=s5_added_inputs("test"),
     output:
         shard=directory(f"{S5_SHARDS_DIR}/test/{{shard}}"),
     log:
@@ -76,6 +79,7 @@ rule s5_synthesis:
         generator=S5["generator"],
         shard=shard_index,
         shard_soundscapes=S5["dataset"]["shard_soundscapes"],
+        added=s5_added("test"),
     script:
         "../workflow/scripts/s5_synthesis.py"
 

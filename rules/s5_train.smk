@@ -6,6 +6,7 @@ rule s5_tagger:
     input:
         data=s5_bank_inputs,
         valid=s5_validation_input,
+        added=s5_added_inputs("train", "valid"),
         init=s5_tagger_init,
         weights=s5_tagger_weights,
     output:
@@ -36,6 +37,7 @@ rule s5_tagger:
         settings=s5_tagger_settings,
         seed=s5_stage_seed,
         state_dir=f"{RESULTS}/s5/state/{S5_EXPERIMENT}/tagger_{{step}}",
+        added=s5_added("train", "valid"),
     script:
         "../workflow/scripts/s5_train.py"
 
@@ -44,6 +46,7 @@ rule s5_sed:
     input:
         data=s5_bank_inputs,
         valid=s5_validation_input,
+        added=s5_added_inputs("train", "valid"),
         weights=s5_sed_weights,
     output:
         checkpoint=S5_DETECTORS["sed"],
@@ -76,6 +79,7 @@ rule s5_sed:
         settings=sed_training_settings(S5["sed"]),
         seed=stage_seed("s5", "sed"),
         state_dir=f"{RESULTS}/s5/state/{S5_EXPERIMENT}/sed",
+        added=s5_added("train", "valid"),
     script:
         "../workflow/scripts/s5_train.py"
 
@@ -86,6 +90,7 @@ rule s5_separator:
     input:
         data=s5_bank_inputs,
         valid=s5_validation_input,
+        added=s5_added_inputs("train", "valid"),
         audiosep_checkpoint=s5_separator_pretrained("audiosep_checkpoint"),
         sed_checkpoint=s5_separator_pretrained("sed_checkpoint"),
         sed_finetuned=s5_separator_sed_finetuned,
@@ -115,5 +120,6 @@ rule s5_separator:
         settings=s5_separator_settings,
         seed=stage_seed("s5", "separator"),
         state_dir=f"{RESULTS}/s5/state/{{s5exp}}/separator",
+        added=s5_added("train", "valid"),
     script:
         "../workflow/scripts/s5_train.py"

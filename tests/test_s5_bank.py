@@ -1,4 +1,5 @@
-"""S5 bank folder adapters and the cleaning of added clips, on tiny trees and crafted signals."""
+"""S5 bank folder adapters and the cleaning of added clips (library and stage entry), on tiny trees and crafted
+signals."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from seldflow.errors import InputError
-from seldflow.s5.bank import read_dev_bank, read_rooms, scan_class_folders, scan_single_class
+from seldflow.errors import ConfigError, InputError
+from seldflow.s5.bank import read_dev_bank, read_rooms, scan_class_folders, scan_single_class, with_added
 from seldflow.s5.cleaning import (
     KEPT,
     LOW_AMPLITUDE,
@@ -17,8 +18,11 @@ from seldflow.s5.cleaning import (
     TOO_SHORT,
     TOO_SHORT_AFTER_TRIM,
     CleaningSettings,
+    added_bank_folders,
+    check_added_banks,
     clean_clip,
     clean_folder,
+    run_cleaning,
 )
 from seldflow.synthesize.sofa import write_sofa
 
@@ -175,3 +179,123 @@ def test_clean_folder_mirrors_kept_clips(tmp_path: Path) -> None:
     assert written == ["Engine/good.wav", "Siren/stereo.wav"]
     info = sf.info(str(tmp_path / "out/Siren/stereo.wav"))
     assert info.samplerate == LOW and info.channels == 1 and info.frames == 500
+
+
+# --- the cleaning stage: added banks named in the config ---------------------------------------------------------
+
+EARS_BANK = {"name": "ears", "layout": "single_class", "label": "Speech", "role": "target", "splits": ["train"]}
+
+
+def _ears(root: Path) -> Path:
+    """An EARS-like tree at 16 kHz: two speakers with a file name in common, one quiet clip, one too short."""
+    _wav(root / "p001/a.wav", _tone(0.5, rate=16000), rate=16000)
+    _wav(root / "p001/short.wav", _tone(0.05, rate=16000), rate=16000)
+    _wav(root / "p002/a.wav", _tone(0.5, rate=16000, amplitude=0.3), rate=16000)
+    _wav(root / "p002/quiet.wav", _tone(0.5, rate=16000, amplitude=0.01), rate=16000)
+    return root
+
+
+def _rows(path: Path) -> list[list[str]]:
+    return [line.split(",") for line in path.read_text().splitlines()]
+
+
+def test_added_bank_is_cleaned_at_the_generator_rate_and_joins_the_bank(tmp_path: Path) -> None:
+    bank = {**EARS_BANK, "path": str(_ears(tmp_path / "ears"))}
+    out, csv_path = tmp_path / "added" / "ears", tmp_path / "added" / "ears.csv"
+    run_cleaning(bank, generator={"sample_rate": RATE}, cleaning={}, out_dir=out, statuses_out=csv_path)
+    # Files are numbered in sorted order (0-3), so the two a.wav of different speakers do not collide.
+    assert _rows(csv_path) == [
+        ["source", "status", "cleaned"],
+        ["p001/a.wav", KEPT, "Speech/00000_a.wav"],
+        ["p001/short.wav", TOO_SHORT, ""],
+        ["p002/a.wav", KEPT, "Speech/00002_a.wav"],
+        ["p002/quiet.wav", LOW_AMPLITUDE, ""],
+    ]
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav"))
+    assert written == ["Speech/00000_a.wav", "Speech/00002_a.wav"]
+    info = sf.info(str(out / "Speech/00002_a.wav"))
+    assert (info.samplerate, info.channels, info.frames) == (RATE, 1, RATE // 2)  # 0.5 s, 16 kHz -> 8 kHz
+    dev = read_dev_bank(_tree(tmp_path / "dev"), "train", sample_rate=RATE, classes=CLASSES)
+    joined = with_added(dev, {"target": [out]})
+    assert len(joined.targets["Speech"]) == 4 and joined.targets["Buzzer"] == dev.targets["Buzzer"]
+    assert with_added(dev, {"interferer": [out]}).interferer_labels == ("Engine", "Speech")
+
+
+def test_cleaning_thresholds_come_from_the_config(tmp_path: Path) -> None:
+    bank = {**EARS_BANK, "path": str(_ears(tmp_path / "ears"))}
+    csv_path = tmp_path / "ears.csv"
+    # A 0.4 threshold drops the 0.3-amplitude speaker too; 0.04 s keeps the 0.05-s clip.
+    run_cleaning(
+        bank,
+        generator={"sample_rate": RATE},
+        cleaning={"amp_threshold": 0.4, "min_length": 0.04},
+        out_dir=tmp_path / "out",
+        statuses_out=csv_path,
+    )
+    assert [row[1] for row in _rows(csv_path)[1:]] == [KEPT, KEPT, LOW_AMPLITUDE, LOW_AMPLITUDE]
+
+
+def test_class_folder_bank_is_renamed_by_its_class_map(tmp_path: Path) -> None:
+    fsd = tmp_path / "fsd"
+    _wav(fsd / "Alarm_clock/1.wav", _tone(0.5), rate=LOW)
+    _wav(fsd / "Unrelated/2.wav", _tone(0.5), rate=LOW)
+    bank = {"name": "fsd", "path": str(fsd), "layout": "class_folders", "role": "target", "splits": ["train"]}
+    mapped = {**bank, "class_map": {"Alarm_clock": "AlarmClock"}}
+    run_cleaning(
+        mapped, generator={"sample_rate": LOW}, cleaning={}, out_dir=tmp_path / "out", statuses_out=tmp_path / "s.csv"
+    )
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.wav")] == [
+        "AlarmClock/00000_1.wav"
+    ]
+    # Without a map, a target bank's folders must be S5 classes; an interferer bank's may be anything.
+    with pytest.raises(InputError, match=r"class folders \['Alarm_clock', 'Unrelated'\] of a target bank"):
+        run_cleaning(
+            bank, generator={"sample_rate": LOW}, cleaning={}, out_dir=tmp_path / "x", statuses_out=tmp_path / "x.csv"
+        )
+    interferers = {**bank, "role": "interferer"}
+    run_cleaning(
+        interferers,
+        generator={"sample_rate": LOW},
+        cleaning={},
+        out_dir=tmp_path / "i",
+        statuses_out=tmp_path / "i.csv",
+    )
+    assert sorted(p.name for p in (tmp_path / "i").iterdir()) == ["Alarm_clock", "Unrelated"]
+
+
+def test_a_bank_without_a_surviving_clip_is_an_error(tmp_path: Path) -> None:
+    ears = tmp_path / "ears"
+    _wav(ears / "p001/quiet.wav", _tone(0.5, amplitude=0.01), rate=LOW)
+    bank = {**EARS_BANK, "path": str(ears)}
+    with pytest.raises(InputError, match="no clip of added bank 'ears' passed the cleaning") as error:
+        run_cleaning(
+            bank, generator={"sample_rate": LOW}, cleaning={}, out_dir=tmp_path / "o", statuses_out=tmp_path / "o.csv"
+        )
+    assert error.value.path == str(ears.resolve())
+
+
+def test_added_banks_feed_the_splits_they_list() -> None:
+    banks = [
+        {**EARS_BANK, "splits": ["train", "test"]},
+        {"name": "bg", "layout": "class_folders", "role": "interferer", "splits": ["train"]},
+    ]
+    assert added_bank_folders(banks, "results/s5/added", ["train", "valid", "test"]) == {
+        "train": {"target": ["results/s5/added/ears"], "interferer": ["results/s5/added/bg"]},
+        "valid": {},
+        "test": {"target": ["results/s5/added/ears"]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("banks", "key"),
+    [
+        ([EARS_BANK, EARS_BANK], "s5.added_banks.1.name"),
+        ([{**EARS_BANK, "label": "Speeech"}], "s5.added_banks.0"),
+        ([{"name": "f", "layout": "class_folders", "role": "target", "class_map": {"a": "Alarm"}}], "s5.added_banks.0"),
+    ],
+)
+def test_added_bank_config_errors_name_the_entry(banks: list[dict], key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_added_banks({"added_banks": banks})
+    assert error.value.key == key
+    check_added_banks({"added_banks": [{**EARS_BANK, "role": "interferer", "label": "Engine"}]})  # any class

@@ -149,6 +149,31 @@ def test_shards_gather_into_the_test_layout_bit_exactly(dataset: tuple[Path, dic
         render_shard(root, GENERATOR, plan=plans["test"], shard=2, shard_soundscapes=SHARD, out_dir=root / "bad")
 
 
+def test_added_banks_join_the_plans_and_renders_of_their_splits(
+    dataset: tuple[Path, dict[str, Path]], tmp_path: Path
+) -> None:
+    """A cleaned added bank (``<class>/*.wav`` at the generator rate, as the cleaning stage writes it) feeds the
+    generator of the splits it is given for, and no other."""
+    root, _ = dataset
+    extra = tmp_path / "added" / "extra"
+    rng = np.random.default_rng(0)
+    for label in LABELS:  # five clips per class beside the embedded one: most target draws pick an added clip
+        for k in range(5):
+            (extra / label).mkdir(parents=True, exist_ok=True)
+            sf.write(extra / label / f"{k:05d}_x.wav", 0.3 * rng.standard_normal(int(0.3 * RATE)), RATE)
+    added = {"test": {"target": [str(extra)]}}
+    plan = tmp_path / "plan" / "test.json"
+    plan_soundscapes(root, GENERATOR, split="test", count=6, seed=5, out_json=plan, added=added)
+    files = [event["file"] for d in read_descriptions(plan) for event in d["events"] if "label" in event]
+    from_extra = [name for name in files if (root / "dev_set" / name).resolve().is_relative_to(extra.resolve())]
+    assert from_extra, files
+    generator = open_generator(root, "test", GENERATOR, added)
+    assert all(len(generator.bank.targets[label]) == 6 for label in LABELS)
+    assert all(len(open_generator(root, "train", GENERATOR, added).bank.targets[label]) == 1 for label in LABELS)
+    render_shard(root, GENERATOR, plan=plan, shard=0, shard_soundscapes=SHARD, out_dir=tmp_path / "shard", added=added)
+    assert len(list((tmp_path / "shard" / "soundscape").iterdir())) == SHARD
+
+
 # --- training ---------------------------------------------------------------------------------------------------
 
 

@@ -70,3 +70,25 @@ def test_shard_functions_agree() -> None:
     """What the rules rely on: names, ranges and counts describe the same slicing, the last shard shorter."""
     assert shard_names(10, 4) == ["0000", "0001", "0002"] == [f"{i:04d}" for i in range(shard_count(10, 4))]
     assert [list(shard_range(i, 4, 10)) for i in range(3)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+# Splitting ``<soundscape>_<Label>`` at the last underscore: what seldflow.s5.files.split_source_name owns.
+SOURCE_NAME_SPLIT = re.compile(r"""\.rpartition\(\s*(?:["']_["']|\w*SEPARATOR\b)|\.rsplit\(\s*["']_["']""")
+SOURCE_NAME_OWNER = REPO / "src" / "seldflow" / "s5" / "files.py"
+
+
+def test_only_seldflow_s5_files_splits_source_file_names() -> None:
+    found = {
+        str(path.relative_to(REPO)): match.group(0)
+        for path, code in workflow_code().items()
+        if path != SOURCE_NAME_OWNER
+        for match in SOURCE_NAME_SPLIT.finditer(code)
+    }
+    assert found == {}, f"use seldflow.s5.files.split_source_name instead: {found}"
+
+
+@pytest.mark.parametrize(
+    "code", ['path.stem.rpartition("_")', "stem.rpartition(NAME_SEPARATOR)", "name.rsplit('_', 1)"]
+)
+def test_the_source_name_check_catches_a_second_parser(code: str) -> None:
+    assert SOURCE_NAME_SPLIT.search(code)

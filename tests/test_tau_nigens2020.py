@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 
 from seldflow.errors import InputError
-from seldflow.metrics.doa_mot import frame_slots, read_file
+from seldflow.formats.events import frame_slots
+from seldflow.metrics.doa_mot import read_file
 from seldflow.tau_nigens2020 import (
     SAMPLE_RATE,
     dev_recordings,

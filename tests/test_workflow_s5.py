@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile as sf
+import torch
 from helpers import REPO, default_config, planned_jobs, run_snakemake, write_config
 from s5_helpers import EMBEDDED, RATE, SEPARATOR_ARGS, TAGGER_ARGS
 
+from seldflow.s5.train import load_s5_checkpoint
 from seldflow.s5.vocabulary import LABELS
 
 EXPERIMENT = "s5_tiny"
@@ -37,6 +42,8 @@ def tiny_s5_config() -> dict[str, Any]:
         "model_args": {**TAGGER_ARGS, "front_end": front_end},
         "weights": None,
         "threshold": 0.5,
+        # Step 2 trains the whole stand-in (the demo's choice), not the reference's last two blocks.
+        "stages": {"head": "head", "blocks": "all"},
         "head": STEP,
         "blocks": STEP,
     }
@@ -69,6 +76,11 @@ def test_tiny_s5_config_runs_end_to_end_and_reruns_nothing(tmp_path: Path) -> No
     assert (results / "estimates" / "tagger" / "tags.csv").is_file()
     for step in ("tagger/head", "tagger/blocks", "sed", "separator"):
         assert (results / step / "best.pt").is_file() and (results / step / "metrics.csv").is_file()
+    # s5.tagger.stages reached the training: step 2 trained the first conv block, which step 1 left alone.
+    head, blocks = (load_s5_checkpoint(results / "tagger" / step / "best.pt") for step in ("head", "blocks"))
+    assert (head["stage"], blocks["stage"]) == ("head", "all")
+    first_conv = "backbone.blocks.0.conv.weight"
+    assert not torch.equal(head["model_state"][first_conv], blocks["model_state"][first_conv])
     # The full guided system (s5.run_experiments) is scored in the three label columns too.
     guided = json.loads((tmp_path / "results" / "s5" / "guided_full" / "metrics.json").read_text())
     assert guided["oracle"]["label_accuracy"] == 1.0 and guided["sed"]["n_soundscapes"] == 6
@@ -139,3 +151,40 @@ def test_task4_config_plans_download_to_report(tmp_path: Path) -> None:
     }
     assert "resources/dcase2025_task4/.complete" in result.stdout
     assert not (tmp_path / "resources" / "dcase2025_task4").exists()
+
+
+def _dag_edges(dot: str) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    """Job id -> rule, and (producer, consumer) job pairs, of a ``--dag dot`` graph."""
+    rules = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)', dot, re.MULTILINE))
+    return rules, set(re.findall(r"^\s*(\d+) -> (\d+)", dot, re.MULTILINE))
+
+
+@pytest.mark.slow
+def test_added_bank_is_cleaned_before_synthesis_and_training(tmp_path: Path) -> None:
+    """An added bank (a real WAV folder) plans one s5_cleaning job, which every generator of its splits waits for
+    (the test plan and shards, both tagger steps and the separator), and the job runs; the default config plans
+    none."""
+    ears = tmp_path / "ears" / "p001"
+    ears.mkdir(parents=True)
+    sf.write(ears / "a.wav", np.full(1600, 0.5), 16000)
+    config = tiny_s5_config()
+    write_config(tmp_path, config)
+    assert "s5_cleaning" not in planned_jobs(run_snakemake(tmp_path, "-n", "s5_all"))
+    bank = {"name": "ears", "path": str(tmp_path / "ears"), "layout": "single_class", "label": "Speech"}
+    config["s5"]["added_banks"] = [{**bank, "splits": ["train", "test"]}]
+    write_config(tmp_path, config)
+    rules, edges = _dag_edges(run_snakemake(tmp_path, "--dag", "dot", "s5_all").stdout)
+    (cleaning,) = [job for job, rule in rules.items() if rule == "s5_cleaning"]
+    consumers = sorted(rules[consumer] for producer, consumer in edges if producer == cleaning)
+    shards = sum(rule == "s5_synthesis" for rule in rules.values())
+    assert shards == 2  # 6 test soundscapes, 4 per shard
+    # s5_all trains the detector and two separators (the main one and the full guided system).
+    trained = ["s5_sed", "s5_separator", "s5_separator"]
+    assert consumers == ["s5_plan", *trained, *["s5_synthesis"] * shards, "s5_tagger", "s5_tagger"]
+    assert not [producer for producer, consumer in edges if consumer == cleaning]  # only the user's folder
+    run_snakemake(tmp_path, "results/s5/added/ears")
+    cleaned = tmp_path / "results" / "s5" / "added"
+    assert (cleaned / "ears.csv").read_text().splitlines()[1] == "p001/a.wav,kept,Speech/00000_a.wav"
+    assert (
+        sf.info(str(cleaned / "ears" / "Speech" / "00000_a.wav")).samplerate == config["s5"]["generator"]["sample_rate"]
+    )

@@ -118,19 +118,21 @@ def _add_params(commands: argparse._SubParsersAction) -> None:
             "otherwise); the method counts use the feature kind's channels (pfoa and foa 7, logmel 2, mic 10) and "
             "13 classes. With --task s5: the DCASE2025 Task 4 separators (ResUNet, ResUNetK) against the "
             "reference estimates and the taggers' backbone, head and per-step trainable counts, with how they "
-            "were counted."
+            "were counted. With --task doanet: the Hungarian network (Hnet) and DOAnet on FOA and MIC features "
+            "against the reference counts, per part, with how they were counted."
         ),
         formatter_class=HelpFormatter,
     )
-    params_parser.add_argument("--task", choices=("seld", "s5"), default="seld", help="which models to count")
+    params_parser.add_argument("--task", choices=("seld", "s5", "doanet"), default="seld", help="which models to count")
     params_parser.set_defaults(handler=_params)
 
 
 def _params(args: argparse.Namespace) -> int:
     # torch import deferred: `seldflow score` stays fast
-    from seldflow.models.parameters import parameter_table, s5_parameter_table
+    from seldflow.models.parameters import doanet_parameter_table, parameter_table, s5_parameter_table
 
-    print(json.dumps(s5_parameter_table() if args.task == "s5" else parameter_table(), indent=2))
+    tables = {"seld": parameter_table, "s5": s5_parameter_table, "doanet": doanet_parameter_table}
+    print(json.dumps(tables[args.task](), indent=2))
     return EXIT_OK
 
 

@@ -16,4 +16,5 @@ with exit_on_error():
             count=snakemake.params.counts[split],
             seed=snakemake.params.seed,
             out_json=snakemake.output[split],
+            added=snakemake.params.added,
         )

@@ -15,4 +15,5 @@ with exit_on_error():
         shard=snakemake.params.shard,
         shard_soundscapes=snakemake.params.shard_soundscapes,
         out_dir=snakemake.output.shard,
+        added=snakemake.params.added,
     )

@@ -23,4 +23,5 @@ with exit_on_error():
         state_dir=snakemake.params.state_dir,
         init_from=snakemake.input.get("init") or None,
         weights={name: snakemake.input.get(name) for name in WEIGHT_INPUTS},
+        added=snakemake.params.added,
     )

@@ -3,10 +3,10 @@
 :func:`generator_throughput` times :meth:`seldflow.s5.generator.S5Generator.generate` (draw + render), the work
 every training batch waits on. :func:`naive_ca_sdri` is a second, deliberately plain implementation of the
 official CA-SDRi semantics documented in :mod:`seldflow.metrics.ca_sdri`: one soundscape after another, every
-mixture, oracle and estimate file read on its own, one SNR at a time in float64. It shares no code with
+mixture, oracle and estimate file read on its own, one SNR at a time in float64. It shares no scoring code with
 :func:`seldflow.metrics.ca_sdri.score_ca_sdri` (which checks headers first, reads only the files its score needs
-and scores a soundscape's sources in one float32 pass), so their agreement is a check of both, and the ratio of
-their times is what :func:`compare_ca_sdri` reports.
+and scores a soundscape's sources in one float32 pass), only the file-name convention of :mod:`seldflow.s5.files`,
+so their agreement is a check of both, and the ratio of their times is what :func:`compare_ca_sdri` reports.
 """
 
 from __future__ import annotations
@@ -23,15 +23,13 @@ import soundfile as sf
 from seldflow.bench.records import Comparison, Figure
 from seldflow.bench.timing import median_times
 from seldflow.metrics.ca_sdri import score_ca_sdri
+from seldflow.s5.files import AUDIO_SUFFIX, split_source_name
 from seldflow.s5.generator import S5Generator
 from seldflow.s5.vocabulary import SILENCE
 
 # The official SNR's eps: torchmetrics' machine epsilon of the float32 waveforms the official loader feeds it. It
 # sets a perfect estimate's score, so the float64 loop must use this value, not float64's epsilon.
 OFFICIAL_EPS = float(np.finfo(np.float32).eps)
-# Official file names are ``<soundscape>_<Label>.wav``: the class follows the last underscore.
-_SEPARATOR = "_"
-_WAV = ".wav"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -92,8 +90,8 @@ def _files_by_soundscape(folder: Path) -> dict[str, dict[str, Path]]:
     """Soundscape -> class -> file of every ``<soundscape>_<Label>.wav`` in ``folder``."""
     found: dict[str, dict[str, Path]] = {}
     for name in sorted(os.listdir(folder)):
-        if name.endswith(_WAV):
-            soundscape, _, label = name[: -len(_WAV)].rpartition(_SEPARATOR)
+        if name.endswith(AUDIO_SUFFIX):
+            soundscape, label = split_source_name(folder / name)
             found.setdefault(soundscape, {})[label] = folder / name
     return found
 
@@ -112,7 +110,7 @@ def naive_ca_sdri(
     No input checks: this is a timing and numerical reference for well-formed folders, not a scorer. Returns
     ``CA-SDRi`` (dB), ``label_accuracy`` and ``n_soundscapes``.
     """
-    mixtures = sorted(path for path in Path(mixture_dir).iterdir() if path.suffix == _WAV)
+    mixtures = sorted(path for path in Path(mixture_dir).iterdir() if path.suffix == AUDIO_SUFFIX)
     oracle_files = _files_by_soundscape(Path(ref_dir))
     estimate_files = _files_by_soundscape(Path(pred_dir))
     scores: list[float] = []

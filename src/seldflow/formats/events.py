@@ -36,3 +36,19 @@ def mirror_events(events: np.ndarray) -> np.ndarray:
     mirrored = np.array(events, dtype=np.float64, copy=True)
     mirrored[:, EV_AZIMUTH] = -mirrored[:, EV_AZIMUTH]
     return mirrored
+
+
+def frame_slots(table: np.ndarray) -> np.ndarray:
+    """Slot of each row: its position among the rows of its frame, in table order (DOAnet's label builder
+    appends a frame's rows in file order, wherever in the file they stand; its metric and its class-agnostic
+    training targets fill slots this way)."""
+    return rank_within(table[:, EV_FRAME].astype(np.int64))
+
+
+def rank_within(groups: np.ndarray) -> np.ndarray:
+    """Per element, how many earlier elements share its group label (0 for the first of each group)."""
+    order = np.argsort(groups, kind="stable")
+    ranked = groups[order]
+    ranks = np.empty(len(groups), dtype=np.int64)
+    ranks[order] = np.arange(len(groups)) - np.searchsorted(ranked, ranked, side="left")
+    return ranks

@@ -239,9 +239,15 @@ def _match_single(
 
 
 def unit_vectors(rows: np.ndarray) -> np.ndarray:
-    """Direction vectors ``(n, 3)`` of event rows' (azimuth, elevation) in degrees, as the official scorers convert
-    them: x = cos az cos el, y = sin az cos el, z = sin el (azimuth positive to the left)."""
-    az, el = rows[:, EV_AZIMUTH] * np.pi / 180.0, rows[:, EV_ELEVATION] * np.pi / 180.0
+    """Direction vectors ``(n, 3)`` of event rows' (azimuth, elevation) in degrees (:func:`direction_vectors`)."""
+    return direction_vectors(rows[:, EV_AZIMUTH], rows[:, EV_ELEVATION])
+
+
+def direction_vectors(azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:
+    """Unit vectors ``(..., 3)`` of azimuth and elevation in degrees, as the official scorers convert them:
+    x = cos az cos el, y = sin az cos el, z = sin el (azimuth positive to the left)."""
+    az = np.asarray(azimuth_deg, dtype=np.float64) * np.pi / 180.0
+    el = np.asarray(elevation_deg, dtype=np.float64) * np.pi / 180.0
     return np.stack([np.cos(az) * np.cos(el), np.sin(az) * np.cos(el), np.sin(el)], axis=-1)
 
 

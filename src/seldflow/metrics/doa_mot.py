@@ -55,7 +55,7 @@ from scipy.optimize import linear_sum_assignment
 
 from seldflow.errors import ConfigError, InputError
 from seldflow.formats.dcase2021 import FILE_COLUMNS
-from seldflow.formats.events import EV_CLASS, EV_FRAME, EV_TRACK, no_events
+from seldflow.formats.events import EV_CLASS, EV_FRAME, EV_TRACK, frame_slots, no_events, rank_within
 from seldflow.labels import check_event_fields, parse_numbers, read_csv_records
 from seldflow.metrics.common import normalised, pair_clips, unit_vectors
 
@@ -114,21 +114,6 @@ def _parse_row(path: Path, line: int, record: list[str], reference: bool) -> lis
     if reference:
         check_event_fields(path, line, cls=0, source=0, azimuth=azimuth, elevation=elevation, distance=0.0, n_classes=1)
     return values
-
-
-def frame_slots(table: np.ndarray) -> np.ndarray:
-    """Slot of each row: its position among the rows of its frame, in table order (the official label builder
-    appends a frame's rows in file order, wherever in the file they stand)."""
-    return rank_within(table[:, EV_FRAME].astype(np.int64))
-
-
-def rank_within(groups: np.ndarray) -> np.ndarray:
-    """Per element, how many earlier elements share its group label (0 for the first of each group)."""
-    order = np.argsort(groups, kind="stable")
-    ranked = groups[order]
-    ranks = np.empty(len(groups), dtype=np.int64)
-    ranks[order] = np.arange(len(groups)) - np.searchsorted(ranked, ranked, side="left")
-    return ranks
 
 
 # --------------------------------------------------------------------------------------------------------------

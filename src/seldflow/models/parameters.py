@@ -96,4 +96,52 @@ def s5_parameter_table() -> dict[str, Any]:
     }
 
 
-__all__ = ["PARAMETER_LABEL_FORMATS", "S5_COUNTING", "method_parameter_counts", "parameter_table", "s5_parameter_table"]
+# How the DOAnet and Hnet counts are made.
+DOANET_COUNTING = (
+    "trainable parameters (requires_grad), built with default (reference) arguments and 64 mel bins on the meta "
+    "device; convolution and linear biases and BatchNorm affine weights included, BatchNorm running statistics "
+    "(buffers) excluded; 'parameters' with the activity head (dMOT + activity training), "
+    "'without_activity_head' for the MSE and dMOT-only networks; Hnet for n_max = 2 DOAs"
+)
+
+
+def doanet_parameter_table() -> dict[str, Any]:
+    """What ``seldflow params --task doanet`` prints: Hnet against its exact reference count (100,098) and DOAnet
+    on FOA (7 channels) and MIC (10 channels) against the reference estimates, each with a per-part breakdown."""
+    from seldflow.doanet.hnet import REFERENCE_HNET_PARAMETERS, hnet_parameter_breakdown
+    from seldflow.doanet.model import (
+        REFERENCE_DOANETS,
+        REFERENCE_PARAMETER_ESTIMATES,
+        doanet_parameter_breakdown,
+        doanet_parameters_on_meta,
+    )
+
+    hnet_parts = hnet_parameter_breakdown()
+    hnet = {"n_max": 2, "parameters": sum(hnet_parts.values()), "reference": REFERENCE_HNET_PARAMETERS}
+    doanets = {}
+    for reference, name in REFERENCE_DOANETS.items():
+        args = {"in_channels": FEATURE_KINDS[reference].output_channels}
+        parts = doanet_parameter_breakdown(name, **args)
+        count = sum(parts.values())
+        estimate = REFERENCE_PARAMETER_ESTIMATES[reference]
+        doanets[reference] = {
+            "model": name,
+            "in_channels": args["in_channels"],
+            "parameters": count,
+            "without_activity_head": doanet_parameters_on_meta(name, **args, activity=False),
+            "reference_estimate": estimate,
+            "relative_difference": round((count - estimate) / estimate, 6),
+            "parts": parts,
+        }
+    return {"counted": DOANET_COUNTING, "hnet": {**hnet, "parts": hnet_parts}, "doanet": doanets}
+
+
+__all__ = [
+    "DOANET_COUNTING",
+    "PARAMETER_LABEL_FORMATS",
+    "S5_COUNTING",
+    "doanet_parameter_table",
+    "method_parameter_counts",
+    "parameter_table",
+    "s5_parameter_table",
+]

@@ -43,6 +43,8 @@ from seldflow.s5.vocabulary import LABELS
 # predictions are the bias alone).
 HEAD_INIT_STD = 2e-5
 STAGES = ("head", "2_blocks", "all")
+# How the stand-in reduces its time steps (see StandinCNN).
+POOLINGS = ("mean", "max")
 CONFIG_SOURCE = "s5"
 
 
@@ -67,13 +69,13 @@ class Tagger(nn.Module):
 
 
 class StandinBlock(nn.Module):
-    """3x3 conv, BatchNorm, ReLU, then average-pool the frequency axis by 2 (time resolution kept)."""
+    """3x3 conv, BatchNorm, ReLU, then average-pool the frequency axis by 2 and the time axis by ``time_pool``."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, time_pool: int = 1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.pool = nn.AvgPool2d(kernel_size=(2, 1))
+        self.pool = nn.AvgPool2d(kernel_size=(2, time_pool), ceil_mode=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(torch.relu(self.bn(self.conv(x))))
@@ -83,17 +85,25 @@ class StandinCNN(nn.Module):
     """Log-mel [B, 1, n_mels, T] -> [B, T, channels[-1] * n_mels / 2**len(channels)].
 
     Frequency rows are stacked into the feature vector rather than averaged so that tones of different pitch stay
-    distinguishable after the time average (a frequency average would make the CNN pitch-blind).
+    distinguishable after the time average (a frequency average would make the CNN pitch-blind). ``time_pool`` > 1
+    also pools time in every block, which widens the blocks' view from a few frames to the rhythm of beeps, steps
+    and strikes. ``pooling="max"`` returns one time step, the maximum over time: a short event then weighs as much
+    as a long one, where the tagger's own time average would dilute it by its duration.
     """
 
-    def __init__(self, n_mels: int, channels: tuple[int, ...] = (16, 32, 64)) -> None:
+    def __init__(
+        self, n_mels: int, channels: tuple[int, ...] = (16, 32, 64), time_pool: int = 1, pooling: str = "mean"
+    ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if not channels or n_mels % 2 ** len(channels):
             raise ValueError(f"n_mels {n_mels} must be divisible by 2**{len(channels)} (one halving per block)")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
         widths = (1, *channels)
-        self.blocks = nn.ModuleList(StandinBlock(a, b) for a, b in itertools.pairwise(widths))
+        self.blocks = nn.ModuleList(StandinBlock(a, b, int(time_pool)) for a, b in itertools.pairwise(widths))
         self.feature_dim = channels[-1] * (n_mels // 2 ** len(channels))
+        self.pooling = pooling
 
     def stage_modules(self, stage: str) -> list[nn.Module]:
         """``"<n>_blocks"`` trains the last n conv blocks (the stand-in has no final norm), ``"all"`` everything."""
@@ -107,7 +117,8 @@ class StandinCNN(nn.Module):
         for block in self.blocks:
             x = block(x)
         batch, chans, rows, frames = x.shape
-        return x.permute(0, 3, 1, 2).reshape(batch, frames, chans * rows)
+        features = x.permute(0, 3, 1, 2).reshape(batch, frames, chans * rows)
+        return features.amax(dim=1, keepdim=True) if self.pooling == "max" else features
 
 
 def m2d_tagger(
@@ -132,10 +143,12 @@ def standin_tagger(
     ref_channel: int = 0,
     front_end: Mapping[str, Any] | None = None,
     channels: tuple[int, ...] | list[int] = (16, 32, 64),
+    time_pool: int = 1,
+    pooling: str = "mean",
 ) -> Tagger:
     """CPU stand-in tagger: same front end and head as :func:`m2d_tagger`, :class:`StandinCNN` backbone."""
     mel = LogMel(**dict(front_end or {}))
-    return Tagger(mel, StandinCNN(mel.n_mels, tuple(channels)), n_classes, ref_channel)
+    return Tagger(mel, StandinCNN(mel.n_mels, tuple(channels), time_pool, pooling), n_classes, ref_channel)
 
 
 TAGGERS: dict[str, Callable[..., Tagger]] = {"m2d": m2d_tagger, "standin": standin_tagger}

@@ -13,8 +13,10 @@ files directly inside the split folder, so sub-folders are ignored here too. Cli
 sample rate and mono (the cleaning step converts added data); a clip that is not is an input error naming it,
 rather than being silently converted on every draw.
 
-Added target data (EARS speech, Semantic Hearing's FSD50K-style ``<class>/*.wav``) can be joined with
-:meth:`S5Bank.with_targets` after scanning it with :func:`scan_class_folders` or :func:`scan_single_class`.
+Added data (EARS speech, Semantic Hearing's FSD50K-style ``<class>/*.wav``) is scanned with
+:func:`scan_single_class` or :func:`scan_class_folders`, cleaned by the S5 cleaning stage into a class-folder
+tree, and joined to a split's targets or interferers with :func:`with_added` (or :meth:`S5Bank.with_targets`,
+:meth:`S5Bank.with_interferers`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ ROOM_DIR = "room_ir"
 METADATA_DIR = "metadata"
 AUDIO_SUFFIX = ".wav"
 ROOM_SUFFIX = ".sofa"
+# The roles of a bank's files: in soundscape metadata, and (targets, interferers) for added banks.
+ROLE_TARGET = "target"
+ROLE_INTERFERER = "interferer"
+ROLE_NOISE = "noise"
 
 
 @dataclass(frozen=True)
@@ -103,15 +109,38 @@ class S5Bank:
 
     def with_targets(self, extra: Mapping[str, Sequence[Path]]) -> S5Bank:
         """A bank with ``extra`` target files added to (or creating) their classes, each checked like the rest."""
-        targets = {label: list(files) for label, files in self.targets.items()}
+        return self._joined("targets", extra)
+
+    def with_interferers(self, extra: Mapping[str, Sequence[Path]]) -> S5Bank:
+        """A bank with ``extra`` interferer files added to (or creating) their classes, checked like the rest."""
+        return self._joined("interferers", extra)
+
+    def _joined(self, role_field: str, extra: Mapping[str, Sequence[Path]]) -> S5Bank:
+        clips = {label: list(files) for label, files in getattr(self, role_field).items()}
         info = dict(self.info)
         for label, files in extra.items():
             for path in files:
                 path = Path(path).resolve()
                 info[path] = _check_clip(path, self.sample_rate, mono=True)
-                targets.setdefault(label, []).append(path)
-        merged = {label: tuple(sorted(set(files))) for label, files in targets.items()}
-        return dataclasses.replace(self, targets=merged, info=info)
+                clips.setdefault(label, []).append(path)
+        merged = {label: tuple(sorted(set(files))) for label, files in clips.items()}
+        return dataclasses.replace(self, **{role_field: merged}, info=info)
+
+
+# The roles an added bank can fill, and how a bank takes it on.
+_JOINERS = {ROLE_TARGET: S5Bank.with_targets, ROLE_INTERFERER: S5Bank.with_interferers}
+ADDED_ROLES = tuple(_JOINERS)
+
+
+def with_added(bank: S5Bank, added: Mapping[str, Sequence[str | os.PathLike[str]]]) -> S5Bank:
+    """``bank`` joined with cleaned added banks: ``added`` maps a role (:data:`ADDED_ROLES`) to folders holding
+    ``<class>/**/*.wav`` (what the S5 cleaning stage writes), whose clips join that role's classes."""
+    for role, folders in added.items():
+        if role not in _JOINERS:
+            raise ValueError(f"unknown added-bank role {role!r} (known: {', '.join(ADDED_ROLES)})")
+        for folder in folders:
+            bank = _JOINERS[role](bank, scan_class_folders(folder, recursive=True))
+    return bank
 
 
 def _vocabulary_order(classes: Mapping[str, object]) -> tuple[str, ...]:

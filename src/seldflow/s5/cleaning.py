@@ -1,4 +1,4 @@
-"""Cleaning of added S5 source clips (the Task 4 baseline's data-addition step), as a function over a folder.
+"""S5 cleaning stage: added source banks (the Task 4 baseline's data-addition step) cleaned into class folders.
 
 The baseline admits extra target and interferer clips (FSD50K, EARS, Semantic Hearing backgrounds) only after
 these checks, in this order, all at the clip's own sample rate:
@@ -16,22 +16,34 @@ Multichannel input is averaged to mono first (the official loader's default down
 polyphase filter (scipy) where the official script uses librosa's default, so kept clips match it in content
 but not sample for sample. Should resampling push the peak past full scale, the clip is scaled to a peak of 1
 rather than clipped: the generator peak-normalises every clip, so its level carries no information.
+
+As a workflow stage (rule ``s5_cleaning``, :func:`run_cleaning`), each bank listed under ``s5.added_banks`` is
+read through a folder adapter (:data:`ADDED_LAYOUTS`: ``single_class`` for EARS-like trees, ``class_folders`` for
+Semantic Hearing / FSD50K-style ``<class>/*.wav``), cleaned at the generator's sample rate into
+``<out>/<class>/<n>_<stem>.wav`` (numbered, as EARS repeats file names across speakers), with a CSV of every
+source file's outcome beside it. The generator joins that tree to the targets or interferers of the splits the
+entry lists (:func:`added_bank_folders`, :func:`seldflow.s5.bank.with_added`).
 """
 
 from __future__ import annotations
 
+import csv
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 from scipy import signal
 from scipy.ndimage import maximum_filter1d
 
-from seldflow.errors import InputError
-from seldflow.io import atomic_dir
+from seldflow.errors import ConfigError, InputError
+from seldflow.io import atomic_dir, atomic_file
+from seldflow.s5.bank import ROLE_TARGET, scan_class_folders, scan_single_class
+from seldflow.s5.generator import settings_from_config
+from seldflow.s5.vocabulary import LABELS
 
 KEPT = "kept"
 LOW_AMPLITUDE = "low_amplitude"
@@ -155,3 +167,105 @@ def _write(path: Path, audio: np.ndarray, rate: int) -> None:
         audio = audio / peak
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), audio, rate, subtype="PCM_16", format="WAV")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The stage: added banks named in the config (``s5.added_banks``)
+
+# Folder adapters: a config entry -> class -> source files (``.wav``, as the bank reader lists them).
+ADDED_LAYOUTS: dict[str, Callable[[Mapping[str, Any]], dict[str, tuple[Path, ...]]]] = {
+    # EARS: every .wav under the folder (p001/*.wav, ...) is one class, the entry's ``label``.
+    "single_class": lambda bank: scan_single_class(bank["path"], bank["label"]),
+    # Semantic Hearing / FSD50K style: one folder per class, renamed (and selected) by ``class_map`` if given.
+    "class_folders": lambda bank: scan_class_folders(bank["path"], class_map=bank.get("class_map")),
+}
+STATUS_COLUMNS = ("source", "status", "cleaned")
+
+
+def check_added_banks(s5: Mapping[str, Any], *, source: str = "config") -> None:
+    """Cross-key checks of ``s5.added_banks`` the schema cannot express, at workflow start-up.
+
+    Names are unique (each names an output folder), and a bank of targets only names S5 classes: the generator
+    would otherwise draw a class the tagger and separators cannot encode.
+    """
+    seen: set[str] = set()
+    for index, bank in enumerate(s5.get("added_banks", [])):
+        key = f"s5.added_banks.{index}"
+        if bank["name"] in seen:
+            raise ConfigError(source, f"{key}.name", f"'{bank['name']}' names two added banks")
+        seen.add(bank["name"])
+        if bank["role"] != ROLE_TARGET:
+            continue
+        classes = [bank["label"]] if bank["layout"] == "single_class" else list((bank.get("class_map") or {}).values())
+        unknown = [label for label in classes if label not in LABELS]
+        if unknown:
+            raise ConfigError(source, key, f"target classes {unknown} are not S5 classes ({', '.join(LABELS)})")
+
+
+def added_bank_folders(
+    banks: Sequence[Mapping[str, Any]], out_dir: str, splits: Sequence[str]
+) -> dict[str, dict[str, list[str]]]:
+    """Split -> role -> the cleaned folders (``<out_dir>/<name>``) of the banks that feed it, for ``splits``.
+
+    What the generator's consumers receive (:func:`seldflow.s5.generator.open_generator`'s ``added``).
+    """
+    by_split: dict[str, dict[str, list[str]]] = {split: {} for split in splits}
+    for bank in banks:
+        for split in splits:
+            if split in bank["splits"]:
+                by_split[split].setdefault(bank["role"], []).append(f"{out_dir}/{bank['name']}")
+    return by_split
+
+
+def clean_added_bank(
+    bank: Mapping[str, Any], out_dir: str | os.PathLike[str], settings: CleaningSettings
+) -> dict[str, tuple[str, str]]:
+    """Clean one added bank into ``out_dir/<class>/<n>_<stem>.wav``; returns source -> (status, cleaned file).
+
+    Source and cleaned paths are relative to the bank's folder and ``out_dir``; a dropped clip has no cleaned
+    file (""). A bank from which no clip survives is an :class:`InputError` naming its folder.
+    """
+    root = Path(bank["path"]).resolve()
+    clips = ADDED_LAYOUTS[bank["layout"]](bank)
+    if bank["role"] == ROLE_TARGET:
+        unknown = sorted(set(clips) - set(LABELS))
+        if unknown:
+            message = f"class folders {unknown} of a target bank are not S5 classes (rename them with a class_map)"
+            raise InputError(root, message)
+    pairs = [
+        (os.path.relpath(path, root), f"{label}/{number:05d}_{path.stem}.wav")
+        for label, files in sorted(clips.items())
+        for number, path in enumerate(files)
+    ]
+    statuses = clean_folder(root, out_dir, settings, pairs=pairs)
+    if KEPT not in statuses.values():
+        raise InputError(root, f"no clip of added bank '{bank['name']}' passed the cleaning ({len(pairs)} checked)")
+    return {src: (statuses[src], dest if statuses[src] == KEPT else "") for src, dest in pairs}
+
+
+def write_statuses(path: str | os.PathLike[str], outcomes: Mapping[str, tuple[str, str]]) -> None:
+    """One row per source file: its path, :data:`KEPT` or the reason it was dropped, and the cleaned file."""
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(STATUS_COLUMNS)
+        writer.writerows((source, status, cleaned) for source, (status, cleaned) in outcomes.items())
+
+
+def run_cleaning(
+    bank: Mapping[str, Any],
+    *,
+    generator: Mapping[str, Any],
+    cleaning: Mapping[str, Any],
+    out_dir: str | os.PathLike[str],
+    statuses_out: str | os.PathLike[str],
+) -> dict[str, tuple[str, str]]:
+    """The rule's entry point: clean a configured bank at the generator's sample rate, write the outcome CSV.
+
+    ``cleaning`` overrides :class:`CleaningSettings` (the baseline's thresholds); the target rate is always
+    ``s5.generator``'s, since the bank reader refuses clips at any other rate.
+    """
+    sample_rate = settings_from_config(generator).sample_rate
+    settings = CleaningSettings(target_rate=sample_rate, **cleaning)
+    outcomes = clean_added_bank(bank, out_dir, settings)
+    write_statuses(statuses_out, outcomes)
+    return outcomes

@@ -1,14 +1,15 @@
-"""S5 file conventions shared by inference, scoring and the report: ``<soundscape>_<Label>.wav`` and ``tags.csv``.
+"""S5 file conventions shared by the stages and the CA-SDRi metric: ``<soundscape>_<Label>.wav`` and ``tags.csv``.
 
 The submission format names every separated source ``<soundscape>_<Label>.wav``; the oracle targets follow the
 same pattern. Class names hold no underscore, so a name splits at its last one (soundscape names may hold some).
-``tags.csv`` records what the tagger chose for each soundscape and every class probability.
+This module is the one owner of that convention (no stage logic lives here, so stages and the CA-SDRi metric
+import it alike). ``tags.csv`` records what the tagger chose for each soundscape and every class probability.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +19,36 @@ from seldflow.io import atomic_file
 from seldflow.s5.vocabulary import LABELS
 
 TAGS_FILE = "tags.csv"
+AUDIO_SUFFIX = ".wav"
+# Separates the soundscape name from the class in ``<soundscape>_<Label>.wav``; class names never contain it.
+NAME_SEPARATOR = "_"
 
 
 def source_file_name(soundscape: str, label: str) -> str:
-    return f"{soundscape}_{label}.wav"
+    """``<soundscape>_<Label>.wav``: the file name of one class's source (oracle target or estimate)."""
+    return f"{soundscape}{NAME_SEPARATOR}{label}{AUDIO_SUFFIX}"
 
 
-def split_source_name(path: Path, labels: Sequence[str] = LABELS) -> tuple[str, str]:
-    """(soundscape, label) of a ``<soundscape>_<Label>.wav`` file; an unknown label is an error naming the file."""
-    soundscape, sep, label = path.stem.rpartition("_")
-    if not sep or label not in labels:
-        raise InputError(path, f"file name does not end in _<Label> with a known class (got {label!r})", field="label")
+def split_source_name(path: Path, labels: Collection[str] = LABELS, *, role: str = "source") -> tuple[str, str]:
+    """(soundscape, label) of a ``<soundscape>_<Label>.wav`` file, split at the last underscore.
+
+    A name without an underscore, or whose label is not in ``labels``, is an :class:`InputError` naming the file;
+    ``role`` (e.g. ``"estimate"``) says in the message which kind of file it was.
+    """
+    soundscape, separator, label = path.stem.rpartition(NAME_SEPARATOR)
+    if not separator:
+        raise InputError(path, f"{role} file name is not <soundscape>{NAME_SEPARATOR}<Label>{AUDIO_SUFFIX}")
+    if label not in labels:
+        known = ", ".join(labels)
+        raise InputError(path, f"unknown class {label!r} in the {role} file name (known: {known})", field="label")
     return soundscape, label
 
 
 def oracle_labels(oracle_dir: str | Path, names: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """Each soundscape's reference classes, from the oracle targets' file names, in class-index order."""
     found: dict[str, list[str]] = {name: [] for name in names}
-    for path in sorted(Path(oracle_dir).glob("*.wav")):
-        soundscape, label = split_source_name(path)
+    for path in sorted(Path(oracle_dir).glob(f"*{AUDIO_SUFFIX}")):
+        soundscape, label = split_source_name(path, role="oracle target")
         if soundscape in found:
             found[soundscape].append(label)
     return {name: tuple(sorted(labels, key=LABELS.index)) for name, labels in found.items()}

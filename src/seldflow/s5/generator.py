@@ -51,15 +51,21 @@ from scipy.signal import fftconvolve
 
 from seldflow.errors import ConfigError, InputError
 from seldflow.s5 import layout
-from seldflow.s5.bank import ROOM_DIR, S5Bank, read_dev_bank, read_rooms
+from seldflow.s5.bank import (
+    ROLE_INTERFERER,
+    ROLE_NOISE,
+    ROLE_TARGET,
+    ROOM_DIR,
+    S5Bank,
+    read_dev_bank,
+    read_rooms,
+    with_added,
+)
 from seldflow.s5.vocabulary import N_SLOTS, SILENCE, pad_labels
 from seldflow.synthesize.sofa import Room
 
 METADATA_FORMAT = "seldflow-s5-soundscape"
 METADATA_VERSION = 1
-ROLE_TARGET = "target"
-ROLE_INTERFERER = "interferer"
-ROLE_NOISE = "noise"
 
 
 @dataclass(frozen=True)
@@ -509,16 +515,26 @@ def settings_from_config(values: Mapping[str, Any]) -> GeneratorSettings:
         raise ConfigError("s5", "generator", str(exc)) from None
 
 
-def open_generator(root: str | Path, split: str, settings: Mapping[str, Any] | GeneratorSettings) -> S5Generator:
+# Split -> role (``target``, ``interferer``) -> folders of cleaned added clips (the S5 cleaning stage's output).
+AddedBanks = Mapping[str, Mapping[str, Sequence[str | Path]]]
+
+
+def open_generator(
+    root: str | Path,
+    split: str,
+    settings: Mapping[str, Any] | GeneratorSettings,
+    added: AddedBanks | None = None,
+) -> S5Generator:
     """The generator of one bank split (``train``, ``valid``, or ``test`` in the embedded set) of a dataset root.
 
     ``root`` is the folder holding ``dev_set/`` (:mod:`seldflow.s5.layout`); the bank and the rooms are that
-    split's.
+    split's. ``added`` maps a split to the cleaned added banks joined to it (role -> folders, see
+    :func:`seldflow.s5.bank.with_added`); splits it does not name get none.
     """
     if not isinstance(settings, GeneratorSettings):
         settings = settings_from_config(settings)
     dev = layout.dev_dir(root)
-    bank = read_dev_bank(dev, split, sample_rate=settings.sample_rate)
+    bank = with_added(read_dev_bank(dev, split, sample_rate=settings.sample_rate), (added or {}).get(split, {}))
     rooms = read_rooms(layout.bank_dir(root, ROOM_DIR) / split, sample_rate=settings.sample_rate)
     return S5Generator(bank, rooms, settings)
 

@@ -17,7 +17,7 @@ from typing import Any
 from seldflow.io import atomic_dir
 from seldflow.s5 import layout
 from seldflow.s5.embedded import make_s5_bank
-from seldflow.s5.generator import open_generator
+from seldflow.s5.generator import AddedBanks, open_generator
 from seldflow.s5.soundscapes import (
     ORACLE_DIR,
     SOUNDSCAPE_DIR,
@@ -40,10 +40,20 @@ def make_embedded_banks(root: str | Path, embedded: Mapping[str, Any], *, sample
 
 
 def plan_soundscapes(
-    root: str | Path, generator: Mapping[str, Any], *, split: str, count: int, seed: int, out_json: str | Path
+    root: str | Path,
+    generator: Mapping[str, Any],
+    *,
+    split: str,
+    count: int,
+    seed: int,
+    out_json: str | Path,
+    added: AddedBanks | None = None,
 ) -> None:
-    """Draw ``count`` soundscapes of bank split ``split`` and write them as an index with its descriptions."""
-    source = open_generator(root, split, generator)
+    """Draw ``count`` soundscapes of bank split ``split`` and write them as an index with its descriptions.
+
+    ``added``: the cleaned added banks joined to each split (see :func:`seldflow.s5.generator.open_generator`).
+    """
+    source = open_generator(root, split, generator, added)
     descriptions = sample_descriptions(source, count, seed)
     names = [soundscape_name(index, prefix=split) for index in range(count)]
     write_descriptions(out_json, descriptions, names)
@@ -57,12 +67,17 @@ def render_shard(
     shard: int,
     shard_soundscapes: int,
     out_dir: str | Path,
+    added: AddedBanks | None = None,
 ) -> None:
-    """Render shard ``shard`` of a test plan into ``out_dir`` (soundscape/, oracle_target/, metadata)."""
+    """Render shard ``shard`` of a test plan into ``out_dir`` (soundscape/, oracle_target/, metadata).
+
+    ``added`` must hold the added banks the plan was drawn with (their clips are named in its descriptions).
+    """
     descriptions = read_descriptions(plan)
     indices = shard_range(shard, shard_soundscapes, len(descriptions))
     chosen = [descriptions[index] for index in indices]
-    write_soundscapes(out_dir, open_generator(root, "test", generator), chosen, names=[d["name"] for d in chosen])
+    source = open_generator(root, "test", generator, added)
+    write_soundscapes(out_dir, source, chosen, names=[d["name"] for d in chosen])
 
 
 def gather_test(shard_dirs: Sequence[str | Path], out_dir: str | Path) -> None:

@@ -732,19 +732,21 @@ def run_training(
     state_dir: str | Path,
     init_from: str | Path | Sequence[str] | None = None,
     weights: str | Path | Sequence[str] | Mapping[str, str | Path | Sequence[str] | None] | None = None,
+    added: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
 ) -> dict[str, Any]:
     """Train the configured tagger step, detector or separator of a Task 4 dataset folder (the rules' entry point).
 
     ``network`` holds ``kind`` (an :data:`OBJECTIVES` name), ``model``, ``model_args`` and, where the objective
     takes them, ``stage`` and ``param_groups``. ``weights`` are the external weight files, keyed by the
     objective's :attr:`Objective.pretrained_keys` (each a path or a rule input of zero or one file); a bare path
-    is the ``weights`` entry (an M2D checkpoint).
+    is the ``weights`` entry (an M2D checkpoint). ``added``: cleaned added banks joined to the train and valid
+    splits (:func:`seldflow.s5.generator.open_generator`).
     """
     from seldflow.s5.generator import generator_signature, open_generator
     from seldflow.s5.soundscapes import read_descriptions
 
-    train_generator = open_generator(root, "train", generator)
-    valid_generator = open_generator(root, "valid", generator)
+    train_generator = open_generator(root, "train", generator, added)
+    valid_generator = open_generator(root, "valid", generator, added)
     kind = network["kind"]
     model_args = with_sample_rate(kind, network.get("model_args") or {}, train_generator.settings.sample_rate)
     objective = network_objective({**network, "model_args": model_args})
