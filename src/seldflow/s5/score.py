@@ -45,10 +45,11 @@ def score_label_sources(
 RUN_COLUMNS = ("rank", "run", "experiment", "model", "inference_iterations")
 
 
-def summary_columns(sources: Sequence[str] = LABEL_SOURCES) -> list[str]:
-    """Score columns of the summary: ``CA-SDRi_<source>`` for every source, ``label_accuracy_<detector>`` for the
-    detectors (the oracle's is 1 by construction)."""
-    return [f"CA-SDRi_{s}" for s in sources] + [f"label_accuracy_{s}" for s in sources if s in DETECTOR_SOURCES]
+def summary_columns(sources: Sequence[str] = LABEL_SOURCES) -> dict[str, tuple[str, str]]:
+    """Score columns of the summary, each -> (metric, source): ``CA-SDRi_<source>`` for every source,
+    ``label_accuracy_<detector>`` for the detectors (the oracle's is 1 by construction)."""
+    pairs = [("CA-SDRi", s) for s in sources] + [("label_accuracy", s) for s in sources if s in DETECTOR_SOURCES]
+    return {f"{metric}_{source}": (metric, source) for metric, source in pairs}
 
 
 def summarise_runs(
@@ -60,8 +61,7 @@ def summarise_runs(
     for name, path in metrics.items():
         report = json.loads(Path(path).read_text())
         row: dict[str, Any] = {"run": name, **{key: runs[name].get(key) for key in RUN_COLUMNS[2:]}}
-        for column in summary_columns():
-            metric, source = column.rsplit("_", 1)
+        for column, (metric, source) in summary_columns().items():
             if source not in report or metric not in report[source]:
                 raise InputError(path, f"no {metric} for the {source} labels", field=source)
             value = report[source][metric]
