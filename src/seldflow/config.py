@@ -67,7 +67,22 @@ def validate_config(
         raise ConfigError(source, _error_key(error), error.message)
     _check_cross_references(config, source)
     _check_experiments(config, schema, source)
+    _check_s5_experiments(config, schema, source)
     return config
+
+
+def _check_s5_experiments(config: dict[str, Any], schema: dict[str, Any], source: str) -> None:
+    """Each S5 experiment is the section it extends with its overrides applied: validate that merged section."""
+    from seldflow.s5.experiments import separator_section
+
+    s5 = config.get("s5")
+    if not s5:
+        return
+    separator_schema = {"$defs": schema["$defs"], **schema["properties"]["s5"]["properties"]["separator"]}
+    for name in s5.get("experiments", {}):
+        error = best_match(Draft202012Validator(separator_schema).iter_errors(separator_section(s5, name)))
+        if error is not None:
+            raise ConfigError(source, f"s5.experiments.{name}.{_error_key(error)}", error.message)
 
 
 def _check_experiments(config: dict[str, Any], schema: dict[str, Any], source: str) -> None:
