@@ -10,13 +10,20 @@ import functools
 from typing import Any
 
 from seldflow.feature_kinds import FEATURE_KINDS
-from seldflow.models import MODELS, REFERENCE_MODELS, parameters_on_meta
+from seldflow.models import MODELS, REFERENCE_MODELS, parameters_on_meta, passt
 from seldflow.tasks import build_task
 from seldflow.tasks.seld_methods import METHODS
 
 # Label format whose class count sizes the output layer, per audio format of a feature kind: the DCASE2025 stereo
 # set for stereo features, STARSS23's 13 classes (DCASE2024 format) for FOA and MIC features.
 PARAMETER_LABEL_FORMATS: dict[str, str] = {"stereo": "dcase2025", "foa": "dcase2024", "mic": "dcase2024"}
+
+
+# Models whose reference count comes from another implementation than the one seldflow's count reproduces: that
+# count and how both were made, printed in the model's reference entry.
+REFERENCE_CHECKS: dict[str, dict[str, Any]] = {
+    "passt": {"reference_parameters": passt.REFERENCE_PARAMETERS, "counted": passt.REFERENCE_COUNTING},
+}
 
 
 @functools.cache
@@ -46,7 +53,8 @@ def parameter_table() -> dict[str, dict[str, Any]]:
 
     ``{model: {"reference": {"name", "channels", "parameters"}, "methods": {method: {feature_kind: count}}}}``;
     the reference entry is the configuration whose count the reference implementation reports
-    (:data:`REFERENCE_MODELS`, default arguments), so it stays comparable with published figures.
+    (:data:`REFERENCE_MODELS`, default arguments), so it stays comparable with published figures; for the models
+    of :data:`REFERENCE_CHECKS` it also holds the reference implementation's own count and how both were made.
     """
     references = {name: (reference_name, channels) for reference_name, (name, channels) in REFERENCE_MODELS.items()}
     table: dict[str, dict[str, Any]] = {}
@@ -56,6 +64,7 @@ def parameter_table() -> dict[str, dict[str, Any]]:
             reference_name, channels = references[name]
             parameters = parameters_on_meta(name, channels)
             entry["reference"] = {"name": reference_name, "channels": channels, "parameters": parameters}
+            entry["reference"].update(REFERENCE_CHECKS.get(name, {}))
         entry["methods"] = method_parameter_counts(name)
         table[name] = entry
     return table
@@ -139,6 +148,7 @@ def doanet_parameter_table() -> dict[str, Any]:
 __all__ = [
     "DOANET_COUNTING",
     "PARAMETER_LABEL_FORMATS",
+    "REFERENCE_CHECKS",
     "S5_COUNTING",
     "doanet_parameter_table",
     "method_parameter_counts",
