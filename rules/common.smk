@@ -256,9 +256,13 @@ def experiment_device(wildcards):
 
 
 def experiment_pretrained(wildcards):
-    # A declared input, so replacing the checkpoint file retrains.
-    path = train_settings(wildcards.experiment).get("pretrained")
-    return [path] if path else []
+    # Declared inputs, so replacing a checkpoint file retrains: PSELDNets or AudioSet weights.
+    settings = train_settings(wildcards.experiment)
+    return [
+        settings[key]
+        for key in ("pretrained", "pretrained_audioset")
+        if settings.get(key)
+    ]
 
 
 def experiment_state_dir(wildcards):

@@ -29,6 +29,9 @@ REFERENCE_COUNTS = {
     "cnn14_conbimamba_ac": ("CNN14_ConBiMambaAC", 7, 235_819_543),
     "htsat": ("HTSAT", 7, 28_083_725),
 }
+# PSELDNets' own count of its PaSST (multi_accdoa.PASST, 7 channels, 13 classes): layer-shape arithmetic in
+# tests/test_passt.py.
+PASST_REFERENCE = 51_170_549
 
 
 def _seldflow(*args: str) -> subprocess.CompletedProcess[str]:
@@ -90,6 +93,11 @@ def test_params_counts_every_model_per_method_and_feature_kind() -> None:
     assert adapterbit["total"] == 28_083_725 + adapters
     assert adapterbit["trainable"] == adapters + 94_072 + 768 * 117 * 6 + 117
     assert "adapterbit" not in table["seldnet"]
+    passt = table["passt"]["reference"]
+    assert (passt["name"], passt["channels"]) == ("PaSST", 7)
+    assert passt["parameters"] == passt["reference_parameters"] == PASST_REFERENCE
+    assert "PSELDNets" in passt["counted"] and "instantiated" in passt["counted"]
+    assert table["passt"]["methods"]["maccdoa"]["foa"] == PASST_REFERENCE  # 3 tracks x xyz x 13 = 117 outputs
 
 
 def test_usage_errors_exit_2_and_data_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

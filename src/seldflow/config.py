@@ -92,6 +92,9 @@ def _check_experiments(config: dict[str, Any], schema: dict[str, Any], source: s
         error = best_match(Draft202012Validator(train_schema).iter_errors(merged))
         if error is not None:  # never for the main one: the schema has just validated it
             raise ConfigError(source, f"{where}.{_error_key(error)}", error.message)
+        if merged.get("pretrained") and merged.get("pretrained_audioset"):
+            message = "initialise from a PSELDNets checkpoint (pretrained) or from AudioSet, not both"
+            raise ConfigError(source, f"{where}.pretrained_audioset", message)
     for name in config.get("run_experiments", []):
         if name != config["experiment"] and name not in config.get("experiments", {}):
             raise ConfigError(source, "run_experiments", f"'{name}' is not defined under experiments")
@@ -131,11 +134,17 @@ def check_model_args(config: Mapping[str, Any], *, source: str = "config") -> No
     output layout and class count, then ``model_args``; the meta device gives shapes without memory, so even the
     largest network costs milliseconds. Experiments without ``model_args`` are skipped: they build each model's
     defaults, which the test suite covers, and skipping keeps workflow start-up free of model construction.
+    An experiment with ``pretrained_audioset`` must name a model with an AudioSet layout
+    (:func:`seldflow.models.audioset.check_audioset_model`).
     Imports PyTorch, so it is separate from :func:`validate_config`.
     """
     for key, train in experiment_trains(config).items():
         if train.get("model_args"):
             _check_model(config, train, key, source)
+        if train.get("pretrained_audioset"):
+            from seldflow.models.audioset import check_audioset_model  # imports PyTorch
+
+            check_audioset_model(train["model"], source=source, key=f"{key}.pretrained_audioset")
 
 
 def check_train_options(config: Mapping[str, Any], *, source: str = "config") -> None:

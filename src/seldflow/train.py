@@ -294,6 +294,7 @@ def train(
     max_memory_mb: float = 3072,
     processes: int = 1,
     pretrained: str | None = None,
+    pretrained_audioset: str | None = None,
     task: Mapping[str, Any] | None = None,
     method: str | None = None,
     loss_args: Mapping[str, float] | None = None,
@@ -314,7 +315,8 @@ def train(
     this function inside one process group; see :mod:`seldflow.distributed`.
 
     ``pretrained``: a PSELDNets checkpoint loaded into the fresh model before the first epoch (not on resume);
-    see :func:`seldflow.models.transfer.load_pseldnet`.
+    see :func:`seldflow.models.transfer.load_pseldnet`. ``pretrained_audioset``: likewise an AudioSet checkpoint
+    (PANNs CNN14, HTS-AT, PaSST); see :func:`seldflow.models.audioset.load_audioset`.
 
     ``augment``: PSELDNets' batch augmentations (:class:`seldflow.augment.AugmentSettings`); ``adapter``: AdapterBit
     (:class:`seldflow.models.adapters.AdapterSettings`, HTSAT only). Both off when ``None``.
@@ -326,6 +328,8 @@ def train(
     rank, world = distributed.rank(), distributed.world_size()
     if epochs < 1 or batch_size < 1:
         raise ConfigError("train", "epochs" if epochs < 1 else "batch_size", "must be at least 1")
+    if pretrained and pretrained_audioset:  # the PSELDNets weights would overwrite most of the AudioSet ones
+        raise ConfigError("train", "pretrained_audioset", "give pretrained or pretrained_audioset, not both")
     files = _open_inputs(train_h5)
     run_task = _resolve_task(task, files[0], method=method, loss_args=loss_args)
     adapter_settings = check_adapter(model, adapter)
@@ -346,6 +350,8 @@ def train(
     }  # fmt: skip
     if pretrained:  # only when set, so fingerprints of runs without it are unchanged
         arguments["pretrained"] = str(pretrained)
+    if pretrained_audioset:
+        arguments["pretrained_audioset"] = str(pretrained_audioset)
     if augmenter is not None:
         arguments["augment"] = augmenter.settings.spec()
     if adapter_settings is not None:
@@ -368,6 +374,12 @@ def train(
         from seldflow.models.transfer import load_pseldnet
 
         report = load_pseldnet(trainer.net, Path(pretrained))
+        if rank == 0:
+            tqdm.write(report.summary(), file=sys.stderr)
+    if pretrained_audioset and resumed is None:
+        from seldflow.models.audioset import load_audioset
+
+        report = load_audioset(trainer.net, Path(pretrained_audioset))
         if rank == 0:
             tqdm.write(report.summary(), file=sys.stderr)
     if adapter_settings is not None and rank == 0:

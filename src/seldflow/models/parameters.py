@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from seldflow.feature_kinds import FEATURE_KINDS
-from seldflow.models import MODELS, REFERENCE_MODELS, build_model, parameters_on_meta
+from seldflow.models import MODELS, REFERENCE_MODELS, build_model, parameters_on_meta, passt
 from seldflow.models.adapters import ADAPTABLE_MODELS, AdapterSettings, freeze_for_adapterbit, trainable_summary
 from seldflow.tasks import build_task
 from seldflow.tasks.seld_methods import METHODS
@@ -20,6 +20,13 @@ from seldflow.tasks.seld_methods import METHODS
 # Label format whose class count sizes the output layer, per audio format of a feature kind: the DCASE2025 stereo
 # set for stereo features, STARSS23's 13 classes (DCASE2024 format) for FOA and MIC features.
 PARAMETER_LABEL_FORMATS: dict[str, str] = {"stereo": "dcase2025", "foa": "dcase2024", "mic": "dcase2024"}
+
+
+# Models whose reference count comes from another implementation than the one seldflow's count reproduces: that
+# count and how both were made, printed in the model's reference entry.
+REFERENCE_CHECKS: dict[str, dict[str, Any]] = {
+    "passt": {"reference_parameters": passt.REFERENCE_PARAMETERS, "counted": passt.REFERENCE_COUNTING},
+}
 
 
 @functools.cache
@@ -69,8 +76,9 @@ def parameter_table() -> dict[str, dict[str, Any]]:
 
     ``{model: {"reference": {"name", "channels", "parameters"}, "methods": {method: {feature_kind: count}}}}``;
     the reference entry is the configuration whose count the reference implementation reports
-    (:data:`REFERENCE_MODELS`, default arguments), so it stays comparable with published figures. Models that
-    take AdapterBit add ``"adapterbit"``: :func:`adapterbit_parameter_counts`.
+    (:data:`REFERENCE_MODELS`, default arguments), so it stays comparable with published figures; for the models
+    of :data:`REFERENCE_CHECKS` it also holds the reference implementation's own count and how both were made.
+    Models that take AdapterBit add ``"adapterbit"``: :func:`adapterbit_parameter_counts`.
     """
     references = {name: (reference_name, channels) for reference_name, (name, channels) in REFERENCE_MODELS.items()}
     table: dict[str, dict[str, Any]] = {}
@@ -80,6 +88,7 @@ def parameter_table() -> dict[str, dict[str, Any]]:
             reference_name, channels = references[name]
             parameters = parameters_on_meta(name, channels)
             entry["reference"] = {"name": reference_name, "channels": channels, "parameters": parameters}
+            entry["reference"].update(REFERENCE_CHECKS.get(name, {}))
         entry["methods"] = method_parameter_counts(name)
         if name in ADAPTABLE_MODELS:
             entry["adapterbit"] = adapterbit_parameter_counts(name)
@@ -165,6 +174,7 @@ def doanet_parameter_table() -> dict[str, Any]:
 __all__ = [
     "DOANET_COUNTING",
     "PARAMETER_LABEL_FORMATS",
+    "REFERENCE_CHECKS",
     "S5_COUNTING",
     "adapterbit_parameter_counts",
     "doanet_parameter_table",

@@ -9,6 +9,19 @@ be trained with each method. :data:`METHODS` is the registry ``train.method`` na
 * ``maccdoa_dist`` — 3-D multi-ACCDOA with distance (DCASE2024 style).
 * ``accdoa`` — one activity-coupled xyz vector per class, MSE; activity = vector length.
 * ``einv2`` — three class-agnostic tracks with SED logits and a unit xyz DOA, permutation-invariant loss.
+* ``seddoa`` — PSELDNets' track-wise recipe on the same outputs: its ``Losses_pit`` (½ BCE + ½ MSE over all three
+  tracks' xyz) and one class per track at decoding.
+* ``einv2_agg1``, ``einv2_agg2``, ``seddoa_agg1``, ``seddoa_agg2`` — the same with PSELDNets' aggregated losses
+  (:class:`seldflow.loss.AggregatedLoss`: activity times unit direction per track and class; AGG1 track-wise with
+  permutation-invariant training, AGG2 summed over the tracks).
+
+PSELDNets names two networks with these outputs: EINV2 (two encoders, one on the 4 log-mel channels for SED, one on
+all channels for DOA, joined by cross-stitch units) and SEDDOA (one encoder, a SED and a DOA head). Every seldflow
+architecture has one trunk and builds its last layer from the output layout, i.e. it is a SEDDOA-shaped network
+(the ``einv2`` layout on ``htsat`` has the parameters of PSELDNets' ``HTSAT_SEDDOA`` heads: one convolution of
+3·C + 9 outputs is its two convolutions side by side). So the ``einv2*`` and ``seddoa*`` methods differ here in
+loss and decoding only, not in the network: ``einv2*`` decodes every class above the threshold per track (Cao et
+al.), ``seddoa*`` the most likely class of each track if above the threshold (PSELDNets, for both networks).
 
 Batch augmentation (:mod:`seldflow.augment`) edits targets in place of events, as PSELDNets does, through three
 hooks of every method: :meth:`Method.transform_directions` (a sound-field rotation or reflection),
@@ -18,7 +31,8 @@ trackmix / wavmix pair).
 Decoding follows the official baselines: multi-ACCDOA tracks are active when their direction vector is longer than
 ``activity_threshold``, and active tracks of one class closer than ``unify_deg`` are merged by averaging (ADPIT
 trains all three tracks to copy a lone event); ACCDOA likewise with one track; EINV2 emits, for every track, each
-class whose sigmoid exceeds ``sed_threshold`` at that track's direction.
+class whose sigmoid exceeds ``sed_threshold`` at that track's direction; SEDDOA (PSELDNets) only each track's most
+likely class, under the same threshold.
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ from seldflow.formats.events import (
     event_table,
     no_events,
 )
-from seldflow.loss import ACCDOALoss, ADPITLoss, EINV2Loss
+from seldflow.loss import ACCDOALoss, ADPITLoss, AggregatedLoss, EINV2Loss
 from seldflow.models.heads import OutputLayout, output_layout
 
 # ADPIT dummy tracks: A0 | B0 B1 | C0 C1 C2, chosen by how many same-class events are active in a frame.
@@ -334,9 +348,13 @@ class EINV2(Method):
 
     The events of a frame fill tracks 0, 1, 2 in table order (more than three: the rest are dropped); each track
     holds a one-hot class and the unit xyz direction. ``loss_args`` may set ``sed_weight`` and ``doa_weight``.
+    With ``aggregation`` (``agg1`` / ``agg2``) the loss is PSELDNets' aggregated loss instead.
     """
 
     decode_defaults: ClassVar[dict[str, float]] = {"sed_threshold": 0.5}
+    # Keyword arguments of the track-wise loss that ``loss_args`` override.
+    loss_defaults: ClassVar[dict[str, Any]] = {}
+    aggregation: str = ""
 
     def target_shape(self, n_frames: int, n_classes: int) -> tuple[int, ...]:
         return (n_frames, self.layout.tracks, n_classes + 3)
@@ -354,7 +372,9 @@ class EINV2(Method):
         return target
 
     def loss(self) -> nn.Module:
-        return EINV2Loss(**self.loss_args, tracks=self.layout.tracks)
+        if self.aggregation:
+            return AggregatedLoss(self.aggregation, **self.loss_args, tracks=self.layout.tracks)
+        return EINV2Loss(**{**self.loss_defaults, **self.loss_args}, tracks=self.layout.tracks)
 
     def decode(self, output: np.ndarray, n_classes: int, **settings: float) -> np.ndarray:
         options = {**self.decode_defaults, **settings}
@@ -362,7 +382,7 @@ class EINV2(Method):
         n_tracks = self.layout.tracks
         sed = output[:, : n_tracks * n_classes].reshape(len(output), n_tracks, n_classes)
         doa = output[:, n_tracks * n_classes :].reshape(len(output), n_tracks, 3)
-        probability = 1.0 / (1.0 + np.exp(-sed))
+        probability = self._track_classes(1.0 / (1.0 + np.exp(-sed)))
         frame, track, cls = np.nonzero(probability > options["sed_threshold"])
         order = np.lexsort((track, cls, frame))
         frame, track, cls = frame[order], track[order], cls[order]
@@ -391,13 +411,42 @@ class EINV2(Method):
         order = np.argsort(~(active > 0), axis=2, kind="stable")[:, :, : self.layout.tracks]
         return _take(np.concatenate((first, second), axis=2), order[..., None], axis=2)
 
+    def _track_classes(self, probability: np.ndarray) -> np.ndarray:
+        """The ``(T, tracks, C)`` class probabilities a track may emit; EINV2: all of them."""
+        return probability
 
-_METHOD_TYPES: dict[str, tuple[type[Method], str]] = {
-    "maccdoa_xyd": (MultiACCDOA, "maccdoa_xyd"),
-    "maccdoa": (MultiACCDOA, "maccdoa_xyz"),
-    "maccdoa_dist": (MultiACCDOA, "maccdoa_xyzd"),
-    "accdoa": (ACCDOA, "accdoa"),
-    "einv2": (EINV2, "einv2"),
+
+@dataclass(frozen=True)
+class SEDDOA(EINV2):
+    """PSELDNets' track-wise recipe for its EINV2 and SEDDOA networks, on the ``einv2`` output layout.
+
+    Targets as :class:`EINV2`. Loss (``Losses_pit``): ½ BCE + ½ MSE over the xyz of all three tracks, empty tracks
+    towards the zero vector, cheapest track order per frame (``loss_args`` may change ``sed_weight``,
+    ``doa_weight``); or an aggregated loss. Decoding: per track only its most likely class, kept when its
+    probability exceeds ``sed_threshold`` (the first on a tie).
+    """
+
+    loss_defaults: ClassVar[dict[str, Any]] = {"sed_weight": 0.5, "doa_weight": 0.5, "active_doa_only": False}
+
+    def _track_classes(self, probability: np.ndarray) -> np.ndarray:
+        best = np.argmax(probability, axis=-1)[..., None]
+        top = np.zeros_like(probability)
+        np.put_along_axis(top, best, np.take_along_axis(probability, best, axis=-1), axis=-1)
+        return top
+
+
+# Method name -> (class, output layout, further fields of the class).
+_METHOD_TYPES: dict[str, tuple[type[Method], str, dict[str, Any]]] = {
+    "maccdoa_xyd": (MultiACCDOA, "maccdoa_xyd", {}),
+    "maccdoa": (MultiACCDOA, "maccdoa_xyz", {}),
+    "maccdoa_dist": (MultiACCDOA, "maccdoa_xyzd", {}),
+    "accdoa": (ACCDOA, "accdoa", {}),
+    "einv2": (EINV2, "einv2", {}),
+    "einv2_agg1": (EINV2, "einv2", {"aggregation": "agg1"}),
+    "einv2_agg2": (EINV2, "einv2", {"aggregation": "agg2"}),
+    "seddoa": (SEDDOA, "einv2", {}),
+    "seddoa_agg1": (SEDDOA, "einv2", {"aggregation": "agg1"}),
+    "seddoa_agg2": (SEDDOA, "einv2", {"aggregation": "agg2"}),
 }
 METHODS = tuple(_METHOD_TYPES)
 
@@ -405,7 +454,7 @@ METHODS = tuple(_METHOD_TYPES)
 def get_method(name: str, loss_args: Mapping[str, float] | None = None) -> Method:
     """The registered method ``name`` (``train.method``), with optional loss arguments (``train.loss_args``)."""
     try:
-        cls, layout = _METHOD_TYPES[name]
+        cls, layout, fields = _METHOD_TYPES[name]
     except KeyError:
         raise ConfigError("train", "method", f"unknown method {name!r} (known: {', '.join(METHODS)})") from None
-    return cls(name=name, layout_name=layout, loss_args=dict(loss_args or {}))
+    return cls(name=name, layout_name=layout, loss_args=dict(loss_args or {}), **fields)
