@@ -24,6 +24,8 @@ from __future__ import annotations
 import csv
 import functools
 import os
+import re
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +33,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from seldflow.config import derive_seed
-from seldflow.errors import InputError
+from seldflow.errors import ConfigError, InputError
 from seldflow.formats import dcase2021
 from seldflow.formats.events import event_table, no_events
 from seldflow.io import atomic_dir, write_audio
 from seldflow.labels import LABEL_HOP_SECONDS
-from seldflow.pretrain.bank import Bank, read_bank
+from seldflow.pretrain.bank import PROCEDURAL_CLASSES, Bank, read_bank
 from seldflow.pretrain.rooms import (
     FORMAT_CHANNELS,
     RoomSettings,
@@ -57,6 +58,8 @@ METADATA_FOLDER = "metadata"
 AUDIO_SUFFIX = ".flac"
 CLASS_TABLE = "cls_indices.tsv"
 CLASS_TABLE_COLUMNS = ("id", "label", "num_clip", "total_duration")
+# Released subset names, ``train20000_ov1_1``: split, clip count, maximum polyphony, part.
+SUBSET_NAME = re.compile(r"^(?P<split>[A-Za-z]+)(?P<clips>\d+)_ov(?P<ov>\d+)(?:_(?P<part>\d+))?$")
 _SOURCE_CACHE_SIZE = 256
 
 
@@ -109,6 +112,35 @@ class SynthesisSettings:
         )
 
 
+def check_pretraining(section: Mapping, source: str = "config") -> None:
+    """Refuse a ``pretraining`` section that would fail (or silently mislabel) a synthesis job, naming the key:
+    settings out of range, a subset whose released-style name contradicts its clips or polyphony, a procedural
+    bank without the split a subset draws from, quotas for classes the procedural bank does not have."""
+    key = "pretraining"
+    try:
+        SynthesisSettings.from_config(section)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(source, f"{key}.mixtures/rooms", str(exc)) from exc
+    bank = section["bank"]
+    if bank["min_seconds"] > bank["max_seconds"]:
+        raise ConfigError(source, f"{key}.bank.min_seconds", "must not exceed bank.max_seconds")
+    for name, subset in section["subsets"].items():
+        where = f"{key}.subsets.{name}"
+        match = SUBSET_NAME.match(name)
+        if match and int(match["ov"]) != subset["max_polyphony"]:
+            raise ConfigError(source, f"{where}.max_polyphony", f"the name says ov{match['ov']}")
+        if match and int(match["clips"]) != subset["clips"]:
+            raise ConfigError(source, f"{where}.clips", f"the name says {match['clips']} clips")
+        if bank.get("path") is None and subset["source_split"] not in bank["clips_per_subclass"]:
+            splits = ", ".join(bank["clips_per_subclass"])
+            raise ConfigError(source, f"{where}.source_split", f"the procedural bank has splits {splits}")
+    if bank.get("path") is None:
+        known = set(list(PROCEDURAL_CLASSES)[: bank.get("classes")])
+        unknown = sorted(set(section.get("class_quotas", {})) - known)
+        if unknown:
+            raise ConfigError(source, f"{key}.class_quotas", f"not classes of the procedural bank: {', '.join(unknown)}")
+
+
 def _tuple(value: object) -> object:
     """Config lists as tuples, nested (the settings are frozen and hashable)."""
     return tuple(_tuple(v) for v in value) if isinstance(value, list) else value
@@ -146,7 +178,7 @@ def event_pool(bank: Bank, quotas: Sequence[int], seed: int) -> list[PoolEntry]:
     subclass cycling through its files in a seeded random order; the pool itself in a seeded random order."""
     if len(quotas) != len(bank.classes):
         raise ValueError(f"need one quota per class ({len(bank.classes)}), got {len(quotas)}")
-    rng = np.random.default_rng(derive_seed(seed, "event_pool"))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(b"event_pool")]))
     pool = []
     for class_index, (sound_class, quota) in enumerate(zip(bank.classes, quotas, strict=True)):
         share, extra = divmod(int(quota), len(sound_class.subclasses))
