@@ -35,7 +35,7 @@ include: "rules/benchmark.smk"
 include: "rules/download.smk"
 
 
-if "pretraining" in config:
+if PRETRAIN_ENABLED:
 
     include: "rules/pretrain_synthesis.smk"
 
@@ -67,7 +67,7 @@ rule all:
         models=rules.model_table.output.table,
 
 
-if "pretraining" in config:
+if PRETRAIN_ENABLED:
 
     # Every pretraining subset in the DataSynthSELD layout: `snakemake --cores N pretrain_data`.
     rule pretrain_data:

@@ -6,38 +6,6 @@ DataSynthSELD layout. Only with a `pretraining` section; nothing else depends on
     snakemake --cores 2 results/pretrain/shards/train40_ov1_1/0000        # one shard (one job of a cluster array)
 """
 
-from seldflow.pretrain.synthesis import check_pretraining
-
-PRETRAIN = config["pretraining"]
-check_pretraining(PRETRAIN, source="config")
-PRETRAIN_ROOT = PRETRAIN["root"]
-PRETRAIN_SUBSETS = PRETRAIN["subsets"]
-PRETRAIN_SHARDS_DIR = f"{RESULTS}/pretrain/shards"
-# The procedural bank the pretrain_bank rule writes, or the user's folder of FSD50K-style trees.
-PRETRAIN_BANK = PRETRAIN["bank"]["path"] or f"{RESULTS}/pretrain/bank"
-
-
-def pretrain_subset_shards(subset):
-    return shard_names(PRETRAIN_SUBSETS[subset]["clips"], PRETRAIN["shard_clips"])
-
-
-def pretrain_shard(wildcards):
-    # First clip and clip count of a shard; clip k's content depends only on (seed, fold, k).
-    clips = shard_range(
-        int(wildcards.shard),
-        PRETRAIN["shard_clips"],
-        PRETRAIN_SUBSETS[wildcards.subset]["clips"],
-    )
-    return {"first_clip": clips.start, "n_clips": len(clips)}
-
-
-def pretrain_seed(wildcards):
-    return stage_seed("pretraining", wildcards.subset)
-
-
-def pretrain_bank_split(wildcards):
-    return f"{PRETRAIN_BANK}/{PRETRAIN_SUBSETS[wildcards.subset]['source_split']}"
-
 
 wildcard_constraints:
     subset="|".join(re.escape(name) for name in PRETRAIN_SUBSETS),
@@ -92,11 +60,7 @@ rule pretrain_synthesis:
 # The released layout of a subset: the shards' files hard-linked side by side, their class counts summed.
 rule pretrain_subset:
     input:
-        shards=lambda wildcards: expand(
-            rules.pretrain_synthesis.output.shard,
-            subset=wildcards.subset,
-            shard=pretrain_subset_shards(wildcards.subset),
-        ),
+        shards=pretrain_shard_dirs,
     output:
         subset=directory(f"{PRETRAIN_ROOT}/{{subset}}"),
     log:

@@ -138,7 +138,9 @@ def check_pretraining(section: Mapping, source: str = "config") -> None:
         known = set(list(PROCEDURAL_CLASSES)[: bank.get("classes")])
         unknown = sorted(set(section.get("class_quotas", {})) - known)
         if unknown:
-            raise ConfigError(source, f"{key}.class_quotas", f"not classes of the procedural bank: {', '.join(unknown)}")
+            raise ConfigError(
+                source, f"{key}.class_quotas", f"not classes of the procedural bank: {', '.join(unknown)}"
+            )
 
 
 def _tuple(value: object) -> object:
