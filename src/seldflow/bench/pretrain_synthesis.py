@@ -3,10 +3,14 @@
 Both renderers make one shard of the same size (clips, clip length, sample rate, at most three events at a time)
 from small inputs built here: the DCASE synthesizer (:func:`seldflow.synthesize.render_split`, FOA + stereo from a
 ready SOFA room) and the pretraining synthesizer (:func:`seldflow.pretrain.synthesis.synthesize_shard`, a shoebox
-simulated per mixture, FOA + MIC + dry sum). Each shard runs in a fresh process (``python -m
-seldflow.bench.pretrain_synthesis``), which reports its rendering seconds and its peak resident memory, the figure
-a shard job of the workflow needs; the single-room renderer's room simulation is done beforehand, as the workflow
-does it once per room. The issue's bound: the pretraining clip costs at most 3 times the single-room clip.
+simulated per mixture, FOA + MIC + dry sum). Each shard runs in a fresh process, which reports its rendering
+seconds and its peak resident memory, the figure a shard job of the workflow needs; the single-room renderer's
+room simulation is done beforehand, as the workflow does it once per room. The issue's bound: the pretraining clip
+costs at most 3 times the single-room clip.
+
+The child loads this file by path (:data:`CHILD_CODE`) rather than as ``seldflow.bench.pretrain_synthesis``:
+importing the ``seldflow.bench`` package imports torch, a few hundred MB that a synthesis job never holds and that
+would hide its own peak. So nothing at the top of this module imports from ``seldflow.bench``.
 """
 
 from __future__ import annotations
@@ -21,12 +25,18 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from seldflow.bench.memory import child_environment
-from seldflow.bench.records import Comparison, Figure
+if TYPE_CHECKING:
+    from seldflow.bench.records import Comparison, Figure
 
-CHILD_MODULE = "seldflow.bench.pretrain_synthesis"
+# Runs main() of this file in a new interpreter without importing the seldflow.bench package (see above).
+CHILD_CODE = (
+    "import importlib.util, sys; "
+    "spec = importlib.util.spec_from_file_location('pretrain_shard_cost', sys.argv[1]); "
+    "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+    "sys.exit(module.main(sys.argv[2:]))"
+)
 RENDERERS = ("pretrain", "single_room")
 LABELS = {
     "pretrain": "one shoebox per mixture (FOA + MIC + sum)",
@@ -120,17 +130,19 @@ def shard_in_child(
     *,
     timeout_s: float = CHILD_TIMEOUT_S,
 ) -> dict[str, float]:
-    """``{"seconds", "peak_rss_mb"}`` of one shard rendered by a fresh ``python -m`` process."""
+    """``{"seconds", "peak_rss_mb"}`` of one shard rendered by a fresh process."""
+    from seldflow.bench.memory import child_environment
+
     payload = json.dumps({"renderer": renderer, "inputs": dict(inputs), "out_dir": out_dir, "job": dict(job)})
-    command = [sys.executable, "-m", CHILD_MODULE, payload]
+    command = [sys.executable, "-c", CHILD_CODE, str(Path(__file__).resolve()), payload]
     try:
         result = subprocess.run(
             command, capture_output=True, text=True, env=child_environment(), timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"{CHILD_MODULE} ({renderer}) did not finish within {timeout_s:.0f} s") from exc
+        raise RuntimeError(f"shard child ({renderer}) did not finish within {timeout_s:.0f} s") from exc
     if result.returncode != 0 or not result.stdout.strip():
-        raise RuntimeError(f"{CHILD_MODULE} ({renderer}) failed (exit {result.returncode}): {result.stderr[-2000:]}")
+        raise RuntimeError(f"shard child ({renderer}) failed (exit {result.returncode}): {result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -147,6 +159,8 @@ def compare_room_cost(
     """Seconds per clip of the two renderers (median over ``repeats`` shards each, taking turns) as a comparison,
     and each one's clips/s and peak RSS per shard as figures. ``settings`` is the ``pretraining`` config section
     (sample rate, clip length, rooms, mixtures, events per class); both renderers use its rate and clip length."""
+    from seldflow.bench.records import Comparison, Figure
+
     if clips < 1 or repeats < 1:
         raise ValueError(f"clips and repeats must be at least 1, got {clips}, {repeats}")
     root = Path(folder)
@@ -180,13 +194,27 @@ def compare_room_cost(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Child entry point: render the shard the JSON argument describes, print its seconds and peak RSS as JSON."""
-    parser = argparse.ArgumentParser(prog=f"python -m {CHILD_MODULE}", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="pretrain_shard_cost", description=__doc__.splitlines()[0])
     parser.add_argument("payload", help="JSON: renderer, inputs, out_dir, job")
     args = json.loads(parser.parse_args(argv).payload)
     seconds = render_shard(args["renderer"], args["inputs"], args["out_dir"], args["job"])
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
     return 0
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: Linux's ``VmHWM``, which starts afresh with the new program.
+
+    Not ``getrusage``: Linux carries ``ru_maxrss`` over ``fork`` and ``exec``, so a child would report its parent's
+    peak whenever that is larger. Elsewhere ``ru_maxrss`` is the fallback (kilobytes on Linux, bytes on macOS).
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
 
 
 if __name__ == "__main__":
