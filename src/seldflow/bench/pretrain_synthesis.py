@@ -48,6 +48,9 @@ CHILD_TIMEOUT_S = 900.0
 ROOM = {"dims": [6.0, 5.0, 3.0], "rt60": 0.4, "array": [3.1, 2.4, 1.4]}
 ROOM_GRID = {"azimuth_step_deg": 30.0, "elevations_deg": [0.0], "distances_m": [1.5], "ir_seconds": 0.3}
 BANK_SECONDS = (1.0, 3.0)
+# The DCASE synthesizer's event density, 1-6 events per 5-s clip, scaled to the clip length: a 60-s pretraining
+# mixture of three tracks holds some 50 events, and the single-room clip it is compared with should too.
+SINGLE_ROOM_EVENTS_PER_5S = (1, 6)
 
 
 def prepare_inputs(folder: str | os.PathLike[str], *, sample_rate: int, classes: int, seed: int) -> dict[str, str]:
@@ -101,6 +104,8 @@ def render_shard(renderer: str, inputs: Mapping[str, str], out_dir: str, job: Ma
     if renderer == "single_room":
         from seldflow.synthesize import render_split
 
+        scale = job["settings"]["clip_seconds"] / 5.0
+        events = [max(1, round(count * scale)) for count in SINGLE_ROOM_EVENTS_PER_5S]
         start = time.perf_counter()
         render_split(
             rooms=[inputs["room"]],
@@ -116,6 +121,7 @@ def render_shard(renderer: str, inputs: Mapping[str, str], out_dir: str, job: Ma
             clip_seconds=job["settings"]["clip_seconds"],
             sample_rate=job["settings"]["sample_rate"],
             max_polyphony=job["max_polyphony"],
+            events_per_clip=events,
             label_format="dcase2021",
         )
         return time.perf_counter() - start
