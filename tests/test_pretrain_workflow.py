@@ -38,6 +38,11 @@ def test_dry_run_plans_one_job_per_shard(tmp_path: Path) -> None:
         "pretrain_subset": 2,
         "pretrain_data": 1,
     }
+
+
+def test_one_shard_is_a_target_of_its_own(tmp_path: Path) -> None:
+    """What a cluster job array runs: each shard output on its own."""
+    write_config(tmp_path, pretrain_config(train7_ov1_1=(7, 1)))
     one = run_snakemake(tmp_path, "-n", "results/pretrain/shards/train7_ov1_1/0002")
     assert planned_jobs(one) == {"pretrain_bank": 1, "pretrain_synthesis": 1}
 
