@@ -295,8 +295,10 @@ def test_the_default_pretraining_section_passes_its_check() -> None:
             "pretraining.subsets.extra.source_split",
         ),
         (lambda s: s.update(class_quotas={"unicorn": 3}), "pretraining.class_quotas"),
-        (lambda s: s.update(clip_seconds=2.05), "pretraining.mixtures/rooms"),
-        (lambda s: s["rooms"].update(size_m=[[5.0, 6.0], [5.0, 6.0], [1.5, 2.0]]), "pretraining.mixtures/rooms"),
+        (lambda s: s.update(clip_seconds=2.05), "pretraining.clip_seconds"),
+        (lambda s: s.update(sample_rate=24001), "pretraining.sample_rate"),
+        (lambda s: s["mixtures"].update(gap_seconds=[2.0, 1.0]), "pretraining.mixtures"),
+        (lambda s: s["rooms"].update(size_m=[[5.0, 6.0], [5.0, 6.0], [1.5, 2.0]]), "pretraining.rooms"),
     ],
 )
 def test_bad_pretraining_sections_name_the_key(mutate, key: str) -> None:

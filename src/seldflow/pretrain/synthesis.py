@@ -118,9 +118,18 @@ def check_pretraining(section: Mapping, source: str = "config") -> None:
     bank without the split a subset draws from, quotas for classes the procedural bank does not have."""
     key = "pretraining"
     try:
+        RoomSettings(**{name: _tuple(value) for name, value in section.get("rooms", {}).items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(source, f"{key}.rooms", str(exc)) from exc
+    try:
+        SynthesisSettings(clip_seconds=section["clip_seconds"], sample_rate=section["sample_rate"])
+    except ValueError as exc:
+        # The message starts with the field it is about: clip_seconds or sample_rate.
+        raise ConfigError(source, f"{key}.{str(exc).split()[0]}", str(exc)) from exc
+    try:
         SynthesisSettings.from_config(section)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(source, f"{key}.mixtures/rooms", str(exc)) from exc
+        raise ConfigError(source, f"{key}.mixtures", str(exc)) from exc
     bank = section["bank"]
     if bank["min_seconds"] > bank["max_seconds"]:
         raise ConfigError(source, f"{key}.bank.min_seconds", "must not exceed bank.max_seconds")
