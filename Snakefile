@@ -35,6 +35,11 @@ include: "rules/benchmark.smk"
 include: "rules/download.smk"
 
 
+if PRETRAIN_ENABLED:
+
+    include: "rules/pretrain_synthesis.smk"
+
+
 if S5_ENABLED and S5_EMBEDDED:
 
     include: "rules/s5_synthesis.smk"
@@ -60,6 +65,14 @@ rule all:
         plots=expand(rules.report.output, experiment=RUN_EXPERIMENTS),
         summary=rules.summary.output.table,
         models=rules.model_table.output.table,
+
+
+if PRETRAIN_ENABLED:
+
+    # Every pretraining subset in the DataSynthSELD layout: `snakemake --cores N pretrain_data`.
+    rule pretrain_data:
+        input:
+            subsets=expand(rules.pretrain_subset.output.subset, subset=PRETRAIN_SUBSETS),
 
 
 if S5_ENABLED:

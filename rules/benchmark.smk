@@ -63,5 +63,7 @@ rule benchmark:
         decoder={"d_model": 2048, "length": 32, "batch": 4, "repeats": 3},
         # Generator throughput and CA-SDRi scorer vs loop (the DCASE2025 Task 4 branch), when it is configured.
         s5=benchmark_s5_params(),
+        # A shard of pretraining mixtures against the single-room renderer, with a `pretraining` section.
+        pretrain=benchmark_pretrain_params(),
     script:
         "../workflow/scripts/benchmark.py"

@@ -576,6 +576,67 @@ def s5_added_inputs(*splits):
     )
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Pretraining data (rules/pretrain_synthesis.smk)
+# ---------------------------------------------------------------------------------------------------------------
+# A configuration without a `pretraining` section plans no pretraining rules.
+PRETRAIN_ENABLED = "pretraining" in config
+PRETRAIN = config.get(
+    "pretraining", {"root": "", "bank": {"path": None}, "shard_clips": 1, "subsets": {}}
+)
+if PRETRAIN_ENABLED:
+    from seldflow.pretrain.synthesis import check_pretraining
+
+    check_pretraining(PRETRAIN, source="config")
+PRETRAIN_ROOT = PRETRAIN["root"]
+PRETRAIN_SUBSETS = PRETRAIN["subsets"]
+PRETRAIN_SHARDS_DIR = f"{RESULTS}/pretrain/shards"
+# The procedural bank the pretrain_bank rule writes, or the user's folder of FSD50K-style trees.
+PRETRAIN_BANK = PRETRAIN["bank"]["path"] or f"{RESULTS}/pretrain/bank"
+
+
+def pretrain_subset_shards(subset):
+    return shard_names(PRETRAIN_SUBSETS[subset]["clips"], PRETRAIN["shard_clips"])
+
+
+def pretrain_shard(wildcards):
+    # First clip and clip count of a shard; clip k's content depends only on (seed, fold, k).
+    clips = shard_range(
+        int(wildcards.shard),
+        PRETRAIN["shard_clips"],
+        PRETRAIN_SUBSETS[wildcards.subset]["clips"],
+    )
+    return {"first_clip": clips.start, "n_clips": len(clips)}
+
+
+def pretrain_seed(wildcards):
+    return stage_seed("pretraining", wildcards.subset)
+
+
+def pretrain_bank_split(wildcards):
+    split = PRETRAIN_SUBSETS[wildcards.subset]["source_split"]
+    return f"{PRETRAIN_BANK}/{split}"
+
+
+def pretrain_shard_dirs(wildcards):
+    return expand(
+        f"{PRETRAIN_SHARDS_DIR}/{wildcards.subset}/{{shard}}",
+        shard=pretrain_subset_shards(wildcards.subset),
+    )
+
+
+def benchmark_pretrain_params():
+    """The pretraining synthesis row's settings (None without a `pretraining` section); its shard size is fixed
+    here, as the benchmark rule fixes its other comparisons' sizes."""
+    if not PRETRAIN_ENABLED:
+        return None
+    return {
+        "settings": PRETRAIN,
+        "clips": 10,
+        "seed": stage_seed("pretraining", "benchmark"),
+    }
+
+
 # Benchmark rule (rules/benchmark.smk), its S5 rows.
 # The S5 branch's own benchmark files (synthesis, and the S5 experiment's training, inference and scoring).
 BENCH_S5_DIRS = (

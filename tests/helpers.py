@@ -51,6 +51,8 @@ def tiny_config() -> dict[str, Any]:
     # SELD only: the S5 branch has its own tiny configurations (tests/test_workflow_s5.py); with its demo section
     # here, rules that gather every branch (the benchmark) would first train the S5 demo.
     del config["s5"]
+    # Nor the pretraining data (tests/test_pretrain_workflow.py), whose benchmark row the tiny runs would pay for.
+    del config["pretraining"]
     return config
 
 

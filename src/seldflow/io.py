@@ -153,11 +153,19 @@ def _declared_wav_frames(path: Path, info: sf._SoundFileInfo) -> int | None:
             fh.seek(size + (size & 1), os.SEEK_CUR)
 
 
-def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16") -> None:
+def write_audio(
+    path: str | os.PathLike[str],
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str = "PCM_16",
+    container: str = "WAV",
+) -> None:
     """Write ``(channels, samples)`` float audio as WAV, 16-bit PCM by default, refusing to clip silently.
 
     ``subtype="FLOAT"`` keeps float32 samples exactly (separated sources and their references, whose SNRs would
     otherwise be bounded by the quantisation noise of quiet signals); it cannot clip, so any finite peak is kept.
+    ``container="FLAC"`` writes lossless FLAC instead (the released PSELDNets data), 16-bit PCM only.
     """
     audio = np.asarray(audio)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
@@ -166,4 +174,4 @@ def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: in
     if peak > 1.0 and subtype != "FLOAT":
         raise ValueError(f"{path}: audio peak {peak:.3f} exceeds full scale; normalise before writing")
     with atomic_file(path) as tmp:
-        sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format="WAV")
+        sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format=container)

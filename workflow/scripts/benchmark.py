@@ -32,6 +32,7 @@ with exit_on_error():
         repeats=params.repeats,
         decoder=params.decoder,
         s5=params.s5,
+        pretrain=params.pretrain,
         threads=snakemake.threads,
         snakefile=params.snakefile,
         title=f"seldflow benchmark: experiment {params.experiment}",

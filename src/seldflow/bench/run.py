@@ -16,6 +16,7 @@ from seldflow.bench.environment import environment
 from seldflow.bench.memory import training_memory
 from seldflow.bench.outputs import metric_figures, throughput
 from seldflow.bench.pfoa import compare_pfoa
+from seldflow.bench.pretrain_synthesis import compare_room_cost
 from seldflow.bench.records import BenchReport
 from seldflow.bench.s5 import compare_ca_sdri, generator_throughput
 from seldflow.bench.scorer import compare_scorer
@@ -53,6 +54,7 @@ def run_benchmark(
     repeats: int,
     decoder: Mapping[str, int],
     s5: Mapping[str, Any] | None = None,
+    pretrain: Mapping[str, Any] | None = None,
     threads: int | None = None,
     title: str = "seldflow benchmark",
     repo: str | os.PathLike[str] = ".",
@@ -63,6 +65,8 @@ def run_benchmark(
     ``s5`` (None: no S5 rows) adds the DCASE2025 Task 4 rows: the throughput of the generator opened on ``root``
     (``split``, default train) with the ``generator`` settings, over ``mixtures`` soundscapes from ``seed``, and
     the CA-SDRi scorer against the plain loop on the ``soundscapes``, ``oracle`` and ``estimates`` folders.
+    ``pretrain`` (None: no row) compares a shard of ``clips`` pretraining mixtures (``settings``: the
+    ``pretraining`` section) with one of the single-room renderer (:mod:`seldflow.bench.pretrain_synthesis`).
     """
     report = BenchReport(title=title)
     report.environment = environment(repo, threads=threads)
@@ -101,6 +105,14 @@ def run_benchmark(
 
     if s5 is not None:
         _s5_rows(report, s5, repeats)
+    if pretrain is not None:
+        _log(f"pretraining synthesis: {pretrain['clips']} clips per shard")
+        with tempfile.TemporaryDirectory(prefix="seldflow-pretrain-") as scratch:
+            comparison, figures = compare_room_cost(
+                scratch, pretrain["settings"], clips=int(pretrain["clips"]), repeats=repeats, seed=int(pretrain["seed"])
+            )
+        report.comparisons.append(comparison)
+        report.throughput.extend(figures)
 
     _log("training memory")
     with tempfile.TemporaryDirectory(prefix="seldflow-memory-") as scratch:

@@ -7,6 +7,9 @@ that of a figure-of-eight along axis a is the a-component of the unit arrival ve
 (W, Y, Z, X) = (1, u_y, u_z, u_x) are exactly what those capsules would give. Running the image-source model
 once per position instead of once per capsule, and building the responses with pyroomacoustics' own
 fractional-delay RIR builder, makes a 324-position room take seconds rather than minutes.
+
+The DCASE tetrahedral microphone array (MIC format) is defined here too, next to the FOA encoding: four omni
+capsules at radius 4.2 cm, so every simulator of the project places the same capsules.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ log = logging.getLogger(__name__)
 
 # Sources nearer a wall than this are skipped: the array would hear the source and its mirror image as one.
 MIN_WALL_DISTANCE_M = 0.3
+# The DCASE tetrahedral array (TAU-NIGENS, STARSS23 mic format): capsule (azimuth, elevation) in degrees, radius in m.
+TETRA_CAPSULES_DEG = ((45.0, 35.0), (-45.0, -35.0), (135.0, -35.0), (-135.0, 35.0))
+TETRA_RADIUS_M = 0.042
 
 
 def grid_positions(
@@ -48,6 +54,13 @@ def grid_positions(
 def foa_gains(directions: np.ndarray) -> np.ndarray:
     """ACN/SN3D first-order gains [4, K] (W, Y, Z, X) of plane waves arriving from unit vectors [3, K]."""
     return np.stack([np.ones(directions.shape[1]), directions[1], directions[2], directions[0]])
+
+
+def tetra_capsules() -> np.ndarray:
+    """Capsule positions [4, 3] (metres, x front, y left, z up) of the DCASE tetrahedral array around its centre."""
+    azimuth, elevation = np.deg2rad(np.asarray(TETRA_CAPSULES_DEG)).T
+    unit = np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
+    return TETRA_RADIUS_M * unit.T
 
 
 def simulate_room(
@@ -121,11 +134,8 @@ def _shoebox(dims: np.ndarray, rt60: float, centre: np.ndarray, sample_rate: int
 
 
 def foa_impulse_response(room: pra.ShoeBox, source: np.ndarray, centre: np.ndarray, n_taps: int) -> np.ndarray:
-    """FOA impulse response [4, n_taps] (ACN W, Y, Z, X; SN3D) from ``source`` to the array at ``centre``.
-
-    Amplitudes (wall damping / path length) and the fractional-delay builder are those pyroomacoustics uses for
-    its own responses, including its constant delay of half the fractional-delay filter length.
-    """
+    """FOA impulse response [4, n_taps] (ACN W, Y, Z, X; SN3D) from ``source`` to the array at ``centre``,
+    built by :func:`impulse_responses` from the room's image sources."""
     room.sources = []
     room.add_source(source)
     room.image_source_model()
@@ -135,20 +145,35 @@ def foa_impulse_response(room: pra.ShoeBox, source: np.ndarray, centre: np.ndarr
         raise ValueError("expected frequency-flat wall absorption (one octave band)")
     offsets = image.images[:, visible].astype(np.float64) - centre[:, None]
     distance = np.linalg.norm(offsets, axis=0)
+    return impulse_responses(
+        distance, image.damping[0, visible] / distance, foa_gains(offsets / distance), room.fs, n_taps
+    )
+
+
+def impulse_responses(
+    distance: np.ndarray, amplitude: np.ndarray, gains: np.ndarray, sample_rate: int, n_taps: int
+) -> np.ndarray:
+    """Responses [C, n_taps] float32 of K arrivals: path lengths ``distance`` [K] or [C, K] (metres), amplitudes
+    ``amplitude`` [K] and per-channel gains ``gains`` [C, K].
+
+    Amplitudes (wall damping / path length) and the fractional-delay builder are those pyroomacoustics uses for
+    its own responses, including its constant delay of half the fractional-delay filter length. Per-channel path
+    lengths serve spaced capsules (the tetrahedral array), one length for all channels a coincident array (FOA).
+    """
     fdl = pra.constants.get("frac_delay_length")
-    arrival = distance / room.c + (fdl // 2) / room.fs
-    # The builder writes up to fdl // 2 samples after each arrival; keep only arrivals that fit the buffer.
-    keep = arrival * room.fs < n_taps + fdl // 2 - 1
-    amplitude = image.damping[0, visible][keep] / distance[keep]
-    gains = foa_gains(offsets[:, keep] / distance[keep])
-    out = np.zeros((4, n_taps), dtype=np.float32)
-    for channel in range(4):
+    c = pra.constants.get("c")
+    distances = np.broadcast_to(np.asarray(distance, dtype=np.float64), gains.shape)
+    out = np.zeros((gains.shape[0], n_taps), dtype=np.float32)
+    for channel in range(gains.shape[0]):
+        arrival = distances[channel] / c + (fdl // 2) / sample_rate
+        # The builder writes up to fdl // 2 samples after each arrival; keep only arrivals that fit the buffer.
+        keep = arrival * sample_rate < n_taps + fdl // 2 - 1
         buffer = np.zeros(n_taps + fdl, dtype=np.float32)
         pra.libroom.rir_builder(
             buffer,
             arrival[keep].astype(np.float32),
-            (amplitude * gains[channel]).astype(np.float32),
-            room.fs,
+            (amplitude[keep] * gains[channel, keep]).astype(np.float32),
+            sample_rate,
             fdl,
             pra.constants.get("sinc_lut_granularity"),
             1,
