@@ -28,6 +28,8 @@ _LISTED_NAMES = 10
 
 # Reads one label file: (path, n_classes=..., reference=...) -> table.
 FileReader = Callable[..., np.ndarray]
+# Reads many label files at once: (paths, n_classes=..., reference=...) -> their tables, in order.
+FilesReader = Callable[..., list[np.ndarray]]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -91,28 +93,34 @@ def name_list(names: Sequence[str]) -> str:
 
 
 def read_label_dir(
-    path: str | Path, read_file: FileReader, *, n_classes: int, reference: bool
+    path: str | Path, read_files: FilesReader, *, n_classes: int, reference: bool
 ) -> dict[str, tuple[np.ndarray, str]]:
     """Stem -> (table, split) for every ``*.csv`` directly in ``path`` and in its immediate sub-folders.
 
     The DCASE layout keeps references in ``metadata_dev/<split>/``; predictions are usually flat. ``split`` is
     the folder the file came from, so whole splits can be selected. Stems must be unique across sub-folders
-    because clips are matched by stem; files not ending in ``.csv`` and deeper folders are not read.
+    because clips are matched by stem; files not ending in ``.csv`` and deeper folders are not read. The files are
+    read together by ``read_files`` (a metric's bulk reader), in sorted order.
     """
     root = Path(path)
     if not root.is_dir():
         raise InputError(root, "label directory not found")
-    tables: dict[str, tuple[np.ndarray, str]] = {}
-    origin: dict[str, Path] = {}
-    for csv_path in _label_files(root):
-        stem = csv_path.stem
-        if stem in origin:
-            raise InputError(csv_path, f"duplicate clip name {stem!r}: also in {origin[stem]}")
-        origin[stem] = csv_path
-        tables[stem] = (read_file(csv_path, n_classes=n_classes, reference=reference), str(csv_path.parent))
-    if not tables:
+    files = _label_files(root)
+    if not files:
         raise InputError(root, "no .csv label files in the directory or its sub-folders")
-    return tables
+    origin: dict[str, Path] = {}
+    unique = files
+    for index, csv_path in enumerate(files):
+        if csv_path.stem in origin:
+            unique = files[:index]
+            break
+        origin[csv_path.stem] = csv_path
+    # Files before a repeated stem are read first, so a bad one among them is reported as reading in order would.
+    tables = read_files(unique, n_classes=n_classes, reference=reference)
+    if len(unique) < len(files):
+        repeated = files[len(unique)]
+        raise InputError(repeated, f"duplicate clip name {repeated.stem!r}: also in {origin[repeated.stem]}")
+    return {csv_path.stem: (table, str(csv_path.parent)) for csv_path, table in zip(files, tables, strict=True)}
 
 
 def _label_files(root: Path) -> list[Path]:

@@ -67,6 +67,7 @@ from seldflow.formats.dcase2021 import (
     EVENT_COLUMNS,
     empty_events,
     read_events,
+    read_events_files,
 )
 from seldflow.metrics.common import EPS, Groups, common_groups, group_frames, match_tracks, pair_clips
 
@@ -164,6 +165,19 @@ def read_file(
     conventions = _edition(edition)
     return read_events(
         path,
+        n_classes=conventions.n_classes if n_classes is None else n_classes,
+        with_distance=conventions.distance_column,
+        reference=reference,
+    )
+
+
+def read_files(
+    paths: Sequence[str | Path], *, edition: str = "dcase2023", n_classes: int | None = None, reference: bool = True
+) -> list[np.ndarray]:
+    """:func:`read_file` of many files at once (:func:`seldflow.formats.dcase2021.read_events_files`)."""
+    conventions = _edition(edition)
+    return read_events_files(
+        paths,
         n_classes=conventions.n_classes if n_classes is None else n_classes,
         with_distance=conventions.distance_column,
         reference=reference,

@@ -48,6 +48,7 @@ from seldflow.formats.dcase2021 import (
     EVENT_COLUMNS,
     empty_events,
     read_events,
+    read_events_files,
 )
 from seldflow.metrics.common import (
     EPS,
@@ -123,6 +124,11 @@ def compute_metrics(
 def read_file(path: str | Path, *, n_classes: int = N_CLASSES, reference: bool = True) -> np.ndarray:
     """Read one DCASE2024 label file (six columns, distance in cm, returned in metres)."""
     return read_events(path, n_classes=n_classes, with_distance=True, reference=reference)
+
+
+def read_files(paths: Sequence[str | Path], *, n_classes: int = N_CLASSES, reference: bool = True) -> list[np.ndarray]:
+    """:func:`read_file` of many files at once (:func:`seldflow.formats.dcase2021.read_events_files`)."""
+    return read_events_files(paths, n_classes=n_classes, with_distance=True, reference=reference)
 
 
 def clip_counts(

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import stats as sps
 
+from seldflow.csv_bulk import Layout, read_numeric_files, whole_numbers
 from seldflow.errors import InputError
 from seldflow.labels import (
     COL_AZIMUTH,
@@ -52,11 +53,13 @@ from seldflow.labels import (
     COL_ONSCREEN,
     COL_SOURCE,
     CSV_COLUMNS,
+    MAX_INTEGER,
     N_CLASSES,
     fold_azimuth,
     parse_numbers,
     read_csv_records,
     read_labels,
+    read_labels_files,
 )
 from seldflow.metrics.common import (
     EPS,
@@ -158,6 +161,34 @@ def read_file(path: str | Path, *, n_classes: int = N_CLASSES, reference: bool =
     if reference:
         return read_labels(path, n_frames=None, n_classes=n_classes)
     return read_prediction(path, n_classes=n_classes)
+
+
+def read_files(paths: Sequence[str | Path], *, n_classes: int = N_CLASSES, reference: bool = True) -> list[np.ndarray]:
+    """:func:`read_file` of many files at once (references by :func:`seldflow.labels.read_labels_files`,
+    predictions by :func:`read_predictions`): the same tables, or the same error for the first bad file."""
+    if reference:
+        return read_labels_files(paths, n_frames=None, n_classes=n_classes)
+    return read_predictions(paths, n_classes=n_classes)
+
+
+def read_predictions(paths: Sequence[str | Path], *, n_classes: int = N_CLASSES) -> list[np.ndarray]:
+    """:func:`read_prediction` of many files at once: files with the standard header and six plain columns are
+    parsed in bulk (:func:`seldflow.csv_bulk.read_numeric_files`) and checked with :func:`_prediction_row`'s rules
+    over whole columns; any other file is read by :func:`read_prediction` itself."""
+    integers = [CSV_COLUMNS.index(name) for name in PREDICTION_INTEGERS]
+
+    def check(values: np.ndarray, _files: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(values).all(axis=1) & whole_numbers(values[:, integers], MAX_INTEGER).all(axis=1)
+        cls = values[:, COL_CLASS]
+        return ok & (values[:, COL_FRAME] >= 0) & (cls >= 0) & (cls < n_classes)
+
+    return read_numeric_files(
+        paths,
+        Layout(frozenset({len(CSV_COLUMNS)}), header=",".join(CSV_COLUMNS).encode()),
+        check=check,
+        convert=lambda values: values,
+        slow=lambda path: read_prediction(path, n_classes=n_classes),
+    )
 
 
 def read_prediction(path: str | Path, *, n_classes: int = N_CLASSES) -> np.ndarray:

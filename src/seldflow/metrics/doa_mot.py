@@ -45,7 +45,7 @@ indices for later events, while a predicted track keeps its identity across gaps
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -53,10 +53,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from seldflow.csv_bulk import Layout, read_numeric_files, whole_numbers
 from seldflow.errors import ConfigError, InputError
 from seldflow.formats.dcase2021 import FILE_COLUMNS
-from seldflow.formats.events import EV_CLASS, EV_FRAME, EV_TRACK, no_events
-from seldflow.labels import check_event_fields, parse_numbers, read_csv_records
+from seldflow.formats.events import EV_AZIMUTH, EV_CLASS, EV_ELEVATION, EV_FRAME, EV_TRACK, no_events
+from seldflow.labels import MAX_INTEGER, check_event_fields, parse_numbers, read_csv_records
 from seldflow.metrics.common import normalised, pair_clips, unit_vectors
 
 METRIC_NAME = "doa-mot"
@@ -104,6 +105,45 @@ def read_file(path: str | Path, *, n_classes: int | None = None, reference: bool
             field="frame",
         )
     return table
+
+
+def read_files(
+    paths: Sequence[str | Path], *, n_classes: int | None = None, reference: bool = True
+) -> list[np.ndarray]:
+    """:func:`read_file` of many files at once: the same tables, or the same error for the first bad file.
+
+    Files in the plain form are parsed in bulk (:func:`seldflow.csv_bulk.read_numeric_files`) and checked with
+    :func:`_parse_row`'s rules and the slot limit over whole columns; any other file, or one with a refused row, is
+    read by :func:`read_file` itself.
+    """
+    integers = [FILE_COLUMNS.index(name) for name in sorted(_INTEGER_COLUMNS)]
+
+    def check(values: np.ndarray, files: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(values).all(axis=1) & whole_numbers(values[:, integers], MAX_INTEGER).all(axis=1)
+        ok &= values[:, EV_FRAME] >= 0
+        if reference:
+            azimuth, elevation = values[:, EV_AZIMUTH], values[:, EV_ELEVATION]
+            ok &= (azimuth >= -180) & (azimuth <= 180) & (elevation >= -90) & (elevation <= 90)
+        return ok & (_rank_in_frame(files, values[:, EV_FRAME]) < N_SLOTS)
+
+    return read_numeric_files(
+        paths,
+        Layout(frozenset({len(FILE_COLUMNS)})),
+        check=check,
+        convert=lambda values: np.column_stack([values, np.full(len(values), np.nan)]),
+        slow=lambda path: read_file(path, reference=reference),
+    )
+
+
+def _rank_in_frame(files: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Per row, how many earlier rows of the same file share its frame (:func:`frame_slots` of every file)."""
+    order = np.lexsort((np.arange(len(files)), frames, files))
+    new_group = np.ones(len(order), dtype=bool)
+    new_group[1:] = (files[order][1:] != files[order][:-1]) | (frames[order][1:] != frames[order][:-1])
+    starts = np.flatnonzero(new_group)
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
+    return ranks
 
 
 def _parse_row(path: Path, line: int, record: list[str], reference: bool) -> list[float]:
