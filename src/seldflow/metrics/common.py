@@ -7,6 +7,7 @@ with numpy, so each metric module only states its own cost, thresholds and count
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -203,6 +204,13 @@ def common_groups(ref: Groups, pred: Groups) -> Common:
     )
 
 
+# Groups with both sides holding several tracks and at most this many cells (3 x 3) are solved by scoring every
+# assignment (at most 6); larger ones go to linear_sum_assignment one by one.
+SMALL_GROUP_CELLS = 9
+# Relative gap between the cheapest and the next assignment below which the exact solver decides: ties (equal
+# costs are common with integer angles) and near-ties that rounding might order differently.
+CLEAR_MARGIN = 1e-9
+
 # Pairwise cost: (reference row indices, prediction row indices) -> cost of each pair, same shape.
 PairCost = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -211,8 +219,11 @@ def match_tracks(cost: PairCost, common: Common) -> tuple[np.ndarray, np.ndarray
     """Hungarian pairing of reference and predicted rows within each common group (sorted row indices).
 
     Groups where one side has a single track (nearly all of them) reduce to the first minimum of one row or column
-    of the cost matrix, which is what ``linear_sum_assignment`` returns there; they are solved in bulk, the rest
-    one by one. Pairs come back group by group, reference rows ascending within a group.
+    of the cost matrix, which is what ``linear_sum_assignment`` returns there; they are solved in bulk. Groups of
+    up to :data:`SMALL_GROUP_CELLS` cells are solved in bulk too, by scoring every assignment, where the cheapest
+    one is cheaper than the next by more than rounding could blur (then ``linear_sum_assignment`` finds the same);
+    the rest, ties included, one by one with ``linear_sum_assignment``. Pairs come back group by group, reference
+    rows ascending within a group.
     """
     n_ref, n_pred = common.n_ref, common.n_pred
     single = (n_ref == 1) | (n_pred == 1)
@@ -220,7 +231,14 @@ def match_tracks(cost: PairCost, common: Common) -> tuple[np.ndarray, np.ndarray
         cost, common.ref_start[single], n_ref[single], common.pred_start[single], n_pred[single]
     )
     pairs_ref, pairs_pred = [ref_a], [pred_a]
-    for g in np.flatnonzero(~single):
+    left = ~single & (n_ref * n_pred > SMALL_GROUP_CELLS)
+    for shape in {(int(r), int(p)) for r, p in zip(n_ref[~single & ~left], n_pred[~single & ~left], strict=True)}:
+        groups = np.flatnonzero(~single & (n_ref == shape[0]) & (n_pred == shape[1]))
+        ref_rows, pred_rows, clear = _match_small(cost, common.ref_start[groups], common.pred_start[groups], shape)
+        pairs_ref.append(ref_rows)
+        pairs_pred.append(pred_rows)
+        left[groups[~clear]] = True
+    for g in np.flatnonzero(left):
         r0, nr, p0, npred = common.ref_start[g], n_ref[g], common.pred_start[g], n_pred[g]
         ref_idx, pred_idx = np.meshgrid(np.arange(r0, r0 + nr), np.arange(p0, p0 + npred), indexing="ij")
         rows, cols = linear_sum_assignment(cost(ref_idx, pred_idx))
@@ -230,6 +248,40 @@ def match_tracks(cost: PairCost, common: Common) -> tuple[np.ndarray, np.ndarray
     pred_rows = np.concatenate(pairs_pred).astype(np.int64)
     order = np.argsort(ref_rows)  # groups own disjoint, increasing row ranges
     return ref_rows[order], pred_rows[order]
+
+
+def _match_small(
+    cost: PairCost, ref_start: np.ndarray, pred_start: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cheapest assignment of groups of one shape ``(rows, columns)``, each found by scoring all of them.
+
+    Returns the paired reference and predicted rows of the groups whose cheapest assignment is clear (better than
+    the next by more than :data:`CLEAR_MARGIN`, relative), and that mask; the others need the exact solver.
+    """
+    n_rows, n_cols = shape
+    matrix = cost(
+        ref_start[:, None, None] + np.arange(n_rows)[None, :, None],
+        pred_start[:, None, None] + np.arange(n_cols)[None, None, :],
+    )
+    rows, cols = _assignments(n_rows, n_cols)  # (A, k) each
+    totals = matrix[:, rows, cols].sum(axis=2)  # (G, A)
+    best = np.argmin(totals, axis=1)
+    ranked = np.sort(totals, axis=1)
+    clear = ranked[:, 1] - ranked[:, 0] > CLEAR_MARGIN * (1.0 + np.abs(ranked[:, 0]))
+    chosen = best[clear]
+    ref_rows = ref_start[clear, None] + rows[chosen]
+    pred_rows = pred_start[clear, None] + cols[chosen]
+    return ref_rows.reshape(-1), pred_rows.reshape(-1), clear
+
+
+def _assignments(n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every maximal one-to-one pairing of ``n_rows`` rows with ``n_cols`` columns: row and column indices
+    ``(assignments, min(n_rows, n_cols))``."""
+    if n_rows <= n_cols:
+        cols = np.array(list(itertools.permutations(range(n_cols), n_rows)), dtype=np.int64)
+        return np.broadcast_to(np.arange(n_rows), cols.shape).copy(), cols
+    rows = np.array(list(itertools.permutations(range(n_rows), n_cols)), dtype=np.int64)
+    return rows, np.broadcast_to(np.arange(n_cols), rows.shape).copy()
 
 
 def _match_single(

@@ -63,6 +63,7 @@ from seldflow.labels import (
 )
 from seldflow.metrics.common import (
     EPS,
+    Groups,
     check_missing,
     common_groups,
     group_frames,
@@ -323,18 +324,48 @@ def _tables(
     ref_source: str = "references",
     pred_source: str = "predictions",
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Validated reference and prediction tables of paired clips, the tracks the official scorer keeps of each.
+    """Validated reference and prediction tables of paired clips (a missing prediction is an empty table).
 
-    A missing prediction is an empty table.
+    The track slots the official scorer keeps are applied later, by :func:`_official_groups`.
     """
-    refs = [official_tracks(_as_table(ref_source, name, ref, n_classes)) for name, ref, _ in clips]
-    preds = [
-        official_tracks(_as_table(pred_source, name, pred, n_classes))
-        if pred is not None
-        else np.zeros((0, len(CSV_COLUMNS)))
-        for name, _, pred in clips
-    ]
+    refs = _checked_tables(ref_source, [(name, ref) for name, ref, _ in clips], n_classes)
+    preds = _checked_tables(pred_source, [(name, pred) for name, _, pred in clips], n_classes)
     return refs, preds
+
+
+def _checked_tables(source: str, named: Sequence[tuple[str, np.ndarray | None]], n_classes: int) -> list[np.ndarray]:
+    """:func:`_as_table` of every clip (None: no rows), checked in one pass over all rows; clip by clip only when
+    something is wrong, so that the error names the first bad clip."""
+    width = len(CSV_COLUMNS)
+    tables = [np.zeros((0, width)) if rows is None else np.asarray(rows, dtype=np.float64) for _, rows in named]
+    if all(table.ndim == 2 and table.shape[1] == width for table in tables if table.size):
+        tables = [table.reshape(-1, width) for table in tables]
+        rows = np.concatenate(tables) if tables else np.zeros((0, width))
+        if _valid_rows(rows, n_classes).all():
+            return tables
+    return [np.zeros((0, width)) if rows is None else _as_table(source, name, rows, n_classes) for name, rows in named]
+
+
+def _valid_rows(rows: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per row, what :func:`_as_table` accepts: finite values, a non-negative integer frame, a class index."""
+    frame, cls = rows[:, COL_FRAME], rows[:, COL_CLASS]
+    ok = np.isfinite(rows).all(axis=1) & (frame >= 0) & (frame == np.round(frame))
+    return ok & (cls >= 0) & (cls < n_classes) & (cls == np.round(cls))
+
+
+def _official_groups(tables: list[np.ndarray], scored_frames: np.ndarray, span: int, n_classes: int) -> Groups:
+    """:func:`seldflow.metrics.common.group_frames` of the tracks the official scorer keeps.
+
+    Only a (frame, class) group of more than :data:`MAX_TRACKS` rows loses rows to the slot filing, so the clips
+    holding such a scored group (hardly ever any) are replayed by :func:`official_tracks` and grouped again.
+    """
+    groups = group_frames(tables, scored_frames, span, n_classes)
+    crowded = groups.count > MAX_TRACKS
+    if crowded.any():
+        clips = set((groups.keys[crowded] // (span * n_classes)).tolist())
+        tables = [official_tracks(table) if clip in clips else table for clip, table in enumerate(tables)]
+        groups = group_frames(tables, scored_frames, span, n_classes)
+    return groups
 
 
 def official_tracks(table: np.ndarray) -> np.ndarray:
@@ -423,8 +454,8 @@ def _clip_stats(
     span = int(scored_frames.max(initial=0))
     if span == 0:
         return ClipStats(_per_clip(counts, n_clips, n_classes), scored_frames)
-    ref = group_frames(refs, scored_frames, span, n_classes)
-    pred = group_frames(preds, scored_frames, span, n_classes)
+    ref = _official_groups(refs, scored_frames, span, n_classes)
+    pred = _official_groups(preds, scored_frames, span, n_classes)
     bins = n_clips * n_classes
 
     def add(stat: int, keys: np.ndarray, weights: np.ndarray) -> None:
