@@ -28,6 +28,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -72,26 +73,37 @@ def read_numeric_files(
     ``check`` and ``convert`` state the per-file reader's checks and output for files in the plain form (module
     docstring); everything else, and every file with a refused row, is read by ``slow``.
     """
-    paths = [Path(path) for path in paths]
     tables: list[np.ndarray] = []
     for start in range(0, len(paths), batch_files):
         batch = paths[start : start + batch_files]
         fast = _read_batch(batch, layout, check, convert)
-        tables.extend(table if table is not None else slow(path) for path, table in zip(batch, fast, strict=True))
+        tables.extend(table if table is not None else slow(Path(path)) for path, table in zip(batch, fast, strict=True))
     return tables
 
 
-def _read_batch(paths: Sequence[Path], layout: Layout, check: RowCheck, convert: Convert) -> list[np.ndarray | None]:
+class _Body(NamedTuple):
+    """A file's data lines in the plain form: its position in the batch, the text and its number of lines."""
+
+    position: int
+    text: bytes
+    lines: int
+
+
+def _read_batch(
+    paths: Sequence[str | os.PathLike[str]], layout: Layout, check: RowCheck, convert: Convert
+) -> list[np.ndarray | None]:
     """Tables of the files the bulk path takes, None for the others."""
-    bodies: dict[int, list[tuple[int, bytes]]] = {}  # width -> [(position in batch, data lines)]
+    groups: dict[int, list[_Body]] = {}  # width (fields of the first line) -> bodies
     for position, path in enumerate(paths):
-        body = _plain_body(path.read_bytes(), layout)
-        if body is not None:
-            bodies.setdefault(body.count(b",", 0, body.find(b"\n")) + 1, []).append((position, body))
+        with open(path, "rb") as handle:
+            text = _plain_body(handle.read(), layout)
+        if text is not None:
+            width = text.count(b",", 0, text.find(b"\n")) + 1
+            groups.setdefault(width, []).append(_Body(position, text, text.count(b"\n")))
     tables: list[np.ndarray | None] = [None] * len(paths)
-    for width, entries in bodies.items():
+    for width, bodies in groups.items():
         if width in layout.widths:
-            for position, table in _parse_group(entries, width, check, convert):
+            for position, table in _parse_group(bodies, width, check, convert):
                 tables[position] = table
     return tables
 
@@ -109,35 +121,45 @@ def _plain_body(data: bytes, layout: Layout) -> bytes | None:
 
 
 def _parse_group(
-    entries: Sequence[tuple[int, bytes]], width: int, check: RowCheck, convert: Convert
+    bodies: Sequence[_Body], width: int, check: RowCheck, convert: Convert
 ) -> list[tuple[int, np.ndarray]]:
     """Parse files of one width together; returns (position, table) of those whose every row passes."""
-    entries = _same_width_lines(entries, width)
-    if not entries:
+    text = b"".join(body.text for body in bodies)
+    regular = _same_width_lines(text, bodies, width)
+    if not regular.all():
+        bodies = [body for body, keep in zip(bodies, regular.tolist(), strict=True) if keep]
+        text = b"".join(body.text for body in bodies)
+    if not bodies:
         return []
-    lines = np.array([body.count(b"\n") for _, body in entries], dtype=np.int64)
-    values = _parse(b"".join(body for _, body in entries), width)
+    values = _parse(text, width)
     if values is None:  # a field pandas refuses: look for its file(s) one by one
-        if len(entries) == 1:
+        if len(bodies) == 1:
             return []
-        return [result for entry in entries for result in _parse_group([entry], width, check, convert)]
-    file_of_row = np.repeat(np.arange(len(entries)), lines)
+        return [result for body in bodies for result in _parse_group([body], width, check, convert)]
+    lines = np.array([body.lines for body in bodies], dtype=np.int64)
+    file_of_row = np.repeat(np.arange(len(bodies)), lines)
     ok = check(values, file_of_row) & ~np.isnan(values).any(axis=1)
-    bad_files = np.zeros(len(entries), dtype=bool)
+    bad_files = np.zeros(len(bodies), dtype=bool)
     bad_files[file_of_row[~ok]] = True
-    tables = np.split(convert(values), np.cumsum(lines)[:-1])
-    return [(position, table) for (position, _), table, bad in zip(entries, tables, bad_files, strict=True) if not bad]
+    converted = convert(values)
+    ends = np.cumsum(lines).tolist()
+    return [
+        (body.position, converted[end - body.lines : end])
+        for body, end, bad in zip(bodies, ends, bad_files.tolist(), strict=True)
+        if not bad
+    ]
 
 
-def _same_width_lines(entries: Sequence[tuple[int, bytes]], width: int) -> list[tuple[int, bytes]]:
-    """The entries every line of which has ``width - 1`` commas."""
-    text = np.frombuffer(b"".join(body for _, body in entries), dtype=np.uint8)
-    line_ends = np.flatnonzero(text == NEWLINE)
-    commas = np.cumsum(text == COMMA, dtype=np.int32)[line_ends]
-    per_line = np.diff(commas, prepend=0)
-    lines = np.array([body.count(b"\n") for _, body in entries], dtype=np.int64)
-    wrong = np.add.reduceat(per_line != width - 1, np.cumsum(lines) - lines) if len(per_line) else lines
-    return [entry for entry, bad in zip(entries, wrong, strict=True) if not bad]
+def _same_width_lines(text: bytes, bodies: Sequence[_Body], width: int) -> np.ndarray:
+    """Per body (their texts joined in ``text``), whether every line has ``width - 1`` commas."""
+    data = np.frombuffer(text, dtype=np.uint8)
+    line_ends = np.flatnonzero(data == NEWLINE)
+    commas_before = np.searchsorted(np.flatnonzero(data == COMMA), line_ends)
+    wrong_lines = np.flatnonzero(np.diff(commas_before, prepend=0) != width - 1)
+    regular = np.ones(len(bodies), dtype=bool)
+    ends = np.cumsum([body.lines for body in bodies])
+    regular[np.searchsorted(ends, wrong_lines, side="right")] = False
+    return regular
 
 
 def _parse(text: bytes, width: int) -> np.ndarray | None:

@@ -8,6 +8,7 @@ with numpy, so each metric module only states its own cost, thresholds and count
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -106,29 +107,45 @@ def read_label_dir(
     root = Path(path)
     if not root.is_dir():
         raise InputError(root, "label directory not found")
-    files = _label_files(root)
+    files = _label_files(str(root))  # (folder, name) pairs: strings, as thousands of Path objects cost
     if not files:
         raise InputError(root, "no .csv label files in the directory or its sub-folders")
-    origin: dict[str, Path] = {}
-    unique = files
-    for index, csv_path in enumerate(files):
-        if csv_path.stem in origin:
-            unique = files[:index]
+    stems = [name[: -len(".csv")] for _, name in files]
+    origin: dict[str, int] = {}
+    count = len(files)
+    for index, stem in enumerate(stems):
+        if stem in origin:
+            count = index
             break
-        origin[csv_path.stem] = csv_path
+        origin[stem] = index
     # Files before a repeated stem are read first, so a bad one among them is reported as reading in order would.
-    tables = read_files(unique, n_classes=n_classes, reference=reference)
-    if len(unique) < len(files):
-        repeated = files[len(unique)]
-        raise InputError(repeated, f"duplicate clip name {repeated.stem!r}: also in {origin[repeated.stem]}")
-    return {csv_path.stem: (table, str(csv_path.parent)) for csv_path, table in zip(files, tables, strict=True)}
+    tables = read_files(
+        [os.path.join(folder, name) for folder, name in files[:count]], n_classes=n_classes, reference=reference
+    )
+    if count < len(files):
+        repeated, first = Path(*files[count]), Path(*files[origin[stems[count]]])
+        raise InputError(repeated, f"duplicate clip name {stems[count]!r}: also in {first}")
+    return {stem: (table, folder) for stem, (folder, _), table in zip(stems, files, tables, strict=True)}
 
 
-def _label_files(root: Path) -> list[Path]:
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix == ".csv")
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        files.extend(sorted(p for p in sub.iterdir() if p.is_file() and p.suffix == ".csv"))
+def _label_files(root: str) -> list[tuple[str, str]]:
+    """(folder, name) of the ``*.csv`` files directly in ``root`` (by name), then of each sub-folder's (folders
+    by name)."""
+    files = _csv_files(root)
+    for sub in sorted(entry.name for entry in os.scandir(root) if entry.is_dir()):
+        files.extend(_csv_files(os.path.join(root, sub)))
     return files
+
+
+def _csv_files(folder: str) -> list[tuple[str, str]]:
+    """(folder, name) of the ``*.csv`` files directly in ``folder``, sorted by name (no stat per file)."""
+    names = sorted(entry.name for entry in os.scandir(folder) if _is_csv(entry.name) and entry.is_file())
+    return [(folder, name) for name in names]
+
+
+def _is_csv(name: str) -> bool:
+    """A ``.csv`` suffix as :attr:`pathlib.PurePath.suffix` reads it (a bare ``.csv`` is a hidden file, no suffix)."""
+    return os.path.splitext(name)[1] == ".csv"
 
 
 # --------------------------------------------------------------------------------------------------------------
