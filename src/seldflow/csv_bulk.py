@@ -138,10 +138,11 @@ def _parse_group(
         return [result for body in bodies for result in _parse_group([body], width, check, convert)]
     lines = np.array([body.lines for body in bodies], dtype=np.int64)
     file_of_row = np.repeat(np.arange(len(bodies)), lines)
-    ok = check(values, file_of_row) & ~np.isnan(values).any(axis=1)
+    with np.errstate(invalid="ignore"):  # NaN / inf rows are refused; their files are read again one by one
+        ok = check(values, file_of_row) & ~np.isnan(values).any(axis=1)
+        converted = convert(values)
     bad_files = np.zeros(len(bodies), dtype=bool)
     bad_files[file_of_row[~ok]] = True
-    converted = convert(values)
     ends = np.cumsum(lines).tolist()
     return [
         (body.position, converted[end - body.lines : end])
