@@ -26,13 +26,15 @@ from seldflow.bench.records import BenchReport
 from seldflow.bench.report import csv_rows, render_markdown
 from seldflow.bench.scorer import plain_dcase2025
 from seldflow.bench.scorers import (
-    PLAIN_SCORERS,
+    LABEL_METRICS,
+    SCORERS,
     THREADS,
-    compare_metric_scorer,
+    compare_scorer,
     largest_difference,
     library_scores,
     run_scorer,
     scorer_rows,
+    write_inputs,
 )
 from seldflow.bench.segment_scorer import SEGMENT_CHECKED, plain_segment
 from seldflow.bench.tracking_scorer import TRACKING_CHECKED, plain_tracking
@@ -97,19 +99,29 @@ def test_plain_tracking_scorer_gives_the_official_numbers(tmp_path: Path, run: d
 # --------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("metric", sorted(PLAIN_SCORERS))
+@pytest.mark.parametrize("metric", sorted(LABEL_METRICS))
 def test_plain_reference_and_seldflow_agree_on_generated_clips(tmp_path: Path, metric: str) -> None:
     labels = write_label_set(tmp_path, metric, 40, seed=5, frames=30)
     plain = run_scorer("plain", metric, labels.ref_dir, labels.pred_dir)
     ours = library_scores(metric, labels.ref_dir, labels.pred_dir)
-    assert largest_difference(plain, ours, PLAIN_SCORERS[metric].checked) < 1e-9
+    assert largest_difference(plain, ours, SCORERS[metric].checked) < 1e-9
     # The clips exercise detection and localisation: neither perfect nor empty.
-    first = PLAIN_SCORERS[metric].checked[0]
+    first = SCORERS[metric].checked[0]
     assert math.isfinite(plain[first]) and plain[first] != 0
 
 
-def test_every_registered_label_metric_has_a_plain_reference_and_a_file_format() -> None:
-    assert set(PLAIN_SCORERS) == set(METRICS) == set(FILE_FORMATS)
+def test_plain_ca_sdri_and_seldflow_agree_on_generated_soundscapes(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path, "ca-sdri", files=0, frames=0, soundscapes=30, samples=500, seed=2)
+    plain = run_scorer("plain", "ca-sdri", *inputs.folders)
+    ours = run_scorer("seldflow", "ca-sdri", *inputs.folders)
+    assert inputs.kind == "WAV" and inputs.clips == 30 and inputs.files > 30 * 3  # mixture, targets, estimates
+    assert largest_difference(plain, ours, SCORERS["ca-sdri"].checked) < SCORERS["ca-sdri"].tolerance
+    assert 0 < plain["label_accuracy"] < 1 and plain["CA-SDRi"] > 0
+
+
+def test_every_registered_metric_and_ca_sdri_have_a_plain_reference() -> None:
+    assert set(LABEL_METRICS) == set(METRICS) == set(FILE_FORMATS)
+    assert set(SCORERS) == {*METRICS, "ca-sdri"}
 
 
 def test_largest_difference_treats_nan_alike_and_nan_against_a_number_as_infinite() -> None:
@@ -163,8 +175,8 @@ def test_label_set_sizes_are_checked(tmp_path: Path) -> None:
 
 
 def test_a_scorer_row_holds_both_times_both_peaks_and_the_conditions(tmp_path: Path) -> None:
-    labels = write_label_set(tmp_path, "dcase2025", 8, seed=3, frames=20)
-    comparison, difference = compare_metric_scorer(labels, repeats=1)
+    inputs = write_inputs(tmp_path, "dcase2025", files=8, frames=20, soundscapes=0, samples=0, seed=3)
+    comparison, difference = compare_scorer(inputs, repeats=1)
     assert difference < 1e-9
     assert comparison.name == "scorer dcase2025"
     assert comparison.a_seconds > 0 and comparison.b_seconds > 0 and comparison.ratio > 0
@@ -183,7 +195,16 @@ def test_a_scorer_row_holds_both_times_both_peaks_and_the_conditions(tmp_path: P
 
 def test_scorer_rows_write_score_and_delete_one_set_per_metric() -> None:
     messages: list[str] = []
-    rows = scorer_rows(files=3, frames=12, seed=4, metrics=("dcase2023", "doa-mot"), log=messages.append)
-    assert [row.name for row in rows] == ["scorer dcase2023", "scorer doa-mot"]
-    assert all("3 clips" in row.work for row in rows)
-    assert any("writing 3 clips" in message for message in messages)
+    rows = scorer_rows(
+        files=3,
+        frames=12,
+        seed=4,
+        soundscapes=2,
+        soundscape_samples=200,
+        metrics=("dcase2023", "doa-mot", "ca-sdri"),
+        log=messages.append,
+    )
+    assert [row.name for row in rows] == ["scorer dcase2023", "scorer doa-mot", "scorer ca-sdri"]
+    assert all("3 clips" in row.work for row in rows[:2]) and "2 clips" in rows[2].work and "WAV" in rows[2].work
+    assert any("timing on 6 files" in message for message in messages)
+    assert not scorer_rows(files=3, frames=12, seed=4, soundscapes=0, metrics=("ca-sdri",))  # no soundscapes, no row

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, SNAKEMAKE, run_snakemake, tiny_config, write_config
 
-from seldflow.bench.scorers import PLAIN_SCORERS
+from seldflow.bench.scorers import SCORERS
 
 # Far beyond a normal run on two shared cores; a hang fails the test instead of stalling the suite.
 BENCHMARK_TIMEOUT_S = 1800
@@ -48,7 +48,7 @@ def test_benchmark_rule_finishes_and_writes_every_figure(tmp_path: Path) -> None
     for heading in ("## Comparisons", "## Throughput", "## Training memory", "## Model metrics", "## Stages"):
         assert heading in markdown
     values = benchmark_rows(folder / "benchmark.csv")
-    scorers = [f"scorer {metric}" for metric in PLAIN_SCORERS]
+    scorers = [f"scorer {metric}" for metric in SCORERS]
     for comparison in ("PFOA features", *scorers, "decoders (CPU fwd+bwd)"):
         assert values[("comparison", comparison, "ratio_a_over_b")] > 0
     for comparison in scorers:  # both sides' peak memory and the load they ran under

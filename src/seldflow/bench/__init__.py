@@ -14,8 +14,9 @@ settings), one module per part of the report:
 * :mod:`~seldflow.bench.scorers` gives one row per registered metric: seldflow's scorer against the official
   scorer restated as it is written, per line, file, frame and class (:mod:`~seldflow.bench.scorer` DCASE2025,
   :mod:`~seldflow.bench.segment_scorer` DCASE2021-2023, :mod:`~seldflow.bench.frame_scorer` DCASE2024,
-  :mod:`~seldflow.bench.tracking_scorer` DOAnet, reading with :mod:`~seldflow.bench.plain_csv`), on thousands of
-  synthetic clips (:mod:`~seldflow.bench.label_sets`), each side in a process of its own
+  :mod:`~seldflow.bench.tracking_scorer` DOAnet, reading with :mod:`~seldflow.bench.plain_csv`; CA-SDRi's
+  :func:`naive_ca_sdri`), on thousands of synthetic clips (:mod:`~seldflow.bench.label_sets`,
+  :func:`~seldflow.bench.s5.write_soundscape_set`), each side in a process of its own
   (:mod:`~seldflow.bench.scorer_child`) for its time, peak memory and scores;
 * :mod:`~seldflow.bench.s5` gives the S5 (DCASE2025 Task 4) rows: the mixtures per second of
   :class:`seldflow.s5.generator.S5Generator`, and :func:`compare_ca_sdri`, which times
@@ -43,14 +44,14 @@ from seldflow.bench.report import CSV_HEADER, csv_rows, render_csv, render_markd
 from seldflow.bench.run import run_benchmark
 from seldflow.bench.s5 import compare_ca_sdri, generator_throughput, naive_ca_sdri
 from seldflow.bench.scorer import SCORER_CHECKED, metric_difference, naive_metrics, plain_dcase2025
-from seldflow.bench.scorers import PLAIN_SCORERS, compare_metric_scorer, library_scores, scorer_rows
+from seldflow.bench.scorers import SCORERS, compare_scorer, library_scores, scorer_rows
 from seldflow.bench.stages import collect_stage_timings, read_benchmark_tsv, stage_totals, sum_jobs
 from seldflow.bench.timing import median_times
 
 __all__ = [
     "CSV_HEADER",
     "PACKAGES",
-    "PLAIN_SCORERS",
+    "SCORERS",
     "SCORER_CHECKED",
     "BenchReport",
     "Comparison",
@@ -59,8 +60,8 @@ __all__ = [
     "collect_stage_timings",
     "compare_ca_sdri",
     "compare_decoders",
-    "compare_metric_scorer",
     "compare_pfoa",
+    "compare_scorer",
     "count_wavs",
     "cpu_model",
     "csv_rows",

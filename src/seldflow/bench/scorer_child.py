@@ -1,8 +1,8 @@
 """One scorer run in a process of its own: its time, its peak resident memory and its scores.
 
-Run as ``python -m seldflow.bench.scorer_child IMPLEMENTATION METRIC REF_DIR PRED_DIR``; prints
+Run as ``python -m seldflow.bench.scorer_child IMPLEMENTATION METRIC FOLDER...``; prints
 ``{"seconds": ..., "peak_rss_mb": ..., "scores": {...}}`` as the last line of stdout.
-:func:`seldflow.bench.scorers.compare_metric_scorer` starts it for each side of a scorer row, so both start from
+:func:`seldflow.bench.scorers.compare_scorer` starts it for each side of a scorer row, so both start from
 the same imports (both implementations are imported whichever runs) and their peaks are comparable. The time
 covers the scoring call alone (file reading included), not the interpreter's start or the imports.
 """
@@ -28,17 +28,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, score once, print the result as JSON."""
     parser = argparse.ArgumentParser(prog="python -m seldflow.bench.scorer_child", description=__doc__.splitlines()[0])
     parser.add_argument("implementation", help="plain (the official scorer restated) or seldflow")
-    parser.add_argument("metric", help="a registered metric with a plain restatement")
-    parser.add_argument("ref_dir", help="reference root (split sub-folders of CSVs)")
-    parser.add_argument("pred_dir", help="folder of prediction CSVs")
+    parser.add_argument("metric", help="a scorer of seldflow.bench.scorers.SCORERS")
+    parser.add_argument(
+        "folders",
+        nargs="+",
+        help="its input folders (references and predictions; for CA-SDRi mixtures, oracle targets and estimates)",
+    )
     args = parser.parse_args(argv)
 
-    from seldflow.bench.scorers import PLAIN_SCORERS, run_scorer
+    from seldflow.bench.scorers import SCORERS, run_scorer
 
-    checked = PLAIN_SCORERS[args.metric].checked
+    checked = SCORERS[args.metric].checked
     gc.collect()
     start = time.perf_counter()
-    scores = run_scorer(args.implementation, args.metric, args.ref_dir, args.pred_dir)
+    scores = run_scorer(args.implementation, args.metric, *args.folders)
     seconds = time.perf_counter() - start
     result = {
         "seconds": seconds,
