@@ -6,10 +6,14 @@ must pick the very same pairs, also where costs tie (integer angles make ties co
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
+from seldflow.bench.label_sets import write_label_set
+from seldflow.metrics import common, get_metric
 from seldflow.metrics.common import Common, match_tracks
 
 
@@ -59,3 +63,15 @@ def test_continuous_costs_match_too() -> None:
 
     ref_rows, pred_rows = match_tracks(cost, common)
     assert set(zip(ref_rows.tolist(), pred_rows.tolist(), strict=True)) == one_by_one(common, cost)
+
+
+@pytest.mark.parametrize("metric", ["dcase2021", "dcase2023", "dcase2024", "dcase2025"])
+def test_scoring_in_clip_chunks_equals_one_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric: str) -> None:
+    """Per-clip statistics computed a few clips at a time give the very report of one pass over all clips."""
+    labels = write_label_set(tmp_path, metric, 23, seed=8, frames=40)
+    chosen = get_metric(metric)
+    refs = {stem: table for stem, (table, _) in chosen.read_dir(labels.ref_dir).items()}
+    preds = {stem: table for stem, (table, _) in chosen.read_dir(labels.pred_dir, reference=False).items()}
+    whole = chosen.score(refs, preds)
+    monkeypatch.setattr(common, "CLIP_CHUNK", 4)
+    np.testing.assert_equal(chosen.score(refs, preds), whole)

@@ -7,12 +7,13 @@ with numpy, so each metric module only states its own cost, thresholds and count
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -153,6 +154,52 @@ def _is_csv(name: str) -> bool:
 # --------------------------------------------------------------------------------------------------------------
 
 
+# Clips whose per-clip statistics are computed together (by_clip_chunks): bounds the working memory of scoring.
+CLIP_CHUNK = 1000
+
+ClipFunction = TypeVar("ClipFunction", bound=Callable[..., Any])
+
+
+def by_clip_chunks(function: ClipFunction) -> ClipFunction:
+    """Run a per-clip statistics function ``(refs, preds, **options) -> NamedTuple`` (every field an array with
+    one entry per clip on axis 0) on :data:`CLIP_CHUNK` clips at a time and join the parts.
+
+    Each clip's statistics depend on that clip alone, so the joined result is exactly the one-pass result, while
+    the grouped and sorted copies of the rows exist for one chunk at a time instead of for the whole dataset.
+    """
+
+    @functools.wraps(function)
+    def chunked(refs: Sequence[np.ndarray], preds: Sequence[np.ndarray], **options: Any) -> Any:
+        if len(refs) <= CLIP_CHUNK:
+            return function(refs, preds, **options)
+        starts = range(0, len(refs), CLIP_CHUNK)
+        parts = [function(refs[s : s + CLIP_CHUNK], preds[s : s + CLIP_CHUNK], **options) for s in starts]
+        return type(parts[0])(*(np.concatenate(field) for field in zip(*parts, strict=True)))
+
+    return chunked  # type: ignore[return-value]
+
+
+def checked_tables(
+    named: Sequence[tuple[str, np.ndarray | None]],
+    valid_rows: Callable[[np.ndarray], np.ndarray],
+    as_table: Callable[[str, np.ndarray | None], np.ndarray],
+    width: int = 6,
+) -> list[np.ndarray]:
+    """``as_table(name, rows)`` of every clip (a metric's one-clip check and conversion), in one pass over all rows.
+
+    Tables of the expected width whose rows ``valid_rows`` all accepts come back as float64 ``(n, width)`` without
+    a call per clip (``None`` and empty tables as empty ones); otherwise every clip goes through ``as_table``,
+    which raises naming the first bad clip. ``valid_rows`` must accept exactly the rows ``as_table`` accepts.
+    """
+    tables = [np.zeros((0, width)) if rows is None else np.asarray(rows, dtype=np.float64) for _, rows in named]
+    if all(table.ndim == 2 and table.shape[1] == width for table in tables if table.size):
+        tables = [table.reshape(-1, width) for table in tables]
+        chunks = range(0, len(tables), CLIP_CHUNK)
+        if all(valid_rows(np.concatenate([*tables[s : s + CLIP_CHUNK], np.zeros((0, width))])).all() for s in chunks):
+            return tables
+    return [as_table(name, rows) for name, rows in named]
+
+
 class Groups(NamedTuple):
     """Rows of all clips sorted by (clip, frame, class); one entry per group in ``keys`` / ``start`` / ``count``.
 
@@ -185,12 +232,14 @@ def group_frames(
     rows = np.concatenate([t.reshape(-1, width) for t in tables]) if len(tables) else np.zeros((0, width))
     clip = np.repeat(np.arange(len(tables)), lengths)
     frame = rows[:, frame_col].astype(np.int64)
-    keep = frame < frame_limits[clip]
-    rows, clip, frame = rows[keep], clip[keep], frame[keep]
-    keys = (clip * span + frame) * n_classes + rows[:, class_col].astype(np.int64)
+    kept = np.flatnonzero(frame < frame_limits[clip])
+    keys = (clip[kept] * span + frame[kept]) * n_classes + rows[kept, class_col].astype(np.int64)
     order = np.argsort(keys, kind="stable")
-    keys, start, count = np.unique(keys[order], return_index=True, return_counts=True)
-    return Groups(rows[order], keys, start, count)
+    keys = keys[order]
+    rows = rows[kept[order]]  # one gather: the stacked rows are freed before the groups are built
+    start = np.flatnonzero(np.diff(keys, prepend=-1)) if len(keys) else np.zeros(0, dtype=np.int64)
+    count = np.diff(np.append(start, len(keys)))
+    return Groups(rows, keys[start], start, count)
 
 
 def row_keys(groups: Groups, row_index: np.ndarray) -> np.ndarray:
@@ -224,6 +273,8 @@ def common_groups(ref: Groups, pred: Groups) -> Common:
 # Groups with both sides holding several tracks and at most this many cells (3 x 3) are solved by scoring every
 # assignment (at most 6); larger ones go to linear_sum_assignment one by one.
 SMALL_GROUP_CELLS = 9
+# Candidate pairs scored at once when pairing groups with one track on a side (bounds the cost arrays' memory).
+CANDIDATE_CHUNK = 1 << 18
 # Relative gap between the cheapest and the next assignment below which the exact solver decides: ties (equal
 # costs are common with integer angles) and near-ties that rounding might order differently.
 CLEAR_MARGIN = 1e-9
@@ -304,7 +355,27 @@ def _assignments(n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
 def _match_single(
     cost: PairCost, ref_start: np.ndarray, n_ref: np.ndarray, pred_start: np.ndarray, n_pred: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pair groups of shape 1×N or N×1: each candidate pair is scored, and the first cheapest one kept."""
+    """Pair groups of shape 1×N or N×1: each candidate pair is scored, and the first cheapest one kept.
+
+    Groups are taken in chunks of about :data:`CANDIDATE_CHUNK` candidate pairs, so the cost arrays stay small
+    whatever the number of clips."""
+    candidates = np.cumsum(n_ref * n_pred)
+    total = int(candidates[-1]) if len(candidates) else 0
+    cuts = np.searchsorted(candidates, np.arange(CANDIDATE_CHUNK, total, CANDIDATE_CHUNK), side="right")
+    bounds = [0, *cuts.tolist(), len(n_ref)]
+    pairs = [
+        _match_single_chunk(cost, ref_start[a:b], n_ref[a:b], pred_start[a:b], n_pred[a:b])
+        for a, b in itertools.pairwise(bounds)
+        if b > a
+    ]
+    if not pairs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate([r for r, _ in pairs]), np.concatenate([p for _, p in pairs])
+
+
+def _match_single_chunk(
+    cost: PairCost, ref_start: np.ndarray, n_ref: np.ndarray, pred_start: np.ndarray, n_pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     n_candidates = n_ref * n_pred
     group = np.repeat(np.arange(len(n_ref)), n_candidates)
     offset = np.arange(int(n_candidates.sum())) - np.repeat(np.cumsum(n_candidates) - n_candidates, n_candidates)

@@ -36,7 +36,7 @@ Deliberate differences, each where the official scorer crashes or silently loses
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -64,7 +64,9 @@ from seldflow.labels import (
 from seldflow.metrics.common import (
     EPS,
     Groups,
+    by_clip_chunks,
     check_missing,
+    checked_tables,
     common_groups,
     group_frames,
     match_tracks,
@@ -328,22 +330,18 @@ def _tables(
 
     The track slots the official scorer keeps are applied later, by :func:`_official_groups`.
     """
-    refs = _checked_tables(ref_source, [(name, ref) for name, ref, _ in clips], n_classes)
-    preds = _checked_tables(pred_source, [(name, pred) for name, _, pred in clips], n_classes)
+
+    def valid(rows: np.ndarray) -> np.ndarray:
+        return _valid_rows(rows, n_classes)
+
+    def as_table(source: str) -> Callable[[str, np.ndarray | None], np.ndarray]:
+        return lambda name, rows: (
+            np.zeros((0, len(CSV_COLUMNS))) if rows is None else _as_table(source, name, rows, n_classes)
+        )
+
+    refs = checked_tables([(name, ref) for name, ref, _ in clips], valid, as_table(ref_source))
+    preds = checked_tables([(name, pred) for name, _, pred in clips], valid, as_table(pred_source))
     return refs, preds
-
-
-def _checked_tables(source: str, named: Sequence[tuple[str, np.ndarray | None]], n_classes: int) -> list[np.ndarray]:
-    """:func:`_as_table` of every clip (None: no rows), checked in one pass over all rows; clip by clip only when
-    something is wrong, so that the error names the first bad clip."""
-    width = len(CSV_COLUMNS)
-    tables = [np.zeros((0, width)) if rows is None else np.asarray(rows, dtype=np.float64) for _, rows in named]
-    if all(table.ndim == 2 and table.shape[1] == width for table in tables if table.size):
-        tables = [table.reshape(-1, width) for table in tables]
-        rows = np.concatenate(tables) if tables else np.zeros((0, width))
-        if _valid_rows(rows, n_classes).all():
-            return tables
-    return [np.zeros((0, width)) if rows is None else _as_table(source, name, rows, n_classes) for name, rows in named]
 
 
 def _valid_rows(rows: np.ndarray, n_classes: int) -> np.ndarray:
@@ -436,6 +434,7 @@ def _as_table(source: str, name: str, rows: np.ndarray, n_classes: int) -> np.nd
 # --------------------------------------------------------------------------------------------------------------
 
 
+@by_clip_chunks
 def _clip_stats(
     refs: Sequence[np.ndarray],
     preds: Sequence[np.ndarray],

@@ -59,7 +59,7 @@ from seldflow.errors import ConfigError, InputError
 from seldflow.formats.dcase2021 import FILE_COLUMNS
 from seldflow.formats.events import EV_AZIMUTH, EV_CLASS, EV_ELEVATION, EV_FRAME, EV_TRACK, no_events
 from seldflow.labels import MAX_INTEGER, check_event_fields, parse_numbers, read_csv_records
-from seldflow.metrics.common import normalised, pair_clips, unit_vectors
+from seldflow.metrics.common import CLIP_CHUNK, normalised, pair_clips, unit_vectors
 
 METRIC_NAME = "doa-mot"
 SUMMARY = "DOAnet class-agnostic DOA tracking (LE, MOTA, IDS, LR, LP, LF as the official code) and CLEAR-MOT"
@@ -448,9 +448,11 @@ def compute_metrics(
         no_events() if prediction is None else np.asarray(prediction, dtype=np.float64).reshape(-1, 6)
         for _, _, prediction in pairs
     ]
-    recordings = _Recordings(refs, preds)
-    doanet = recordings.doanet_counts()
-    clear = recordings.clear_mot_counts(doa_threshold)
+    doanet, clear = DoaCounts(), ClearMotCounts()
+    for start in range(0, len(refs), CLIP_CHUNK):  # counts add up over recordings; chunks bound the memory
+        recordings = _Recordings(refs[start : start + CLIP_CHUNK], preds[start : start + CLIP_CHUNK])
+        doanet += recordings.doanet_counts()
+        clear += recordings.clear_mot_counts(doa_threshold)
     return {
         **doanet_scores(doanet),
         "counts": {"TP": doanet.tp, "FP": doanet.fp, "FN": doanet.fn, "n_ref": doanet.n_ref, "n_pred": doanet.n_pred},
