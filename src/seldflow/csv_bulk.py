@@ -33,6 +33,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from seldflow.io import read_bytes
+
 NEWLINE, COMMA = ord("\n"), ord(",")
 # The only bytes a file's data lines may hold on the bulk path: digits, signs, decimal points, exponents, commas
 # and line ends. Anything else (letters of nan/inf, spaces, quotes, \r, non-ASCII) goes to the per-file reader.
@@ -95,8 +97,7 @@ def _read_batch(
     """Tables of the files the bulk path takes, None for the others."""
     groups: dict[int, list[_Body]] = {}  # width (fields of the first line) -> bodies
     for position, path in enumerate(paths):
-        with open(path, "rb") as handle:
-            text = _plain_body(handle.read(), layout)
+        text = _plain_body(read_bytes(path), layout)
         if text is not None:
             width = text.count(b",", 0, text.find(b"\n")) + 1
             groups.setdefault(width, []).append(_Body(position, text, text.count(b"\n")))

@@ -154,6 +154,27 @@ def _declared_wav_frames(path: Path, info: sf._SoundFileInfo) -> int | None:
             fh.seek(size + (size & 1), os.SEEK_CUR)
 
 
+def read_bytes(path: str | os.PathLike[str], size: int | None = None, offset: int = 0) -> bytes:
+    """``size`` bytes of a file from ``offset`` (all of it by default) with the bare os calls, which cost about
+    half of ``open()`` for small files (thousands of label files and separated sources are read at a time)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        if size is None:
+            size = os.fstat(descriptor).st_size - offset
+        if offset:
+            os.lseek(descriptor, offset, os.SEEK_SET)
+        chunks, done = [], 0
+        while done < size:
+            chunk = os.read(descriptor, size - done)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            done += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
 # Bytes of a WAV file's start read to find its format and data chunk; a header longer than this goes to soundfile.
 PLAIN_WAV_HEAD = 4096
 # Sample formats read without libsndfile: (format tag, bits) -> numpy dtype. IEEE float is read as stored; 16-bit
@@ -179,9 +200,12 @@ def plain_wav_layout(path: str | os.PathLike[str]) -> WavLayout | None:
     Thousands of small files (separated sources) are read several times faster this way than through libsndfile,
     whose opening dominates for them, with the very same samples (:func:`read_plain_wav`).
     """
-    with open(path, "rb") as handle:
-        head = handle.read(PLAIN_WAV_HEAD)
-        size = os.fstat(handle.fileno()).st_size
+    descriptor = os.open(path, os.O_RDONLY)  # the os calls: about half the cost of open() for small files
+    try:
+        head = os.read(descriptor, PLAIN_WAV_HEAD)
+        size = os.fstat(descriptor).st_size
+    finally:
+        os.close(descriptor)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
     offset, fmt = 12, None
@@ -212,9 +236,7 @@ def _plain_layout(fmt: bytes | None, offset: int, length: int, size: int) -> Wav
 def read_plain_wav(path: str | os.PathLike[str], layout: WavLayout, channel: int | None = None) -> np.ndarray:
     """The samples of a file :func:`plain_wav_layout` described, as ``soundfile.read(path, dtype="float32",
     always_2d=True)`` returns them ``(frames, channels)``, or one channel ``(frames,)``."""
-    with open(path, "rb") as handle:
-        handle.seek(layout.offset)
-        raw = handle.read(layout.frames * layout.channels * np.dtype(layout.dtype).itemsize)
+    raw = read_bytes(path, layout.frames * layout.channels * np.dtype(layout.dtype).itemsize, layout.offset)
     samples = np.frombuffer(raw, dtype=layout.dtype).reshape(layout.frames, layout.channels)
     if channel is not None:
         samples = samples[:, channel]

@@ -57,7 +57,7 @@ EPS = float(np.finfo(COMPUTE_DTYPE).eps)
 # The mixture channel whose SNR is the baseline of the improvement (the official reference channel).
 REFERENCE_CHANNEL = 0
 # Samples (estimates, oracle targets and mixture rows together) read before a batch of soundscapes is scored.
-BATCH_SAMPLES = 1_000_000
+BATCH_SAMPLES = 250_000
 
 
 def snr_db(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
