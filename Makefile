@@ -8,13 +8,14 @@ STAMP := $(VENV)/.installed
 # Exact versions for the ranges of pyproject.toml (torch's CPU/CUDA build); a change reinstalls.
 CONSTRAINTS := constraints.txt
 
-.PHONY: demo demo-stereo demo-foa demo-s5 demo-doanet test bench lint format report dag clean help
+.PHONY: demo demo-stereo demo-foa demo-s5 demo-doanet s5-table test bench lint format report dag clean help
 
 help:
 	@echo "make demo   - create $(VENV), install, run every system's demo on its embedded synthetic dataset"
 	@echo "make demo-stereo, demo-foa, demo-s5, demo-doanet - one system's demo: DCASE2025 stereo SELD; FOA SELD"
-	@echo "             (DCASE2021-style, mACCDOA); DCASE2025 Task 4 S5 (tagger + ResUNetK, CA-SDRi); DOAnet + Hnet"
-	@echo "             (class-agnostic DOA tracking, dMOT vs MSE)"
+	@echo "             (DCASE2021-style, mACCDOA); DCASE2025 Task 4 S5 (tagger + ResUNetK, and the SED-guided full"
+	@echo "             system; CA-SDRi); DOAnet + Hnet (class-agnostic DOA tracking, dMOT vs MSE)"
+	@echo "make s5-table - the S5 ablation table of the second-place system (guided separators): results/s5/summary.csv"
 	@echo "make test   - create $(VENV), install, run the test suite"
 	@echo "make bench  - run the workflow, then write results/benchmark/benchmark.{md,csv}"
 	@echo "make lint   - ruff, snakefmt --check, snakemake --lint"
@@ -55,6 +56,13 @@ demo-doanet: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --set-threads doanet_train=1 doanet_infer=1 -- doanet_all
 	$(BIN)/snakemake --cores $(CORES) doanet_all --report results/doanet/report.html
 	@cat results/doanet/summary.csv
+# The S5 ablation table (s5.summary_experiments): every guided variant and the baseline at their budget, each scored
+# with the baseline tagger, the fine-tuned SED and oracle labels, ranked in one CSV. Its many small networks train
+# and infer one thread per job, side by side (two threads per tiny job mostly wait on each other).
+S5_ONE_THREAD := --set-threads s5_tagger=1 s5_sed=1 s5_separator=1 s5_infer=1
+s5-table: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) $(S5_ONE_THREAD) -- results/s5/summary.csv
+	@cat results/s5/summary.csv
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

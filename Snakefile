@@ -35,6 +35,11 @@ include: "rules/benchmark.smk"
 include: "rules/download.smk"
 
 
+if PRETRAIN_ENABLED:
+
+    include: "rules/pretrain_synthesis.smk"
+
+
 if S5_ENABLED and S5_EMBEDDED:
 
     include: "rules/s5_synthesis.smk"
@@ -79,12 +84,21 @@ rule all:
         models=rules.model_table.output.table,
 
 
+if PRETRAIN_ENABLED:
+
+    # Every pretraining subset in the DataSynthSELD layout: `snakemake --cores N pretrain_data`.
+    rule pretrain_data:
+        input:
+            subsets=expand(rules.pretrain_subset.output.subset, subset=PRETRAIN_SUBSETS),
+
+
 if S5_ENABLED:
 
-    # The S5 (DCASE2025 Task 4) branch's target: `snakemake --cores N s5_all` (make demo-s5).
+    # The S5 (DCASE2025 Task 4) branch's target: `snakemake --cores N s5_all` (make demo-s5): the main experiment
+    # and s5.run_experiments; the ablation table is results/s5/summary.csv.
     rule s5_all:
         input:
-            metrics=rules.s5_score.output.metrics,
+            metrics=expand(rules.s5_score.output.metrics, s5run=S5_DEMO_RUNS),
             report=rules.s5_report.output,
 
 

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(str(workflow.current_basedir)).parent / "src"))
 
 from seldflow.config import (
     check_model_args,
+    check_train_options,
     derive_seed,
     train_settings_of,
     validate_config,
@@ -243,10 +244,11 @@ LABEL_TASK = {
     if key in ("name", "label_format", "n_classes")
 }
 # Every experiment's task is built once here, so a misspelt method or metric fails the dry run; the same for a
-# misspelt or invalid model argument.
+# misspelt or invalid model argument, and for augmentations or adapters the model, method or features cannot take.
 for _experiment in EXPERIMENTS:
     experiment_task(_experiment)
 check_model_args(config, source="config")
+check_train_options(config, source="config")
 
 
 def experiment_device(wildcards):
@@ -254,9 +256,13 @@ def experiment_device(wildcards):
 
 
 def experiment_pretrained(wildcards):
-    # A declared input, so replacing the checkpoint file retrains.
-    path = train_settings(wildcards.experiment).get("pretrained")
-    return [path] if path else []
+    # Declared inputs, so replacing a checkpoint file retrains: PSELDNets or AudioSet weights.
+    settings = train_settings(wildcards.experiment)
+    return [
+        settings[key]
+        for key in ("pretrained", "pretrained_audioset")
+        if settings.get(key)
+    ]
 
 
 def experiment_state_dir(wildcards):
@@ -362,12 +368,42 @@ S5_TEST_SHARDS = (
 )
 if S5_ENABLED:
     from seldflow.s5.cleaning import added_bank_folders, check_added_banks
-    from seldflow.s5.train import check_networks
+    from seldflow.s5.train import (
+        check_networks,
+        sed_training_settings,
+        separator_objective,
+    )
 
     check_networks(S5)
     check_added_banks(S5)
-# Label sources of the inference runs: the tagger's selection, or the reference labels (the separator's ceiling).
-S5_LABEL_SOURCES = ["tagger", "oracle"]
+from seldflow.s5.experiments import (
+    LABEL_SOURCES,
+    all_runs,
+    demo_runs,
+    separator_sections,
+    split_section,
+    summary_runs,
+)
+
+# Label sources of the inference runs: the baseline tagger's or the fine-tuned SED's selection, or the reference
+# labels (the separator's ceiling); every run is scored in each.
+S5_LABEL_SOURCES = list(LABEL_SOURCES)
+# Named S5 experiments (seldflow.s5.experiments): the resolved separator section of each trained one (the main
+# one first) and the runs scored from them (results/s5/<run>/); s5_all builds the demo runs, the summary the rest.
+S5_SEPARATORS = separator_sections(S5) if S5_ENABLED else {}
+S5_RUNS = all_runs(S5) if S5_ENABLED else {}
+S5_DEMO_RUNS = [run.name for run in demo_runs(S5)] if S5_ENABLED else []
+S5_SUMMARY_RUNS = [run.name for run in summary_runs(S5)] if S5_ENABLED else []
+# The Stage-1 detectors the workflow trains (shared by every run), by label source.
+S5_DETECTORS = {
+    "tagger": f"{S5_DIR}/tagger/blocks/best.pt",
+    "sed": f"{S5_DIR}/sed/best.pt",
+}
+
+
+wildcard_constraints:
+    s5exp="|".join(re.escape(name) for name in S5_SEPARATORS) or "no-s5",
+    s5run="|".join(re.escape(name) for name in S5_RUNS) or "no-s5",
 
 
 def s5_dataset_inputs(wildcards):
@@ -395,16 +431,40 @@ def s5_tagger_settings(wildcards):
 
 
 def s5_separator_settings(wildcards):
-    keys = (
-        "epochs",
-        "epoch_length",
-        "batch_size",
-        "lr",
-        "weight_decay",
-        "grad_clip",
-        "device",
-    )
-    return {key: S5["separator"][key] for key in keys if key in S5["separator"]}
+    return split_section(S5_SEPARATORS[wildcards.s5exp])[1]
+
+
+def s5_separator_network(wildcards):
+    """The experiment's separator and the objective it trains with (guided separators: their own groups)."""
+    network = split_section(S5_SEPARATORS[wildcards.s5exp])[0]
+    return {
+        "kind": separator_objective(network["model"]),
+        "model": network["model"],
+        "model_args": network.get("model_args") or {},
+        "param_groups": network.get("param_groups") or {},
+    }
+
+
+def s5_separator_pretrained(name):
+    """Input function of one external weight file of the experiment's separator (a path given in the config)."""
+
+    def pretrained(wildcards):
+        path = (S5_SEPARATORS[wildcards.s5exp].get("pretrained") or {}).get(name)
+        return [path] if path else []
+
+    return pretrained
+
+
+def s5_separator_sed_finetuned(wildcards):
+    """The fine-tuned SED's checkpoint, where the experiment starts its Stage-2 SED from it."""
+    pretrained = S5_SEPARATORS[wildcards.s5exp].get("pretrained") or {}
+    return [S5_DETECTORS["sed"]] if pretrained.get("sed_finetuned") else []
+
+
+def s5_sed_weights(wildcards):
+    """The M2D checkpoint loaded before the SED's fine-tuning (a declared input, so replacing it retrains)."""
+    weights = S5["sed"].get("weights")
+    return [weights] if weights else []
 
 
 def s5_tagger_init(wildcards):
@@ -425,8 +485,36 @@ def s5_test_input(wildcards):
     )
 
 
-def s5_infer_tagger(wildcards):
-    return [f"{S5_DIR}/tagger/blocks/best.pt"] if wildcards.labels == "tagger" else []
+def s5_infer_detector(wildcards):
+    detector = S5_DETECTORS.get(wildcards.labels)
+    return [detector] if detector else []
+
+
+def s5_detector_threshold(wildcards):
+    return (
+        S5[wildcards.labels]["threshold"] if wildcards.labels in S5_DETECTORS else None
+    )
+
+
+def s5_run_separator(wildcards):
+    """The separator a run uses: its experiment's."""
+    return f"{RESULTS}/s5/{S5_RUNS[wildcards.s5run].experiment}/separator/best.pt"
+
+
+def s5_run_iterations(wildcards):
+    return S5_RUNS[wildcards.s5run].inference_iterations
+
+
+def s5_summary_runs():
+    """What each summary row was: its experiment, separator model and inference pass count."""
+    return {
+        name: {
+            "experiment": S5_RUNS[name].experiment,
+            "model": S5_SEPARATORS[S5_RUNS[name].experiment]["model"],
+            "inference_iterations": S5_RUNS[name].inference_iterations,
+        }
+        for name in S5_SUMMARY_RUNS
+    }
 
 
 def s5_oracle_param(wildcards):
@@ -488,6 +576,67 @@ def s5_added_inputs(*splits):
     )
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Pretraining data (rules/pretrain_synthesis.smk)
+# ---------------------------------------------------------------------------------------------------------------
+# A configuration without a `pretraining` section plans no pretraining rules.
+PRETRAIN_ENABLED = "pretraining" in config
+PRETRAIN = config.get(
+    "pretraining", {"root": "", "bank": {"path": None}, "shard_clips": 1, "subsets": {}}
+)
+if PRETRAIN_ENABLED:
+    from seldflow.pretrain.synthesis import check_pretraining
+
+    check_pretraining(PRETRAIN, source="config")
+PRETRAIN_ROOT = PRETRAIN["root"]
+PRETRAIN_SUBSETS = PRETRAIN["subsets"]
+PRETRAIN_SHARDS_DIR = f"{RESULTS}/pretrain/shards"
+# The procedural bank the pretrain_bank rule writes, or the user's folder of FSD50K-style trees.
+PRETRAIN_BANK = PRETRAIN["bank"]["path"] or f"{RESULTS}/pretrain/bank"
+
+
+def pretrain_subset_shards(subset):
+    return shard_names(PRETRAIN_SUBSETS[subset]["clips"], PRETRAIN["shard_clips"])
+
+
+def pretrain_shard(wildcards):
+    # First clip and clip count of a shard; clip k's content depends only on (seed, fold, k).
+    clips = shard_range(
+        int(wildcards.shard),
+        PRETRAIN["shard_clips"],
+        PRETRAIN_SUBSETS[wildcards.subset]["clips"],
+    )
+    return {"first_clip": clips.start, "n_clips": len(clips)}
+
+
+def pretrain_seed(wildcards):
+    return stage_seed("pretraining", wildcards.subset)
+
+
+def pretrain_bank_split(wildcards):
+    split = PRETRAIN_SUBSETS[wildcards.subset]["source_split"]
+    return f"{PRETRAIN_BANK}/{split}"
+
+
+def pretrain_shard_dirs(wildcards):
+    return expand(
+        f"{PRETRAIN_SHARDS_DIR}/{wildcards.subset}/{{shard}}",
+        shard=pretrain_subset_shards(wildcards.subset),
+    )
+
+
+def benchmark_pretrain_params():
+    """The pretraining synthesis row's settings (None without a `pretraining` section); its shard size is fixed
+    here, as the benchmark rule fixes its other comparisons' sizes."""
+    if not PRETRAIN_ENABLED:
+        return None
+    return {
+        "settings": PRETRAIN,
+        "clips": 10,
+        "seed": stage_seed("pretraining", "benchmark"),
+    }
+
+
 # Benchmark rule (rules/benchmark.smk), its S5 rows.
 # The S5 branch's own benchmark files (synthesis, and the S5 experiment's training, inference and scoring).
 BENCH_S5_DIRS = (
@@ -501,8 +650,7 @@ def benchmark_s5_inputs(wildcards):
     if not S5_ENABLED:
         return {}
     return {
-        # A function, so it may name the S5 rules, which are included after this file.
-        "s5_metrics": rules.s5_score.output.metrics,
+        "s5_metrics": f"{S5_DIR}/metrics.json",
         "s5_estimates": f"{S5_DIR}/estimates/tagger",
         "s5_test": s5_test_input(wildcards),
         "s5_banks": s5_bank_inputs(wildcards),

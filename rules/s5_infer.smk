@@ -1,19 +1,20 @@
-"""S5 inference: tag every test soundscape, separate the selected classes, write <soundscape>_<Label>.wav."""
+"""S5 inference: choose each test soundscape's classes (baseline tagger, fine-tuned SED or oracle labels), separate
+them with a run's separator, write <soundscape>_<Label>.wav."""
 
 
 rule s5_infer:
     input:
         soundscapes=s5_test_input,
-        separator=rules.s5_separator.output.checkpoint,
-        tagger=s5_infer_tagger,
+        separator=s5_run_separator,
+        detector=s5_infer_detector,
     output:
-        estimates=directory(f"{S5_DIR}/estimates/{{labels}}"),
+        estimates=directory(f"{RESULTS}/s5/{{s5run}}/estimates/{{labels}}"),
     log:
-        f"{S5_DIR}/logs/s5_infer_{{labels}}.log",
+        f"{RESULTS}/s5/{{s5run}}/logs/s5_infer_{{labels}}.log",
     benchmark:
-        f"{S5_DIR}/benchmarks/s5_infer_{{labels}}.tsv"
+        f"{RESULTS}/s5/{{s5run}}/benchmarks/s5_infer_{{labels}}.tsv"
     wildcard_constraints:
-        labels="tagger|oracle",
+        labels="|".join(S5_LABEL_SOURCES),
     conda:
         "../envs/torch.yaml"
     threads: all_cores()
@@ -23,6 +24,7 @@ rule s5_infer:
     params:
         soundscapes=s5_layout.test_soundscapes(S5_ROOT),
         oracle=s5_oracle_param,
-        threshold=S5["tagger"]["threshold"],
+        threshold=s5_detector_threshold,
+        inference_iterations=s5_run_iterations,
     script:
         "../workflow/scripts/s5_infer.py"

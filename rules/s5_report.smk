@@ -3,7 +3,7 @@
 
 rule s5_report:
     input:
-        metrics=rules.s5_score.output.metrics,
+        metrics=f"{S5_DIR}/metrics.json",
         estimates=f"{S5_DIR}/estimates/tagger",
         soundscapes=s5_test_input,
     output:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import REPO, SNAKEMAKE, run_snakemake, tiny_config, write_config
 
+from seldflow.bench.scorers import SCORERS
+
 # Far beyond a normal run on two shared cores; a hang fails the test instead of stalling the suite.
 BENCHMARK_TIMEOUT_S = 1800
 
@@ -46,8 +48,13 @@ def test_benchmark_rule_finishes_and_writes_every_figure(tmp_path: Path) -> None
     for heading in ("## Comparisons", "## Throughput", "## Training memory", "## Model metrics", "## Stages"):
         assert heading in markdown
     values = benchmark_rows(folder / "benchmark.csv")
-    for comparison in ("PFOA features", "scorer", "decoders (CPU fwd+bwd)"):
+    scorers = [f"scorer {metric}" for metric in SCORERS]
+    for comparison in ("PFOA features", *scorers, "decoders (CPU fwd+bwd)"):
         assert values[("comparison", comparison, "ratio_a_over_b")] > 0
+    for comparison in scorers:  # both sides' peak memory and the load they ran under
+        assert values[("comparison", comparison, "a_peak_rss")] > 0
+        assert values[("comparison", comparison, "b_peak_rss")] > 0
+        assert values[("comparison", comparison, "load_average_1min")] >= 0
     assert not [item for _, item, _ in values if item in ("S5 generator", "CA-SDRi scorer")]  # no S5 section
     memory = {item: value for (section, item, _), value in values.items() if section == "memory"}
     assert len(memory) == 4 and all(value > 0 for value in memory.values()), memory

@@ -29,6 +29,9 @@ REFERENCE_COUNTS = {
     "cnn14_conbimamba_ac": ("CNN14_ConBiMambaAC", 7, 235_819_543),
     "htsat": ("HTSAT", 7, 28_083_725),
 }
+# PSELDNets' own count of its PaSST (multi_accdoa.PASST, 7 channels, 13 classes): layer-shape arithmetic in
+# tests/test_passt.py.
+PASST_REFERENCE = 51_170_549
 
 
 def _seldflow(*args: str) -> subprocess.CompletedProcess[str]:
@@ -82,6 +85,19 @@ def test_params_counts_every_model_per_method_and_feature_kind() -> None:
         reference_kind = "logmel" if channels == 2 else "pfoa"
         assert entry["methods"]["maccdoa_xyd"][reference_kind] == parameters
         assert entry["methods"]["einv2"]["mic"] != entry["methods"]["maccdoa_xyd"]["pfoa"]
+    # AdapterBit on the FOA multi-ACCDOA HTS-AT (13 classes): two adapters of d^2 + 1.5 d per Swin block (widths
+    # 96, 192, 384, 768 in 2, 2, 6, 2 blocks) on top of the 28,083,725 of the network, whose 117-output head
+    # (768 x 117 x 2 x 3 + 117) trains with the adapters and the 94,072 biases.
+    adapterbit = table["htsat"]["adapterbit"]
+    adapters = 2 * (2 * (96**2 + 144) + 2 * (192**2 + 288) + 6 * (384**2 + 576) + 2 * (768**2 + 1152))
+    assert adapterbit["total"] == 28_083_725 + adapters
+    assert adapterbit["trainable"] == adapters + 94_072 + 768 * 117 * 6 + 117
+    assert "adapterbit" not in table["seldnet"]
+    passt = table["passt"]["reference"]
+    assert (passt["name"], passt["channels"]) == ("PaSST", 7)
+    assert passt["parameters"] == passt["reference_parameters"] == PASST_REFERENCE
+    assert "PSELDNets" in passt["counted"] and "instantiated" in passt["counted"]
+    assert table["passt"]["methods"]["maccdoa"]["foa"] == PASST_REFERENCE  # 3 tracks x xyz x 13 = 117 outputs
 
 
 def test_usage_errors_exit_2_and_data_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

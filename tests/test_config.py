@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import default_config, run_snakemake, tiny_config, write_config
+import torch
+from helpers import REPO, default_config, run_snakemake, tiny_config, write_config
 
 from seldflow.config import check_model_args, derive_seed, train_settings_of, validate_config
 from seldflow.errors import ConfigError
@@ -128,3 +129,25 @@ def test_an_experiment_of_another_model_does_not_inherit_model_args() -> None:
     check_model_args(config)
     assert train_settings_of(config, config["experiments"]["CNN14_Conformer"])["model_args"] == {}
     assert train_settings_of(config, config["experiments"]["short"])["model_args"] == {"t_pool": [5, 2, 1]}
+
+
+def test_task4_config_layered_over_the_demo_trains_the_reference_tagger() -> None:
+    """Config files merge key by key, so the dataset config must restate every tagger key the demo sets: the M2D
+    tagger then gets the baseline's front end and fine-tuning stages, not the stand-in's (an M2D with the demo's
+    32-band 8-kHz front end, or trained whole in step 2, would still build and run)."""
+    from snakemake.utils import update_config
+
+    from seldflow.config import load_yaml
+    from seldflow.models.taggers import build_tagger
+    from seldflow.s5.tagging import M2D_FMAX, M2D_HOP, M2D_N_FFT, M2D_N_MELS
+
+    config = load_yaml(REPO / "config" / "config.yaml")
+    update_config(config, load_yaml(REPO / "config" / "dcase2025_task4.yaml"))
+    tagger = validate_config(config)["s5"]["tagger"]
+    assert tagger["model"] == "m2d"
+    assert tagger["stages"] == {"head": "head", "blocks": "2_blocks"}
+    front_end = tagger["model_args"]["front_end"]
+    assert (front_end["n_fft"], front_end["hop_length"], front_end["n_mels"]) == (M2D_N_FFT, M2D_HOP, M2D_N_MELS)
+    assert front_end["fmax"] == M2D_FMAX
+    with torch.device("meta"):
+        build_tagger(tagger["model"], **tagger["model_args"])  # no stand-in argument left over

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from seldflow.doanet.synthesis import make_bank, make_room, render_split
 from seldflow.formats.events import EV_AZIMUTH, EV_ELEVATION, EV_FRAME
-from seldflow.synthesize.rooms import MIC_RADIUS_M, array_impulse_responses, mic_capsules
+from seldflow.synthesize.rooms import TETRA_RADIUS_M, array_impulse_responses, tetra_capsules
 from seldflow.synthesize.sofa import read_sofa
 from seldflow.tau_nigens2020 import SAMPLE_RATE, dev_recordings, read_metadata
 
@@ -27,8 +27,8 @@ MIXTURES = {
 
 
 def test_capsules_form_the_dcase_tetrahedron() -> None:
-    capsules = mic_capsules()
-    np.testing.assert_allclose(np.linalg.norm(capsules, axis=1), MIC_RADIUS_M)
+    capsules = tetra_capsules()
+    np.testing.assert_allclose(np.linalg.norm(capsules, axis=1), TETRA_RADIUS_M)
     # (45°, 35°): x = y > 0, z > 0; (-45°, -35°): x > 0, y < 0, z < 0; opposite pairs point apart.
     assert capsules[0][0] == pytest.approx(capsules[0][1]) and capsules[0][2] > 0
     assert capsules[1][1] < 0 < capsules[1][0] and capsules[1][2] < 0
@@ -49,7 +49,7 @@ def test_mic_direct_path_arrives_after_each_capsules_own_distance() -> None:
     source = centre + np.array([0.0, 2.0, 0.0])  # 2 m to the left (+y)
     responses = array_impulse_responses(room, source, centre, 2048, mic=True)
     delay = pra.constants.get("frac_delay_length") // 2
-    for capsule, channel in zip(mic_capsules(), responses["mic"], strict=True):
+    for capsule, channel in zip(tetra_capsules(), responses["mic"], strict=True):
         expected = np.linalg.norm(source - (centre + capsule)) / room.c * SAMPLE_RATE + delay
         assert abs(int(np.argmax(np.abs(channel))) - expected) <= 0.5
     # capsules on the left (positive y) hear it first, by about 2 · 0.042 · cos(35°) sin(45°) / c

@@ -26,7 +26,7 @@ from ca_sdri_parity_cases import write_run as write_parity_run
 from seldflow import cli
 from seldflow.cli import EXIT_DATA_ERROR
 from seldflow.errors import InputError
-from seldflow.metrics.ca_sdri import ca_sdri_soundscape, score_ca_sdri, sdri_db, snr_db
+from seldflow.metrics.ca_sdri import aggregate, ca_sdri_soundscape, score_ca_sdri, sdri_db, snr_db
 
 FLOAT32_EPS = 1.1920929e-07  # np.finfo(np.float32).eps, written out: the official eps, not the code's constant
 SR = 8000
@@ -421,3 +421,41 @@ def test_file_run_matches_the_official_evaluation(tmp_path: Path, run: str) -> N
     if "printed" in official:
         assert f"Label prediction accuracy: {100 * report['label_accuracy']:.2f}" in official["printed"]
     assert report["n_without_estimates"] == sum(not s.estimates for s in soundscapes.values())
+
+
+def test_folders_scored_in_batches_equal_soundscapes_scored_one_by_one(tmp_path: Path) -> None:
+    """Soundscapes of two lengths, float and 16-bit PCM files: the folder scorer reads and scores them in batches;
+    the same arrays scored soundscape by soundscape (ca_sdri_soundscape, files read by soundfile) give the very
+    same report, to the last bit."""
+    rng = np.random.default_rng(11)
+    labels = ["Speech", "Cough", "Dishes", "Doorbell"]
+    folders = {name: tmp_path / name for name in ("mix", "ref", "est")}
+    for folder in folders.values():
+        folder.mkdir()
+    details = []
+    for index in range(12):
+        length, subtype = (800, "FLOAT") if index % 3 else (1200, "PCM_16")
+        name = f"scape{index:02d}"
+        present = list(rng.choice(labels, size=int(rng.integers(1, 4)), replace=False))
+        targets = {label: rng.uniform(-0.3, 0.3, length).astype(np.float32) for label in present}
+        mixture = sum(targets.values()) + rng.uniform(-0.05, 0.05, (4, length)).astype(np.float32)
+        sf.write(str(folders["mix"] / f"{name}.wav"), mixture.T, 16000, subtype=subtype)
+        for label, target in targets.items():
+            sf.write(str(folders["ref"] / f"{name}_{label}.wav"), target, 16000, subtype=subtype)
+            if rng.random() < 0.8:
+                estimate = target + rng.uniform(-0.05, 0.05, length).astype(np.float32)
+                sf.write(str(folders["est"] / f"{name}_{label}.wav"), estimate, 16000, subtype=subtype)
+
+        def read(path: Path) -> np.ndarray:
+            return sf.read(str(path), dtype="float32", always_2d=True)[0][:, 0]
+
+        references = {p.stem.rpartition("_")[2]: read(p) for p in sorted(folders["ref"].glob(f"{name}_*.wav"))}
+        estimates = {p.stem.rpartition("_")[2]: read(p) for p in sorted(folders["est"].glob(f"{name}_*.wav"))}
+        details.append(ca_sdri_soundscape(read(folders["mix"] / f"{name}.wav"), references, estimates)[1])
+
+    report = score_ca_sdri(folders["mix"], folders["ref"], folders["est"])
+    expected = aggregate(details)
+    assert report["CA-SDRi"] == expected["CA-SDRi"]
+    assert report["label_accuracy"] == expected["label_accuracy"]
+    for label in labels:
+        assert report["classwise"][label] == expected["classwise"][label], label

@@ -25,12 +25,18 @@ from seldflow.errors import ConfigError, InputError
 from seldflow.formats.dcase2021 import write_events
 from seldflow.metrics import METRICS, get_metric
 from seldflow.metrics.doa_mot import (
+    ClearMotCounts,
+    DoaCounts,
     DoaSlots,
     clear_mot_counts,
+    clear_mot_counts_of,
     compute_metrics,
     doanet_counts,
+    doanet_counts_of,
     matched_angles,
     read_file,
+    recording_frames,
+    slots_from_table,
     tracks_from_table,
 )
 from seldflow.score import score_dirs
@@ -386,3 +392,81 @@ def test_command_reports_bad_input_on_one_line(tmp_path: Path) -> None:
         f"error: {tmp_path / 'pred' / 'rec1.csv'}: row 3: field 'frame': a third direction in frame 0: DOAnet "
         "scores at most 2 per frame"
     ]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# All recordings at once: the same counts as the per-recording functions, recording by recording
+# --------------------------------------------------------------------------------------------------------------
+
+
+def random_recording(rng: np.random.Generator, lanes: int, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A reference of ``lanes`` lanes of moving sources and a prediction missing, perturbing and adding rows; with
+    ``coarse``, angles on a 10-degree grid and few track ids (ties and repeated pairs)."""
+    n_frames = int(rng.integers(1, 40))
+    rows = []
+    for lane in range(lanes):
+        frame = int(rng.integers(0, 5))
+        while frame < n_frames:
+            length = int(rng.integers(1, 15))
+            azimuth, elevation, speed = rng.uniform(-180, 180), rng.uniform(-60, 60), rng.uniform(-9, 9)
+            cls = int(rng.integers(0, 3))
+            rows += [
+                [t, cls, lane, azimuth + speed * (t - frame), elevation]
+                for t in range(frame, min(n_frames, frame + length))
+            ]
+            frame += length + int(rng.integers(0, 6))
+    reference = events(*[tuple(row) for row in sorted(rows, key=lambda row: row[0])])
+    reference[:, 3] = (reference[:, 3] + 180) % 360 - 180
+    kept = reference[rng.random(len(reference)) > 0.15].copy()
+    kept[:, 3] += rng.normal(0, 15, len(kept))
+    extra = events(*[(int(rng.integers(0, n_frames + 3)), 0, 0, rng.uniform(-180, 180), 0.0) for _ in range(4)])
+    prediction = np.concatenate([kept, extra])
+    prediction = prediction[np.argsort(prediction[:, 0], kind="stable")]
+    frames = prediction[:, 0].astype(int)
+    prediction = prediction[[sum(frames[:k] == f) < lanes for k, f in enumerate(frames)]]
+    if coarse:
+        for table in (reference, prediction):
+            table[:, 3:5] = np.round(table[:, 3:5] / 10) * 10
+            table[:, 1:3] = rng.integers(0, 2, (len(table), 2))
+    return reference, prediction
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_all_recordings_at_once_count_as_recording_by_recording(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for trial in range(40):
+        lanes = 3 if seed == 3 else 2  # seed 3: crowded frames (CLEAR-MOT only; DOAnet has two slots)
+        recordings = [random_recording(rng, lanes, coarse=trial % 2 == 0) for _ in range(int(rng.integers(1, 5)))]
+        if trial % 5 == 0:
+            recordings.append((recordings[0][0], recordings[0][1][:0]))  # a recording without predictions
+        refs, preds = [r for r, _ in recordings], [p for _, p in recordings]
+        gate = float(rng.choice([5.0, 20.0, 90.0]))
+        clear = ClearMotCounts()
+        for ref, pred in recordings:
+            clear += clear_mot_counts(
+                tracks_from_table(ref, split_at_gaps=True), tracks_from_table(pred, split_at_gaps=False), gate
+            )
+        at_once = clear_mot_counts_of(refs, preds, gate)
+        assert (at_once.matches, at_once.fn, at_once.fp, at_once.switches, at_once.n_ref) == (
+            clear.matches,
+            clear.fn,
+            clear.fp,
+            clear.switches,
+            clear.n_ref,
+        )
+        assert at_once.distance_sum == pytest.approx(clear.distance_sum, rel=1e-12, abs=1e-9)
+        if lanes == 2:
+            doanet = DoaCounts()
+            for ref, pred in recordings:
+                n = recording_frames(ref, pred)
+                doanet += doanet_counts(slots_from_table(ref, n), slots_from_table(pred, n))
+            together = doanet_counts_of(refs, preds)
+            assert (together.tp, together.fp, together.fn, together.ids, together.n_ref, together.n_pred) == (
+                doanet.tp,
+                doanet.fp,
+                doanet.fn,
+                doanet.ids,
+                doanet.n_ref,
+                doanet.n_pred,
+            )
+            assert together.angle_sum == pytest.approx(doanet.angle_sum, rel=1e-12)

@@ -11,6 +11,7 @@ from seldflow.feature_kinds import FEATURE_KINDS
 from seldflow.formats import LABEL_FORMATS
 from seldflow.metrics import METRICS
 from seldflow.models import MODELS
+from seldflow.models.sed import SEDS
 from seldflow.models.separators import SEPARATORS
 from seldflow.models.taggers import TAGGERS
 from seldflow.tasks import TASKS
@@ -38,6 +39,7 @@ def schema_enum(*path: str) -> set[str]:
         (("score", "metric"), METRICS),
         (("s5", "tagger", "model"), TAGGERS),
         (("s5", "separator", "model"), SEPARATORS),
+        (("s5", "sed", "model"), SEDS),
     ],
     ids=lambda value: ".".join(value) if isinstance(value, tuple) else "",
 )

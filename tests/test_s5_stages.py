@@ -370,7 +370,7 @@ def test_tagger_inference_follows_the_selection_rule(
 ) -> None:
     """Threshold 0 keeps the three most probable classes, one above every probability keeps only the best."""
     out = tmp_path / "tagged"
-    infer_s5(test_set / "soundscape", separator, out, tagger_checkpoint=tagger, threshold=threshold)
+    infer_s5(test_set / "soundscape", separator, out, detector_checkpoint=tagger, threshold=threshold)
     tags = read_tags(out / "tags.csv")
     model, _ = model_from_s5_checkpoint(tagger, "tagger")
     with (out / "tags.csv").open(newline="") as fh:
@@ -419,7 +419,7 @@ def test_inference_checks_channels_and_the_tagger_rate(
     other_rate = tmp_path / "tagger_16k.pt"
     save_checkpoint(other_rate, {**checkpoint, "sample_rate": 2 * RATE})
     with pytest.raises(InputError) as error:
-        infer_s5(test_set / "soundscape", separator, tmp_path / "out", tagger_checkpoint=other_rate)
+        infer_s5(test_set / "soundscape", separator, tmp_path / "out", detector_checkpoint=other_rate)
     assert error.value.path == str(other_rate) and error.value.field == "sample_rate"
     assert not (tmp_path / "out").exists()
 
@@ -449,7 +449,7 @@ def test_score_reports_the_tagger_run_with_the_oracle_beside(
 ) -> None:
     oracle, tagged = tmp_path / "oracle", tmp_path / "tagger"
     infer_s5(test_set / "soundscape", separator, oracle, oracle_dir=test_set / "oracle_target")
-    infer_s5(test_set / "soundscape", separator, tagged, tagger_checkpoint=tagger, threshold=0.0)
+    infer_s5(test_set / "soundscape", separator, tagged, detector_checkpoint=tagger, threshold=0.0)
     out = tmp_path / "metrics.json"
     returned = score_label_sources(
         test_set / "soundscape", test_set / "oracle_target", {"tagger": tagged, "oracle": oracle}, out

@@ -345,14 +345,15 @@ def test_standin_time_pooling_and_max_pooling():
     """time_pool shortens the time axis per block (ceil); max pooling keeps the loudest step of a short event."""
     front = LogMel(**STANDIN_FRONT)
     frames = front(torch.zeros(1, 8_000)).shape[-1]
-    mean_net = build_tagger("standin", front_end=STANDIN_FRONT, channels=(8, 8, 16), time_pool=2)
+    mean_net = build_tagger("standin", front_end=STANDIN_FRONT, channels=(8, 8, 16), time_pool=2, pooling="mean")
     wave = torch.randn(2, 8_000)
     assert mean_net.features(wave).shape[1] == math.ceil(math.ceil(math.ceil(frames / 2) / 2) / 2)
     torch.manual_seed(0)
-    max_net = build_tagger("standin", front_end=STANDIN_FRONT, channels=(8, 8, 16), pooling="max").eval()
+    max_net = build_tagger("standin", front_end=STANDIN_FRONT, channels=(8, 8, 16), time_pool=1, pooling="max").eval()
     assert max_net.features(wave).shape[1] == 1
     # The max over time of per-step features is the per-step maximum of the mean-pooling network's steps.
-    per_step = build_tagger("standin", front_end=STANDIN_FRONT, channels=(8, 8, 16)).eval()
+    per_step = build_tagger("standin", front_end=STANDIN_FRONT, channels=(8, 8, 16), time_pool=1, pooling="mean")
+    per_step.eval()
     per_step.load_state_dict(max_net.state_dict())
     with torch.no_grad():
         assert torch.allclose(max_net.features(wave)[:, 0], per_step.features(wave).amax(dim=1))

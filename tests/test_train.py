@@ -389,3 +389,74 @@ def test_a_resumed_run_logs_each_epoch_once(tmp_path: Path, features: Path, monk
     assert [value for _, value in scalars["loss/train"]] == pytest.approx(
         [float(r["train_loss"]) for r in read_metrics(folder)]
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Augmentation and AdapterBit
+# ---------------------------------------------------------------------------------------------------------------
+
+EVERY_AUGMENTATION = {"types": ["specaug", "crop", "freqshift", "rotate", "trackmix", "wavmix"], "augmix": True}
+# A small HTS-AT for 251 frames of 16 bins, clips alone.
+TINY_HTSAT = {"spec_size": 64, "embed_dim": 8, "depths": [1, 2], "heads": [1, 2], "window_size": 4, "pair_clips": False}
+
+
+@pytest.fixture(scope="module")
+def foa_features(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("foa") / "train.h5"
+    write_feature_file(path, n_originals=8, channels=7, kind="foa")
+    return path
+
+
+def test_augmentation_off_leaves_training_byte_for_byte_unchanged(tmp_path: Path, features: Path) -> None:
+    default = run(tmp_path, [features], "default")
+    off = run(tmp_path, [features], "off", augment={"types": [], "augmix": True}, adapter=None)
+    assert (default / "best.pt").read_bytes() == (off / "best.pt").read_bytes()
+    states = [torch.load(folder / "state" / "last.pt", weights_only=True) for folder in (default, off)]
+    assert states[0]["fingerprint"] == states[1]["fingerprint"]  # the settings left off are not part of it
+
+
+@pytest.mark.slow
+def test_augmented_training_is_seeded_and_resumes_exactly(
+    tmp_path: Path, foa_features: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every augmentation with augmix on FOA features (3-D multi-ACCDOA): a resumed run draws the same
+    augmentations as an uninterrupted one, and they change what is learnt."""
+    options = {"method": "maccdoa", "augment": EVERY_AUGMENTATION}
+    straight = run(tmp_path, [foa_features], "straight", epochs=2, **options)
+    run(tmp_path, [foa_features], "resumed", epochs=1, **options)
+    trained = count_epochs(monkeypatch)
+    resumed = run(tmp_path, [foa_features], "resumed", epochs=2, **options)
+    assert trained == [2]
+    assert_same_weights(final_weights(straight), final_weights(resumed))
+    plain = run(tmp_path, [foa_features], "plain", epochs=2, method="maccdoa")
+    assert not torch.equal(final_weights(plain)["head.weight"], final_weights(straight)["head.weight"])
+
+
+def test_adapterbit_training_updates_only_adapters_biases_and_head(tmp_path: Path, foa_features: Path) -> None:
+    folder = run(
+        tmp_path, [foa_features], "adapterbit", model="htsat", model_args=TINY_HTSAT, method="maccdoa",
+        adapter={"ratio": 0.5, "scale": 0.1}, augment={"types": ["rotate", "specaug"]},
+    )  # fmt: skip
+    checkpoint = torch.load(folder / "best.pt", weights_only=True)
+    assert checkpoint["model_args"]["adapter_ratio"] == 0.5 and checkpoint["model_args"]["adapter_scale"] == 0.1
+    # Inference rebuilds the adapted network from the checkpoint alone.
+    rebuilt = build_model(checkpoint["model_name"], checkpoint["in_channels"], **checkpoint["model_args"])
+    rebuilt.load_state_dict(checkpoint["model_state"])
+    torch.manual_seed(3)  # the run's seed: its initial weights
+    initial = build_model(checkpoint["model_name"], checkpoint["in_channels"], **checkpoint["model_args"])
+    trained = final_weights(folder)
+    for name, value in initial.named_parameters():
+        if not (".adapter." in name or "bias" in name or name.startswith("tscam_conv.")):
+            assert torch.equal(trained[name], value.detach()), name  # frozen
+    assert not torch.equal(trained["encoder.layers.1.blocks.0.mlp.adapter.fc2.weight"], torch.zeros(16, 8))
+    assert not torch.equal(trained["tscam_conv.weight"], initial.state_dict()["tscam_conv.weight"])
+
+
+def test_an_adapter_on_another_model_fails_before_training(tmp_path: Path, features: Path) -> None:
+    with pytest.raises(ConfigError, match="AdapterBit") as error:
+        run(tmp_path, [features], "bad", adapter={"ratio": 0.5})
+    assert error.value.key == "adapter"
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ConfigError, match="FOA") as error:
+        run(tmp_path, [features], "bad", augment={"types": ["rotate"]})
+    assert error.value.key == "augment.types"

@@ -152,6 +152,30 @@ def test_htsat_gets_everything_but_the_head(tmp_path: Path) -> None:
     assert report.initialised == ["tscam_conv.weight", "tscam_conv.bias"]
 
 
+def test_passt_gets_everything_but_fc(tmp_path: Path) -> None:
+    """mACCDOA-PaSST-0.562.ckpt: PSELDNets' PASST.load_ckpts copies every key but ``fc.*``."""
+    args = {"embed_dim": 8, "depth": 1, "heads": 2, "frames": 501}
+    source = _model("passt", 1, **args)
+    state = {"net." + k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
+    state["net.fc.weight"] = torch.randn(PSELDNET_OUTPUTS, 8)  # 170-class multi-ACCDOA: never copied
+    state["net.fc.bias"] = torch.randn(PSELDNET_OUTPUTS)
+    path = tmp_path / "mACCDOA-PaSST-0.562.ckpt"
+    torch.save(_lightning(state), path)
+
+    target = _model("passt", 2, **args)
+    before = _snapshot(target)
+    report = load_pseldnet(target, path)
+
+    after = target.state_dict()
+    for key, value in after.items():
+        expected = before[key] if key.startswith("fc.") else source.state_dict()[key]
+        assert torch.equal(value, expected), key
+    assert report.initialised == ["fc.weight", "fc.bias"]
+    assert set(report.skipped) == {"fc.weight", "fc.bias"}
+    assert set(report.loaded) == set(after) - {"fc.weight", "fc.bias"}
+    assert report.missing == [] and report.unused == []
+
+
 def test_bare_state_dict_and_missing_keys_are_reported(tmp_path: Path) -> None:
     source = _model("cnn14_conformer", 1, **CNN14_ARGS)
     state = {k: v for k, v in source.state_dict().items() if k.startswith(("scalar.", "convs."))}

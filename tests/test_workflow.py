@@ -293,3 +293,20 @@ def test_foa_dataset_configs_plan_download_to_score(
     assert jobs["download"] == jobs["train"] == jobs["score"] == 1
     assert f"resources/{download}/.complete" in result.stdout
     assert not (tmp_path / "resources").exists()
+
+
+def test_pseldnets_adapterbit_recipes_plan_one_training_each(tmp_path: Path) -> None:
+    """config/pseldnets_adapterbit.yaml over the FOA demo: full fine-tuning with augmix, the pretraining augmix
+    and AdapterBit, each trained and scored once; their augment and adapter settings pass the start-up checks."""
+    result = run_snakemake(
+        tmp_path,
+        "-n",
+        "--configfile",
+        str(REPO / "config" / "config.yaml"),
+        str(REPO / "config" / "foa_demo.yaml"),
+        str(REPO / "config" / "pseldnets_adapterbit.yaml"),
+    )
+    jobs = planned_jobs(result)
+    assert jobs["train"] == jobs["score"] == 3
+    for experiment in ("foa_htsat_finetune", "foa_htsat_augmix", "foa_htsat_adapterbit"):
+        assert f"results/{experiment}/model/best.pt" in result.stdout

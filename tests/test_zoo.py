@@ -37,6 +37,7 @@ REFERENCE_COUNTS = {
     "CNN14_ConBiMamba": 338_247_349,
     "CNN14_ConBiMambaAC": 235_819_543,
     "HTSAT": 28_083_725,
+    "PaSST": 51_170_549,  # PSELDNets' multi_accdoa.PASST, 7 channels, 13 classes (see tests/test_passt.py)
 }
 CNN14_ENCODER_AND_SCALARS = 75_481_664
 HTSAT_ENCODER_AND_SCALARS = 27_544_472
@@ -51,6 +52,8 @@ SMALL = {
     "cnn14_conbimamba": {"widths": WIDTHS, "layers": 1, "ff_expansion": 2, "conv_kernel": 7, **MAMBA},
     "cnn14_conbimamba_ac": {"widths": WIDTHS, "layers": 1, "ff_expansion": 2, "conv_kernel": 7, **MAMBA, **AXIAL},
     "htsat": {"patch_size": 8, "embed_dim": 8, "depths": (2, 2, 2), "heads": (1, 1, 2)},
+    # 20-ms frames: a 5-frame time stride gives one token column per label frame.
+    "passt": {"embed_dim": 16, "depth": 1, "heads": 2, "frames": 251, "stride": (10, 5), "frames_per_label": 5},
 }
 CNN14_NAMES = [name for name in SMALL if name.startswith("cnn14")]
 
@@ -174,6 +177,9 @@ def test_htsat_pairs_clip_i_with_clip_i_plus_half_batch() -> None:
         ("cnn14_bimamba", {"d_model": 64}),
         ("htsat", {"spec_size": 250}),
         ("htsat", {"depths": (2, 2), "heads": (1,)}),
+        ("passt", {"stride": 10, "frames_per_label": 5}),
+        ("passt", {"n_mels": 60, "patch_size": 15}),
+        ("passt", {"freq_patchout": 6}),
     ],
 )
 def test_invalid_model_arguments_are_config_errors(name: str, args: dict) -> None:

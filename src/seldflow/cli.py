@@ -116,10 +116,12 @@ def _add_params(commands: argparse._SubParsersAction) -> None:
             "{feature_kind: parameters}}}} with the train.model names as keys. The reference entry is the "
             "configuration the reference implementation reports (2-channel log-mel for seldnet, 7-channel PFOA "
             "otherwise); the method counts use the feature kind's channels (pfoa and foa 7, logmel 2, mic 10) and "
-            "13 classes. With --task s5: the DCASE2025 Task 4 separators (ResUNet, ResUNetK) against the "
-            "reference estimates and the taggers' backbone, head and per-step trainable counts, with how they "
-            "were counted. With --task doanet: the Hungarian network (Hnet) and DOAnet on FOA and MIC features "
-            "against the reference counts, per part, with how they were counted."
+            '13 classes. htsat adds "adapterbit": total and trainable parameters with AdapterBit\'s adapters (FOA, '
+            "multi-ACCDOA), the trainable ones split into adapters, biases and head. With --task s5: the "
+            "DCASE2025 Task 4 separators (ResUNet, ResUNetK) against the reference estimates and the taggers' "
+            "backbone, head and per-step trainable counts, with how they were counted. With --task doanet: the "
+            "Hungarian network (Hnet) and DOAnet on FOA and MIC features against the reference counts, per part, "
+            "with how they were counted."
         ),
         formatter_class=HelpFormatter,
     )

@@ -67,7 +67,22 @@ def validate_config(
         raise ConfigError(source, _error_key(error), error.message)
     _check_cross_references(config, source)
     _check_experiments(config, schema, source)
+    _check_s5_experiments(config, schema, source)
     return config
+
+
+def _check_s5_experiments(config: dict[str, Any], schema: dict[str, Any], source: str) -> None:
+    """Each S5 experiment is the section it extends with its overrides applied: validate that merged section."""
+    from seldflow.s5.experiments import separator_section
+
+    s5 = config.get("s5")
+    if not s5:
+        return
+    separator_schema = {"$defs": schema["$defs"], **schema["properties"]["s5"]["properties"]["separator"]}
+    for name in s5.get("experiments", {}):
+        error = best_match(Draft202012Validator(separator_schema).iter_errors(separator_section(s5, name)))
+        if error is not None:
+            raise ConfigError(source, f"s5.experiments.{name}.{_error_key(error)}", error.message)
 
 
 def _check_experiments(config: dict[str, Any], schema: dict[str, Any], source: str) -> None:
@@ -77,6 +92,9 @@ def _check_experiments(config: dict[str, Any], schema: dict[str, Any], source: s
         error = best_match(Draft202012Validator(train_schema).iter_errors(merged))
         if error is not None:  # never for the main one: the schema has just validated it
             raise ConfigError(source, f"{where}.{_error_key(error)}", error.message)
+        if merged.get("pretrained") and merged.get("pretrained_audioset"):
+            message = "initialise from a PSELDNets checkpoint (pretrained) or from AudioSet, not both"
+            raise ConfigError(source, f"{where}.pretrained_audioset", message)
     for name in config.get("run_experiments", []):
         if name != config["experiment"] and name not in config.get("experiments", {}):
             raise ConfigError(source, "run_experiments", f"'{name}' is not defined under experiments")
@@ -116,11 +134,41 @@ def check_model_args(config: Mapping[str, Any], *, source: str = "config") -> No
     output layout and class count, then ``model_args``; the meta device gives shapes without memory, so even the
     largest network costs milliseconds. Experiments without ``model_args`` are skipped: they build each model's
     defaults, which the test suite covers, and skipping keeps workflow start-up free of model construction.
+    An experiment with ``pretrained_audioset`` must name a model with an AudioSet layout
+    (:func:`seldflow.models.audioset.check_audioset_model`).
     Imports PyTorch, so it is separate from :func:`validate_config`.
     """
     for key, train in experiment_trains(config).items():
         if train.get("model_args"):
             _check_model(config, train, key, source)
+        if train.get("pretrained_audioset"):
+            from seldflow.models.audioset import check_audioset_model  # imports PyTorch
+
+            check_audioset_model(train["model"], source=source, key=f"{key}.pretrained_audioset")
+
+
+def check_train_options(config: Mapping[str, Any], *, source: str = "config") -> None:
+    """Check every experiment's ``augment`` and ``adapter`` against its model, method and feature kind.
+
+    An adapter on a model without Swin blocks, or a rotation of features that are not FOA, then fails the dry run
+    with one :class:`ConfigError` naming the experiment's key, instead of the training job. Imports PyTorch, only
+    when an experiment sets either.
+    """
+    features = config["features"]
+    for key, train in experiment_trains(config).items():
+        if train.get("adapter") is None and not train.get("augment"):
+            continue
+        from seldflow.augment import check_augment  # imports PyTorch
+        from seldflow.models.adapters import check_adapter
+        from seldflow.tasks import build_task, task_spec
+
+        try:
+            check_adapter(train["model"], train.get("adapter"))
+            if train.get("augment"):
+                method = build_task(task_spec(config, train)).label_augmentation()
+                check_augment(train["augment"], feature_kind=features["kind"], method=method, n_bins=features["n_mels"])
+        except ConfigError as exc:
+            raise ConfigError(source, f"{key}.{exc.key}", exc.message) from None
 
 
 def _check_model(config: Mapping[str, Any], train: Mapping[str, Any], key: str, source: str) -> None:

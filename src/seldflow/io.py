@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -153,11 +154,110 @@ def _declared_wav_frames(path: Path, info: sf._SoundFileInfo) -> int | None:
             fh.seek(size + (size & 1), os.SEEK_CUR)
 
 
-def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16") -> None:
+def read_bytes(path: str | os.PathLike[str], size: int | None = None, offset: int = 0) -> bytes:
+    """``size`` bytes of a file from ``offset`` (all of it by default) with the bare os calls, which cost about
+    half of ``open()`` for small files (thousands of label files and separated sources are read at a time)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        if size is None:
+            size = os.fstat(descriptor).st_size - offset
+        if offset:
+            os.lseek(descriptor, offset, os.SEEK_SET)
+        chunks, done = [], 0
+        while done < size:
+            chunk = os.read(descriptor, size - done)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            done += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+# Bytes of a WAV file's start read to find its format and data chunk; a header longer than this goes to soundfile.
+PLAIN_WAV_HEAD = 4096
+# Sample formats read without libsndfile: (format tag, bits) -> numpy dtype. IEEE float is read as stored; 16-bit
+# PCM divided by 2**15, which is exactly what libsndfile's float conversion gives (a power of two scaling).
+_PLAIN_WAV_DTYPES = {(3, 32): "<f4", (1, 16): "<i2"}
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+
+
+class WavLayout(NamedTuple):
+    """Where a plain WAV file keeps its samples: what libsndfile reports for it, and the data chunk's place."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+    offset: int
+    dtype: str
+
+
+def plain_wav_layout(path: str | os.PathLike[str]) -> WavLayout | None:
+    """The layout of a little-endian WAV file of 32-bit float or 16-bit PCM samples whose whole data chunk is
+    present, found from its first :data:`PLAIN_WAV_HEAD` bytes; None for any other file (read it with soundfile).
+
+    Thousands of small files (separated sources) are read several times faster this way than through libsndfile,
+    whose opening dominates for them, with the very same samples (:func:`read_plain_wav`).
+    """
+    descriptor = os.open(path, os.O_RDONLY)  # the os calls: about half the cost of open() for small files
+    try:
+        head = os.read(descriptor, PLAIN_WAV_HEAD)
+        size = os.fstat(descriptor).st_size
+    finally:
+        os.close(descriptor)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    offset, fmt = 12, None
+    while offset + 8 <= len(head):
+        chunk, length = head[offset : offset + 4], int.from_bytes(head[offset + 4 : offset + 8], "little")
+        if chunk == b"fmt ":
+            fmt = head[offset + 8 : offset + 8 + length]
+        elif chunk == b"data":
+            return _plain_layout(fmt, offset + 8, length, size)
+        offset += 8 + length + (length & 1)
+    return None
+
+
+def _plain_layout(fmt: bytes | None, offset: int, length: int, size: int) -> WavLayout | None:
+    if fmt is None or len(fmt) < 16:
+        return None
+    tag, channels = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[2:4], "little")
+    rate, block = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[12:14], "little")
+    bits = int.from_bytes(fmt[14:16], "little")
+    if tag == _WAVE_FORMAT_EXTENSIBLE and len(fmt) >= 26:
+        tag = int.from_bytes(fmt[24:26], "little")  # the sub-format GUID starts with the format tag
+    dtype = _PLAIN_WAV_DTYPES.get((tag, bits))
+    if dtype is None or channels < 1 or block != channels * bits // 8 or length % block or offset + length > size:
+        return None
+    return WavLayout(rate, channels, length // block, offset, dtype)
+
+
+def read_plain_wav(path: str | os.PathLike[str], layout: WavLayout, channel: int | None = None) -> np.ndarray:
+    """The samples of a file :func:`plain_wav_layout` described, as ``soundfile.read(path, dtype="float32",
+    always_2d=True)`` returns them ``(frames, channels)``, or one channel ``(frames,)``."""
+    raw = read_bytes(path, layout.frames * layout.channels * np.dtype(layout.dtype).itemsize, layout.offset)
+    samples = np.frombuffer(raw, dtype=layout.dtype).reshape(layout.frames, layout.channels)
+    if channel is not None:
+        samples = samples[:, channel]
+    if layout.dtype == "<i2":
+        return samples.astype(np.float32) / np.float32(2**15)
+    return samples.astype(np.float32)
+
+
+def write_audio(
+    path: str | os.PathLike[str],
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str = "PCM_16",
+    container: str = "WAV",
+) -> None:
     """Write ``(channels, samples)`` float audio as WAV, 16-bit PCM by default, refusing to clip silently.
 
     ``subtype="FLOAT"`` keeps float32 samples exactly (separated sources and their references, whose SNRs would
     otherwise be bounded by the quantisation noise of quiet signals); it cannot clip, so any finite peak is kept.
+    ``container="FLAC"`` writes lossless FLAC instead (the released PSELDNets data), 16-bit PCM only.
     """
     audio = np.asarray(audio)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
@@ -166,4 +266,4 @@ def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: in
     if peak > 1.0 and subtype != "FLOAT":
         raise ValueError(f"{path}: audio peak {peak:.3f} exceeds full scale; normalise before writing")
     with atomic_file(path) as tmp:
-        sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format="WAV")
+        sf.write(str(tmp), audio.T, sample_rate, subtype=subtype, format=container)

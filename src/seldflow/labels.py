@@ -18,6 +18,7 @@ from typing import TextIO
 
 import numpy as np
 
+from seldflow.csv_bulk import Layout, read_numeric_files, whole_numbers
 from seldflow.errors import InputError
 from seldflow.io import atomic_file
 
@@ -178,6 +179,36 @@ def read_labels(
     if not rows:
         return empty_rows()
     return np.asarray(rows, dtype=np.int64)
+
+
+def read_labels_files(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    n_frames: int | None = LABEL_FRAMES,
+    n_classes: int = N_CLASSES,
+) -> list[np.ndarray]:
+    """:func:`read_labels` of many files at once: the same tables, or the same error for the first bad file.
+
+    Files in the plain form are parsed in bulk (:func:`seldflow.csv_bulk.read_numeric_files`) and checked with the
+    rules of :func:`_parse_row` stated over whole columns; any other file, or one with a refused row, is read by
+    :func:`read_labels` itself.
+    """
+
+    def check(values: np.ndarray, _files: np.ndarray) -> np.ndarray:
+        frame, cls, source, azimuth, distance, onscreen = values.T
+        ok = whole_numbers(values, MAX_INTEGER).all(axis=1) & (frame >= 0)
+        if n_frames is not None:
+            ok &= frame < n_frames
+        ok &= (cls >= 0) & (cls < n_classes) & (source >= 0) & (azimuth >= -180) & (azimuth <= 180)
+        return ok & (distance >= 0) & ((onscreen == 0) | (onscreen == 1))
+
+    return read_numeric_files(
+        paths,
+        Layout(frozenset({len(CSV_COLUMNS)}), header=",".join(CSV_COLUMNS).encode()),
+        check=check,
+        convert=lambda values: values.astype(np.int64),
+        slow=lambda path: read_labels(path, n_frames=n_frames, n_classes=n_classes),
+    )
 
 
 def _parse_row(path: Path, line: int, record: list[str], n_frames: int | None, n_classes: int) -> list[int]:

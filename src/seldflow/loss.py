@@ -8,7 +8,14 @@ copy of one of them, so no output track is ever trained towards silence while an
 
 EINV2 (Cao et al.) has three class-agnostic tracks, each with SED logits and one DOA vector; the tracks have no
 defined order either, so the loss is the minimum over the 3! track orders, chosen per frame on the weighted sum of
-the SED (binary cross-entropy) and DOA (MSE over active tracks) terms.
+the SED (binary cross-entropy) and DOA (MSE over active tracks) terms. PSELDNets' track-wise loss (``Losses_pit``,
+used for its EINV2 and SEDDOA networks) is the same with weights 0.5 / 0.5 and the MSE over all three tracks' xyz,
+empty tracks trained towards the zero vector (``active_doa_only=False``).
+
+The aggregated losses PSELDNets added for the same outputs (``Losses_agg_pit``, ``AGG_LOSS.md``) couple activity and
+direction as ACCDOA does: per track and class the vector ``sigmoid(sed) * doa / |doa|`` against ``one-hot class *
+unit direction``. AGG1 keeps the tracks apart and takes the cheapest of the 3! track orders per frame (a
+multi-ACCDOA-like loss); AGG2 sums the tracks per class first (an ACCDOA-like loss, no permutation).
 """
 
 from __future__ import annotations
@@ -94,6 +101,22 @@ class ACCDOALoss(nn.Module):
         return F.mse_loss(output.float(), target.flatten(2))
 
 
+def _track_orders(tracks: int) -> torch.Tensor:
+    """``(tracks!, tracks)``: every order of the class-agnostic tracks, for permutation-invariant losses."""
+    return torch.tensor(list(itertools.permutations(range(tracks))), dtype=torch.long)
+
+
+def _track_parts(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """EINV2-layout output and target split into SED ``(B, T, tracks, classes)`` and DOA ``(B, T, tracks, 3)``:
+    output logits, output DOA, target one-hot classes, target unit directions."""
+    output, target = _truncate(output.float(), target)
+    batch, frames, tracks, width = target.shape
+    n_classes = width - 3
+    sed = output[..., : tracks * n_classes].reshape(batch, frames, tracks, n_classes)
+    doa = output[..., tracks * n_classes :].reshape(batch, frames, tracks, 3)
+    return sed, doa, target[..., :n_classes], target[..., n_classes:]
+
+
 class EINV2Loss(nn.Module):
     """Frame-level permutation-invariant SED + DOA loss of EINV2.
 
@@ -102,22 +125,20 @@ class EINV2Loss(nn.Module):
     DOA. Per frame and track order: ``sed_weight`` × mean BCE over tracks and classes + ``doa_weight`` × MSE over
     the xyz of active target tracks (summed over active tracks, divided by the frame's active-track count, zero
     when none is active). The cheapest order of each frame counts; the result is the mean over frames.
+    ``active_doa_only=False`` takes the DOA MSE over every track's xyz instead (PSELDNets' ``Losses_pit``).
     """
 
-    def __init__(self, sed_weight: float = 1.0, doa_weight: float = 1.0, tracks: int = 3) -> None:
+    def __init__(
+        self, sed_weight: float = 1.0, doa_weight: float = 1.0, tracks: int = 3, active_doa_only: bool = True
+    ) -> None:
         super().__init__()
         self.sed_weight = sed_weight
         self.doa_weight = doa_weight
-        orders = torch.tensor(list(itertools.permutations(range(tracks))), dtype=torch.long)
-        self.register_buffer("orders", orders, persistent=False)
+        self.active_doa_only = active_doa_only
+        self.register_buffer("orders", _track_orders(tracks), persistent=False)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        output, target = _truncate(output.float(), target)
-        batch, frames, tracks, width = target.shape
-        n_classes = width - 3
-        sed = output[..., : tracks * n_classes].reshape(batch, frames, tracks, n_classes)
-        doa = output[..., tracks * n_classes :].reshape(batch, frames, tracks, 3)
-        sed_target, doa_target = target[..., :n_classes], target[..., n_classes:]
+        sed, doa, sed_target, doa_target = _track_parts(output, target)
         active = sed_target.amax(dim=-1)  # (B, T, tracks)
         # Output tracks reordered by every permutation: (B, T, P, tracks, ...).
         sed_p, doa_p = sed[:, :, self.orders], doa[:, :, self.orders]
@@ -125,7 +146,44 @@ class EINV2Loss(nn.Module):
             dim=(-1, -2)
         )
         squared = (doa_p - doa_target[:, :, None]).square().mean(dim=-1)  # (B, T, P, tracks)
-        n_active = active.sum(dim=-1, keepdim=True)  # (B, T, 1)
-        doa_error = (squared * active[:, :, None]).sum(dim=-1) / n_active.clamp(min=1)
+        if self.active_doa_only:
+            n_active = active.sum(dim=-1, keepdim=True)  # (B, T, 1)
+            doa_error = (squared * active[:, :, None]).sum(dim=-1) / n_active.clamp(min=1)
+        else:
+            doa_error = squared.mean(dim=-1)
         total = self.sed_weight * bce + self.doa_weight * doa_error  # (B, T, P)
         return total.min(dim=2).values.mean()
+
+
+def _track_vectors(sed: torch.Tensor, doa: torch.Tensor) -> torch.Tensor:
+    """``(B, T, tracks, classes, 3)``: each track's class activities times its direction (unit length or zero)."""
+    return sed[..., None] * F.normalize(doa, dim=-1)[:, :, :, None, :]
+
+
+class AggregatedLoss(nn.Module):
+    """PSELDNets' aggregated losses on the EINV2 output layout: ``agg1`` (track-wise, PIT) or ``agg2`` (summed).
+
+    ``output`` and ``target`` as for :class:`EINV2Loss`. Prediction per track and class: ``sigmoid(logit) *
+    doa / |doa|``; target: ``one-hot class * unit direction``. ``agg1``: MSE averaged over tracks, classes and
+    xyz, minimum over the 3! track orders per frame, mean over frames. ``agg2``: MSE between the sums over
+    tracks, averaged over classes, xyz and frames.
+    """
+
+    AGGREGATIONS = ("agg1", "agg2")
+
+    def __init__(self, aggregation: str, tracks: int = 3) -> None:
+        super().__init__()
+        if aggregation not in self.AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {self.AGGREGATIONS}, got {aggregation!r}")
+        self.aggregation = aggregation
+        self.register_buffer("orders", _track_orders(tracks), persistent=False)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        sed, doa, sed_target, doa_target = _track_parts(output, target)
+        predicted = _track_vectors(torch.sigmoid(sed), doa)
+        wanted = _track_vectors(sed_target, doa_target)
+        if self.aggregation == "agg2":
+            return F.mse_loss(predicted.sum(dim=2), wanted.sum(dim=2))
+        # Target tracks reordered by every permutation: (B, T, P, tracks, classes, 3).
+        squared = (predicted[:, :, None] - wanted[:, :, self.orders]).square()
+        return squared.mean(dim=(-1, -2, -3)).min(dim=2).values.mean()

@@ -10,7 +10,11 @@ batches) and the resumable state (:mod:`seldflow.training_state`).
   early-stopping counter, so a plateau still stops the run. With ``validation_fraction`` 0 nothing is held out,
   the learning rate stays constant, early stopping is off and the "best" checkpoint is the last epoch.
 * **Determinism.** Weights are initialised under ``seed``; the batch order of epoch ``e`` comes from a generator
-  seeded by ``(seed, e)``.
+  seeded by ``(seed, e)``, the augmentation of its batch ``b`` from one seeded by ``(seed, e, b, rank)``.
+* **Augmentation and AdapterBit.** ``augment`` (:mod:`seldflow.augment`, PSELDNets' augmix) edits each training
+  batch in :meth:`Trainer.batches`, never validation; ``adapter`` (:mod:`seldflow.models.adapters`) builds HTSAT
+  with adapters and trains only them, the biases and the head. Either enters the fingerprint only when set, so
+  runs without them keep theirs.
 * **Outputs.** ``best.pt`` and ``metrics.csv`` are written together when training ends; a run in progress keeps
   its history in the state folder, so a killed run never leaves complete-looking outputs. The same per-epoch rows
   go to TensorBoard event files in ``<state_dir>/tensorboard`` (:mod:`seldflow.tensorboard_log`).
@@ -27,7 +31,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +42,13 @@ from torch import nn
 from tqdm import tqdm
 
 from seldflow import distributed
+from seldflow.augment import Augmenter, build_augmenter
 from seldflow.checkpoints import save_checkpoint
 from seldflow.clipstore import ClipStore, epoch_batches, iterate_batches, locate, read_clips, split_validation
 from seldflow.errors import ConfigError, InputError
 from seldflow.feature_files import FeatureFile, check_consistent, open_feature_file
 from seldflow.models import build_model, fit_input_norm, has_input_norm
+from seldflow.models.adapters import check_adapter, freeze_for_adapterbit, trainable_summary
 from seldflow.models.runtime import predict_features, resolve_device
 from seldflow.tasks import Task, build_task
 from seldflow.tensorboard_log import TrainingLog
@@ -164,6 +170,7 @@ class Trainer:
     ddp: nn.Module | None = None  # the DistributedDataParallel wrapper of ``net`` in a multi-process run
     rank: int = 0
     world_size: int = 1
+    augmenter: Augmenter | None = None
 
     @classmethod
     def create(
@@ -180,7 +187,9 @@ class Trainer:
         lr_patience: int,
         device: str,
         amp: bool,
+        adapterbit: bool = False,
     ) -> Trainer:
+        """``adapterbit``: freeze all but the adapters, biases and head before the optimiser is built."""
         run_device = resolve_device(device)
         use_amp = amp and run_device.type == "cuda"
         if run_device.type == "cuda":  # reproducible kernels, as in the reference recipe
@@ -188,7 +197,10 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         torch.manual_seed(seed)
         net = build_model(model, channels, **model_args).to(run_device)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+        if adapterbit:
+            freeze_for_adapterbit(net)
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max", factor=lr_factor, patience=lr_patience
         )
@@ -210,13 +222,24 @@ class Trainer:
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=device_ids)
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
 
-    def train_epoch(self, store: ClipStore, batches: list[np.ndarray], num_workers: int, desc: str) -> float:
-        """Mean training loss over one pass of the given batches."""
+    def batches(
+        self, store: ClipStore, batches: list[np.ndarray], num_workers: int, epoch: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch's training batches, augmented when an augmenter is set: the one place a batch changes."""
+        for number, (features, labels) in enumerate(iterate_batches(store, batches, num_workers)):
+            if self.augmenter is not None:
+                features, labels = self.augmenter(features, labels, epoch=epoch, batch=number, rank=self.rank)
+            yield features, labels
+
+    def train_epoch(
+        self, store: ClipStore, batches: list[np.ndarray], num_workers: int, desc: str, epoch: int = 0
+    ) -> float:
+        """Mean training loss over one pass of the given batches (of epoch ``epoch``, which seeds augmentation)."""
         if self.ddp is not None:
-            return self._train_epoch_distributed(store, batches, num_workers, desc)
+            return self._train_epoch_distributed(store, batches, num_workers, desc, epoch)
         self.net.train()
         total, seen = 0.0, 0
-        bar = tqdm(iterate_batches(store, batches, num_workers), total=len(batches), desc=desc, leave=False)
+        bar = tqdm(self.batches(store, batches, num_workers, epoch), total=len(batches), desc=desc, leave=False)
         for features, labels in bar:
             loss = train_step(
                 self.net, features.to(self.device), labels.to(self.device),
@@ -228,13 +251,13 @@ class Trainer:
         return total / max(seen, 1)
 
     def _train_epoch_distributed(
-        self, store: ClipStore, batches: list[np.ndarray], num_workers: int, desc: str
+        self, store: ClipStore, batches: list[np.ndarray], num_workers: int, desc: str, epoch: int
     ) -> float:
         """This rank's slice of every global batch; the mean loss over all ranks' clips."""
         self.net.train()
         shards = [distributed.shard(batch, self.rank, self.world_size) for batch in batches]
         total, seen = 0.0, 0
-        loader = iterate_batches(store, [part for part, _ in shards], num_workers)
+        loader = self.batches(store, [part for part, _ in shards], num_workers, epoch)
         bar = tqdm(loader, total=len(shards), desc=desc, leave=False, disable=self.rank != 0)
         for (features, labels), (_, weight) in zip(bar, shards, strict=True):
             loss = train_step(
@@ -271,9 +294,12 @@ def train(
     max_memory_mb: float = 3072,
     processes: int = 1,
     pretrained: str | None = None,
+    pretrained_audioset: str | None = None,
     task: Mapping[str, Any] | None = None,
     method: str | None = None,
     loss_args: Mapping[str, float] | None = None,
+    augment: Mapping[str, Any] | None = None,
+    adapter: Mapping[str, Any] | None = None,
 ) -> None:
     """Train ``model`` on the labelled ``train_h5`` files; write the best ``checkpoint`` and ``metrics_csv``.
 
@@ -289,7 +315,11 @@ def train(
     this function inside one process group; see :mod:`seldflow.distributed`.
 
     ``pretrained``: a PSELDNets checkpoint loaded into the fresh model before the first epoch (not on resume);
-    see :func:`seldflow.models.transfer.load_pseldnet`.
+    see :func:`seldflow.models.transfer.load_pseldnet`. ``pretrained_audioset``: likewise an AudioSet checkpoint
+    (PANNs CNN14, HTS-AT, PaSST); see :func:`seldflow.models.audioset.load_audioset`.
+
+    ``augment``: PSELDNets' batch augmentations (:class:`seldflow.augment.AugmentSettings`); ``adapter``: AdapterBit
+    (:class:`seldflow.models.adapters.AdapterSettings`, HTSAT only). Both off when ``None``.
     """
     call = dict(locals())  # every argument, for the processes of a distributed run
     if processes > 1 and not distributed.is_active():
@@ -298,12 +328,21 @@ def train(
     rank, world = distributed.rank(), distributed.world_size()
     if epochs < 1 or batch_size < 1:
         raise ConfigError("train", "epochs" if epochs < 1 else "batch_size", "must be at least 1")
+    if pretrained and pretrained_audioset:  # the PSELDNets weights would overwrite most of the AudioSet ones
+        raise ConfigError("train", "pretrained_audioset", "give pretrained or pretrained_audioset, not both")
     files = _open_inputs(train_h5)
     run_task = _resolve_task(task, files[0], method=method, loss_args=loss_args)
+    adapter_settings = check_adapter(model, adapter)
+    augmenter = build_augmenter(
+        augment, method=run_task.label_augmentation(), feature_kind=files[0].kind,
+        feature_shape=files[0].feature_shape, label_frames=files[0].label_frames, seed=seed,
+    )  # fmt: skip
     train_ids, val_ids = split_validation([n for f in files for n in f.names], validation_fraction, seed)
     channels, _frames, bins = files[0].feature_shape
     # The model is sized for the features it is trained on and emits the task's outputs.
     resolved_args = {"n_mels": bins, **run_task.model_args(), **model_args}
+    if adapter_settings is not None:
+        resolved_args.update(adapter_settings.model_args())
     arguments = {
         "seed": seed, "model": model, "model_args": resolved_args, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "validation_fraction": validation_fraction, "lr_factor": lr_factor,
@@ -311,13 +350,21 @@ def train(
     }  # fmt: skip
     if pretrained:  # only when set, so fingerprints of runs without it are unchanged
         arguments["pretrained"] = str(pretrained)
+    if pretrained_audioset:
+        arguments["pretrained_audioset"] = str(pretrained_audioset)
+    if augmenter is not None:
+        arguments["augment"] = augmenter.settings.spec()
+    if adapter_settings is not None:
+        arguments["adapter"] = adapter_settings.spec()
     arguments["task"] = run_task.spec()
     columns = metrics_columns(run_task)
     run_fingerprint = fingerprint(arguments, files)
     trainer = Trainer.create(
         model, channels, resolved_args, loss_fn=run_task.loss(), seed=seed, lr=lr, weight_decay=weight_decay,
         lr_factor=lr_factor, lr_patience=lr_patience, device=device, amp=amp,
+        adapterbit=adapter_settings is not None,
     )  # fmt: skip
+    trainer.augmenter = augmenter
     state_path = Path(state_dir) / STATE_FILE
     resumed = resume(state_path, run_fingerprint, epochs, trainer.stateful(), seed=seed, rank=rank, world_size=world)
     if resumed is None and rank > 0:  # same initial weights as rank 0, but dropout streams of its own
@@ -329,6 +376,15 @@ def train(
         report = load_pseldnet(trainer.net, Path(pretrained))
         if rank == 0:
             tqdm.write(report.summary(), file=sys.stderr)
+    if pretrained_audioset and resumed is None:
+        from seldflow.models.audioset import load_audioset
+
+        report = load_audioset(trainer.net, Path(pretrained_audioset))
+        if rank == 0:
+            tqdm.write(report.summary(), file=sys.stderr)
+    if adapter_settings is not None and rank == 0:
+        counts = ", ".join(f"{key} {value:,}" for key, value in trainable_summary(trainer.net).items())
+        tqdm.write(f"AdapterBit parameters: {counts}", file=sys.stderr)
     store = ClipStore(files, train_ids, run_task, max_memory_mb / world)
     if progress.epoch == 0 and has_input_norm(trainer.net):  # a resumed run restores them with the model state
         fit_input_norm(trainer.net, *store.feature_statistics())
@@ -403,7 +459,7 @@ def _train_epoch(
     trainer: Trainer, store: ClipStore, batches: list[np.ndarray], num_workers: int, *, epoch: int, epochs: int
 ) -> float:
     """One pass over the epoch's batches (a separate function so tests can observe which epochs train)."""
-    return trainer.train_epoch(store, batches, num_workers, desc=f"epoch {epoch}/{epochs}")
+    return trainer.train_epoch(store, batches, num_workers, desc=f"epoch {epoch}/{epochs}", epoch=epoch)
 
 
 def _evaluate(

@@ -1,4 +1,4 @@
-"""Snakemake adapter for rule s5_infer: tagger (or oracle) labels -> separator -> <soundscape>_<Label>.wav."""
+"""Snakemake adapter for rule s5_infer: detector (or oracle) labels -> separator -> <soundscape>_<Label>.wav."""
 
 import sys
 
@@ -15,7 +15,8 @@ with exit_on_error():
         snakemake.params.soundscapes,
         snakemake.input.separator,
         snakemake.output.estimates,
-        tagger_checkpoint=snakemake.input.tagger[0] if snakemake.input.tagger else None,
+        detector_checkpoint=snakemake.input.detector[0] if snakemake.input.detector else None,
         oracle_dir=snakemake.params.oracle,
         threshold=snakemake.params.threshold,
+        inference_iterations=snakemake.params.inference_iterations,
     )

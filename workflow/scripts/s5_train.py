@@ -1,4 +1,4 @@
-"""Snakemake adapter for rules s5_tagger and s5_separator: train one S5 network on generated mixtures."""
+"""Snakemake adapter for rules s5_tagger, s5_sed and s5_separator: train one S5 network on generated mixtures."""
 
 import sys
 
@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 import torch
 
 from seldflow.errors import exit_on_error
-from seldflow.s5.train import run_training
+from seldflow.s5.train import WEIGHT_INPUTS, run_training
 
 torch.set_num_threads(snakemake.threads)
 with exit_on_error():
@@ -22,6 +22,6 @@ with exit_on_error():
         metrics_out=snakemake.output.metrics,
         state_dir=snakemake.params.state_dir,
         init_from=snakemake.input.get("init") or None,
-        weights=snakemake.input.get("weights") or None,
+        weights={name: snakemake.input.get(name) for name in WEIGHT_INPUTS},
         added=snakemake.params.added,
     )

@@ -8,11 +8,16 @@ settings), one module per part of the report:
 * :mod:`~seldflow.bench.outputs` turns them into clips/s for synthesis and features and into the real-time factor
   of inference, with clip counts taken from the outputs (WAVs per split, clips per HDF5 file), and reads the
   metrics; :mod:`~seldflow.bench.dryrun` times a no-op ``snakemake -n``;
-* :mod:`~seldflow.bench.pfoa` and :mod:`~seldflow.bench.scorer` hold deliberately plain reference implementations
-  (librosa per channel; a per-frame Python loop with one Hungarian assignment per frame and class) of the PFOA
-  features and the official metric. They check the optimised :func:`seldflow.feature_kinds.pfoa` and
-  :func:`seldflow.metrics.dcase2025.compute_metrics` numerically and give the speed-ups :func:`compare_pfoa` and
-  :func:`compare_scorer` measure, timed by :mod:`~seldflow.bench.timing`;
+* :mod:`~seldflow.bench.pfoa` holds a deliberately plain reference implementation (librosa per channel) of the
+  PFOA features; it checks the optimised :func:`seldflow.feature_kinds.pfoa` numerically and gives the speed-up
+  :func:`compare_pfoa` measures, timed by :mod:`~seldflow.bench.timing`;
+* :mod:`~seldflow.bench.scorers` gives one row per registered metric: seldflow's scorer against the official
+  scorer restated as it is written, per line, file, frame and class (:mod:`~seldflow.bench.scorer` DCASE2025,
+  :mod:`~seldflow.bench.segment_scorer` DCASE2021-2023, :mod:`~seldflow.bench.frame_scorer` DCASE2024,
+  :mod:`~seldflow.bench.tracking_scorer` DOAnet, reading with :mod:`~seldflow.bench.plain_csv`; CA-SDRi's
+  :func:`naive_ca_sdri`), on thousands of synthetic clips (:mod:`~seldflow.bench.label_sets`,
+  :func:`~seldflow.bench.s5.write_soundscape_set`), each side in a process of its own
+  (:mod:`~seldflow.bench.scorer_child`) for its time, peak memory and scores;
 * :mod:`~seldflow.bench.s5` gives the S5 (DCASE2025 Task 4) rows: the mixtures per second of
   :class:`seldflow.s5.generator.S5Generator`, and :func:`compare_ca_sdri`, which times
   :func:`seldflow.metrics.ca_sdri.score_ca_sdri` against :func:`naive_ca_sdri`, a plain per-file, per-class loop
@@ -38,13 +43,15 @@ from seldflow.bench.records import BenchReport, Comparison, Figure, StageTiming
 from seldflow.bench.report import CSV_HEADER, csv_rows, render_csv, render_markdown, write_report
 from seldflow.bench.run import run_benchmark
 from seldflow.bench.s5 import compare_ca_sdri, generator_throughput, naive_ca_sdri
-from seldflow.bench.scorer import SCORER_CHECKED, compare_scorer, metric_difference, naive_metrics
+from seldflow.bench.scorer import SCORER_CHECKED, metric_difference, naive_metrics, plain_dcase2025
+from seldflow.bench.scorers import SCORERS, compare_scorer, library_scores, scorer_rows
 from seldflow.bench.stages import collect_stage_timings, read_benchmark_tsv, stage_totals, sum_jobs
 from seldflow.bench.timing import median_times
 
 __all__ = [
     "CSV_HEADER",
     "PACKAGES",
+    "SCORERS",
     "SCORER_CHECKED",
     "BenchReport",
     "Comparison",
@@ -62,6 +69,7 @@ __all__ = [
     "generator_throughput",
     "git_commit",
     "h5_clip_info",
+    "library_scores",
     "median_times",
     "metric_difference",
     "metric_figures",
@@ -70,11 +78,13 @@ __all__ = [
     "naive_pfoa",
     "noop_dry_run",
     "package_versions",
+    "plain_dcase2025",
     "read_benchmark_tsv",
     "reference_decoders",
     "render_csv",
     "render_markdown",
     "run_benchmark",
+    "scorer_rows",
     "stage_totals",
     "sum_jobs",
     "throughput",

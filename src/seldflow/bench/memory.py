@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -69,20 +70,26 @@ def child_environment() -> dict[str, str]:
 def epoch_peak_in_child(
     index: Path, batch_size: int, max_memory_mb: int, *, timeout_s: float = CHILD_TIMEOUT_S
 ) -> float:
-    """Peak RSS (MB) of one epoch over ``index``, measured by :mod:`seldflow.bench.memory_child` in a new process.
+    """Peak RSS (MB) of one epoch over ``index``, measured by :mod:`seldflow.bench.memory_child` in a new process."""
+    result = child_result(CHILD_MODULE, [str(index), str(batch_size), str(max_memory_mb)], timeout_s=timeout_s)
+    return float(result["peak_rss_mb"])
+
+
+def child_result(module: str, args: Sequence[str], *, timeout_s: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
+    """The JSON object a measuring child (``python -m module args...``) prints as its last line of stdout.
 
     A failing or stuck child is an error naming its exit status and the end of its stderr, never a silent retry.
     """
-    command = [sys.executable, "-m", CHILD_MODULE, str(index), str(batch_size), str(max_memory_mb)]
+    command = [sys.executable, "-m", module, *args]
     try:
         result = subprocess.run(
             command, capture_output=True, text=True, env=child_environment(), timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"{CHILD_MODULE} did not finish within {timeout_s:.0f} s on {index}") from exc
+        raise RuntimeError(f"{module} did not finish within {timeout_s:.0f} s ({' '.join(args)})") from exc
     if result.returncode != 0 or not result.stdout.strip():
-        raise RuntimeError(f"{CHILD_MODULE} failed on {index} (exit {result.returncode}): {result.stderr[-2000:]}")
-    return float(json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+        raise RuntimeError(f"{module} failed on {' '.join(args)} (exit {result.returncode}): {result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def training_memory(

@@ -34,7 +34,12 @@ class Figure:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Two timings of the same work; ``ratio = a_seconds / b_seconds`` and ``meaning`` says how to read it."""
+    """Two timings of the same work; ``ratio = a_seconds / b_seconds`` and ``meaning`` says how to read it.
+
+    Optionally what the measurement ran under and used: each side's peak resident memory (MB, each measured in a
+    fresh process), the threads it ran on and the machine's 1-minute load average when it started (NaN / empty
+    where not measured).
+    """
 
     name: str
     work: str
@@ -44,6 +49,10 @@ class Comparison:
     b_seconds: float
     meaning: str
     check: str = ""
+    a_peak_mb: float = math.nan
+    b_peak_mb: float = math.nan
+    threads: str = ""
+    load_average: float = math.nan
 
     @property
     def ratio(self) -> float:

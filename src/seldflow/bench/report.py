@@ -58,11 +58,26 @@ def render_markdown(report: BenchReport) -> str:
     if report.comparisons:
         lines += ["## Comparisons (measured in this run)", ""]
         lines += [
-            "Each ratio is *time of A / time of B* for the same work; the last column but one says how to read it.",
+            "Each ratio is *time of A / time of B* for the same work; the meaning column says how to read it. Peak "
+            "memory is each side's resident maximum in a fresh process (n/a: not measured); load is the machine's "
+            "1-minute load average when the comparison started.",
             "",
         ]
         lines += _table(
-            ("comparison", "work", "A", "time A", "B", "time B", "ratio A/B", "meaning", "check"),
+            (
+                "comparison",
+                "work",
+                "A",
+                "time A",
+                "B",
+                "time B",
+                "ratio A/B",
+                "meaning",
+                "check",
+                "peak MB A / B",
+                "threads",
+                "load",
+            ),
             (
                 (
                     c.name,
@@ -74,6 +89,9 @@ def render_markdown(report: BenchReport) -> str:
                     f"**{_fmt(c.ratio)}×**",
                     c.meaning,
                     c.check,
+                    f"{_fmt(c.a_peak_mb)} / {_fmt(c.b_peak_mb)}",
+                    c.threads or "n/a",
+                    _fmt(c.load_average),
                 )
                 for c in report.comparisons
             ),
@@ -130,6 +148,14 @@ def csv_rows(report: BenchReport) -> list[tuple[str, str, str, str, str, str]]:
         rows.append(("comparison", c.name, "a_seconds", repr(c.a_seconds), "s", c.a_label))
         rows.append(("comparison", c.name, "b_seconds", repr(c.b_seconds), "s", c.b_label))
         rows.append(("comparison", c.name, "ratio_a_over_b", repr(c.ratio), "", f"{c.meaning}; {c.check}".strip("; ")))
+        for metric, value, note in (
+            ("a_peak_rss", c.a_peak_mb, c.a_label),
+            ("b_peak_rss", c.b_peak_mb, c.b_label),
+        ):
+            if math.isfinite(value):
+                rows.append(("comparison", c.name, metric, repr(value), "MB", note))
+        if math.isfinite(c.load_average):
+            rows.append(("comparison", c.name, "load_average_1min", repr(c.load_average), "", c.threads))
     for f in report.throughput:
         rows.append(("throughput", f.name, "value", repr(f.value), f.unit, f.meaning))
     for f in report.metrics:

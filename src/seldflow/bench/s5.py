@@ -23,9 +23,9 @@ import soundfile as sf
 from seldflow.bench.records import Comparison, Figure
 from seldflow.bench.timing import median_times
 from seldflow.metrics.ca_sdri import score_ca_sdri
-from seldflow.s5.files import AUDIO_SUFFIX, split_source_name
+from seldflow.s5.files import AUDIO_SUFFIX, source_file_name, split_source_name
 from seldflow.s5.generator import S5Generator
-from seldflow.s5.vocabulary import SILENCE
+from seldflow.s5.vocabulary import LABELS, SILENCE
 
 # The official SNR's eps: torchmetrics' machine epsilon of the float32 waveforms the official loader feeds it. It
 # sets a perfect estimate's score, so the float64 loop must use this value, not float64's epsilon.
@@ -180,3 +180,45 @@ def compare_ca_sdri(
         "label_accuracy": float(official["label_accuracy"]),
     }
     return comparison, agreement
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Synthetic soundscape folders for the CA-SDRi row
+
+
+def write_soundscape_set(
+    folder: str | os.PathLike[str], n_soundscapes: int, *, seed: int, samples: int, sample_rate: int, channels: int = 4
+) -> tuple[Path, Path, Path]:
+    """Mixture, oracle and estimate folders of ``n_soundscapes`` seeded soundscapes (float32 WAV, as the S5 stages
+    write them): 1-3 targets each; the estimates keep most targets with a little error, miss some and add some
+    classes the soundscape lacks. Returns (mixtures, oracle targets, estimates).
+
+    Written straight to a scratch folder (benchmark input, not workflow outputs).
+    """
+    if n_soundscapes < 1 or samples < 1:
+        raise ValueError(f"need at least one soundscape of one sample, got {n_soundscapes} of {samples}")
+    mixtures, oracle, estimates = (Path(folder) / name for name in ("soundscape", "oracle_target", "estimate_target"))
+    for path in (mixtures, oracle, estimates):
+        path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    width = len(str(n_soundscapes - 1))
+    for index in range(n_soundscapes):
+        name = f"soundscape{index:0{width}d}"
+        labels = rng.choice(LABELS, size=int(rng.integers(1, 4)), replace=False)
+        targets = rng.normal(0.0, 0.1, (len(labels), samples)).astype(np.float32)
+        noise = rng.normal(0.0, 0.02, (channels, samples)).astype(np.float32)
+        _write_float(mixtures / f"{name}{AUDIO_SUFFIX}", targets.sum(axis=0) + noise, sample_rate)
+        for label, target in zip(labels, targets, strict=True):
+            _write_float(oracle / source_file_name(name, str(label)), target, sample_rate)
+            if rng.random() < 0.85:  # found, with an error of its own
+                estimate = target + rng.normal(0.0, rng.choice([0.01, 0.05, 0.2]), samples).astype(np.float32)
+                _write_float(estimates / source_file_name(name, str(label)), estimate, sample_rate)
+        if rng.random() < 0.2:  # a class the soundscape does not hold
+            stray = str(rng.choice([label for label in LABELS if label not in labels]))
+            _write_float(estimates / source_file_name(name, stray), rng.normal(0.0, 0.05, samples), sample_rate)
+    return mixtures, oracle, estimates
+
+
+def _write_float(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """``(channels, samples)`` or ``(samples,)`` as a float32 WAV file."""
+    sf.write(str(path), np.asarray(audio, dtype=np.float32).T, sample_rate, subtype="FLOAT", format="WAV")

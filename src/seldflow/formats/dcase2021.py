@@ -29,9 +29,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
+from seldflow.csv_bulk import Layout, read_numeric_files, whole_numbers
 from seldflow.errors import InputError
 from seldflow.formats.events import (  # the SELD event table: these files hold it as it is
     EV_AZIMUTH,
@@ -44,7 +46,7 @@ from seldflow.formats.events import (  # the SELD event table: these files hold 
 )
 from seldflow.formats.events import no_events as empty_events
 from seldflow.io import atomic_file
-from seldflow.labels import check_event_fields, parse_numbers, read_csv_records
+from seldflow.labels import MAX_INTEGER, check_event_fields, parse_numbers, read_csv_records
 
 FILE_COLUMNS: tuple[str, ...] = EVENT_COLUMNS[:5]
 FILE_COLUMNS_WITH_DISTANCE: tuple[str, ...] = EVENT_COLUMNS
@@ -73,11 +75,59 @@ def read_events(
         return empty_events()
     columns = _file_columns(path, *records[0], with_distance)
     rows = [_parse_row(path, line, record, columns, n_classes, max_tracks, reference) for line, record in records]
-    events = np.asarray(rows, dtype=np.float64)
-    if len(columns) == len(FILE_COLUMNS):
-        events = np.column_stack([events, np.full(len(events), np.nan)])
-    else:
-        events[:, EV_DISTANCE] /= CM_PER_M
+    return _events_of_rows(np.asarray(rows, dtype=np.float64))
+
+
+def read_events_files(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    n_classes: int,
+    with_distance: bool | None = False,
+    max_tracks: int | None = None,
+    reference: bool = True,
+) -> list[np.ndarray]:
+    """:func:`read_events` of many files at once: the same tables, or the same error for the first bad file.
+
+    Files in the plain form are parsed in bulk (:func:`seldflow.csv_bulk.read_numeric_files`) and checked with
+    :func:`_parse_row`'s rules over whole columns; any other file, or one with a refused row, is read by
+    :func:`read_events` itself.
+    """
+    widths = {False: {5}, True: {6}, None: {5, 6}}[with_distance]
+    integers = [EVENT_COLUMNS.index(name) for name in sorted(_INTEGER_COLUMNS)]
+
+    def check(values: np.ndarray, _files: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(values).all(axis=1) & whole_numbers(values[:, integers], MAX_INTEGER).all(axis=1)
+        cls = values[:, EV_CLASS]
+        ok &= (values[:, EV_FRAME] >= 0) & (cls >= 0) & (cls < n_classes)
+        return ok & _reference_rows_ok(values, max_tracks) if reference else ok
+
+    return read_numeric_files(
+        paths,
+        Layout(frozenset(widths)),
+        check=check,
+        convert=_events_of_rows,
+        slow=lambda path: read_events(
+            path, n_classes=n_classes, with_distance=with_distance, max_tracks=max_tracks, reference=reference
+        ),
+    )
+
+
+def _reference_rows_ok(values: np.ndarray, max_tracks: int | None) -> np.ndarray:
+    """:func:`_check_reference_row` over whole columns: angles in range, distance (if any) and track not negative,
+    track below ``max_tracks``."""
+    azimuth, elevation, track = values[:, EV_AZIMUTH], values[:, EV_ELEVATION], values[:, EV_TRACK]
+    ok = (azimuth >= -180) & (azimuth <= 180) & (elevation >= -90) & (elevation <= 90) & (track >= 0)
+    if values.shape[1] > len(FILE_COLUMNS):
+        ok &= values[:, EV_DISTANCE] >= 0
+    return ok & (track < max_tracks) if max_tracks is not None else ok
+
+
+def _events_of_rows(rows: np.ndarray) -> np.ndarray:
+    """The event table of parsed rows, as :func:`read_events` returns it: no distance NaN, a distance in metres."""
+    if rows.shape[1] == len(FILE_COLUMNS):
+        return np.column_stack([rows, np.full(len(rows), np.nan)])
+    events = rows.copy()
+    events[:, EV_DISTANCE] /= CM_PER_M
     return events
 
 
@@ -163,7 +213,17 @@ def write_events(path: str | os.PathLike[str], events: np.ndarray, *, with_dista
     if with_distance and np.isnan(table[:, EV_DISTANCE]).any():
         raise ValueError(f"{path}: events without a distance cannot be written with with_distance=True")
     with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
-        fh.writelines(_format_row(row, with_distance) + "\n" for row in table)
+        write_events_to(fh, table, with_distance=with_distance)
+
+
+def write_events_to(stream: TextIO, events: np.ndarray, *, with_distance: bool = False) -> None:
+    """Write an event table as headerless DCASE2021-style CSV text to an open stream, rows in the given order.
+
+    The text :func:`write_events` puts in its file; for writers of many files (a benchmark's thousands of label
+    files) that need no atomic replacement.
+    """
+    table = np.asarray(events, dtype=np.float64).reshape(-1, len(EVENT_COLUMNS))
+    stream.writelines(_format_row(row, with_distance) + "\n" for row in table)
 
 
 def _format_row(row: Sequence[float], with_distance: bool) -> str:

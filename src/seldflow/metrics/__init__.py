@@ -30,14 +30,15 @@ import numpy as np
 
 from seldflow.errors import ConfigError
 from seldflow.metrics import dcase2021, dcase2024, dcase2025, doa_mot
-from seldflow.metrics.common import FileReader, read_label_dir
+from seldflow.metrics.common import FileReader, FilesReader, read_label_dir
 
 
 @dataclass(frozen=True)
 class Metric:
     """One official metric: its label reader, default class count and scoring function.
 
-    ``compute(references, predictions, *, n_classes, missing, ref_source, pred_source, **options)`` returns the
+    ``read_files`` reads many label files at once with ``read_file``'s results and errors (the folder reader uses
+    it). ``compute(references, predictions, *, n_classes, missing, ref_source, pred_source, **options)`` returns the
     report; ``options`` names the keyword options it takes beyond those (thresholds, averaging, extras);
     ``missing`` is what a reference clip without a prediction means when the caller does not say
     (:data:`seldflow.metrics.common.MISSING_MODES`).
@@ -47,6 +48,7 @@ class Metric:
     summary: str
     n_classes: int
     read_file: FileReader
+    read_files: FilesReader
     compute: Callable[..., dict[str, Any]]
     options: frozenset[str]
     missing: str = "error"
@@ -56,7 +58,7 @@ class Metric:
     ) -> dict[str, tuple[np.ndarray, str]]:
         """Stem -> (table, split folder) of every label file in ``path`` and its immediate sub-folders."""
         classes = self.n_classes if n_classes is None else n_classes
-        return read_label_dir(path, self.read_file, n_classes=classes, reference=reference)
+        return read_label_dir(path, self.read_files, n_classes=classes, reference=reference)
 
     def score(
         self,
@@ -95,6 +97,7 @@ def _segment_metric(edition: str, summary: str) -> Metric:
         summary=summary,
         n_classes=conventions.n_classes,
         read_file=partial(dcase2021.read_file, edition=edition),
+        read_files=partial(dcase2021.read_files, edition=edition),
         compute=partial(dcase2021.compute_metrics, edition=edition),
         options=frozenset({"doa_threshold", "average"}),
     )
@@ -109,6 +112,7 @@ METRICS: dict[str, Metric] = {
         summary="DCASE2024 frame-based SELD metric with distance errors (macro, 13 classes)",
         n_classes=dcase2024.N_CLASSES,
         read_file=dcase2024.read_file,
+        read_files=dcase2024.read_files,
         compute=dcase2024.compute_metrics,
         options=frozenset({"doa_threshold", "dist_threshold", "reldist_threshold", "average"}),
     ),
@@ -117,6 +121,7 @@ METRICS: dict[str, Metric] = {
         summary="DCASE2025 stereo SELD metric (frame-based, folded azimuth, macro, 13 classes)",
         n_classes=dcase2025.N_CLASSES,
         read_file=dcase2025.read_file,
+        read_files=dcase2025.read_files,
         compute=dcase2025.score_report,
         options=frozenset({"doa_threshold", "dist_threshold", "reldist_threshold", "average", "onscreen", "jackknife"}),
     ),
@@ -125,6 +130,7 @@ METRICS: dict[str, Metric] = {
         summary=doa_mot.SUMMARY,
         n_classes=doa_mot.CLASS_AGNOSTIC,
         read_file=doa_mot.read_file,
+        read_files=doa_mot.read_files,
         compute=doa_mot.compute_metrics,
         options=frozenset({"doa_threshold"}),
         missing="empty",

@@ -35,15 +35,17 @@ Edge cases, as the official code behaves or where it crashes:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import soundfile as sf
 
 from seldflow.errors import InputError
+from seldflow.io import WavLayout, plain_wav_layout, read_plain_wav
 from seldflow.s5.files import AUDIO_SUFFIX, NAME_SEPARATOR, split_source_name
 from seldflow.s5.vocabulary import LABELS, SILENCE
 
@@ -54,6 +56,8 @@ COMPUTE_DTYPE = np.float32
 EPS = float(np.finfo(COMPUTE_DTYPE).eps)
 # The mixture channel whose SNR is the baseline of the improvement (the official reference channel).
 REFERENCE_CHANNEL = 0
+# Samples (estimates, oracle targets and mixture rows together) read before a batch of soundscapes is scored.
+BATCH_SAMPLES = 250_000
 
 
 def snr_db(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -218,10 +222,14 @@ def _wav_files(folder: Path, role: str) -> list[Path]:
     """The ``*.wav`` files directly in ``folder``, sorted by name; a missing or WAV-less folder is an error."""
     if not folder.is_dir():
         raise InputError(folder, f"{role} folder does not exist")
-    files = sorted(path for path in folder.iterdir() if path.suffix == AUDIO_SUFFIX and path.is_file())
-    if not files:
+    names = sorted(
+        entry.name
+        for entry in os.scandir(folder)
+        if os.path.splitext(entry.name)[1] == AUDIO_SUFFIX and entry.is_file()
+    )
+    if not names:
         raise InputError(folder, f"{role} folder holds no {AUDIO_SUFFIX} files")
-    return files
+    return [folder / name for name in names]
 
 
 def _targets_by_soundscape(
@@ -255,20 +263,39 @@ def _collect(mixture_dir: Path, ref_dir: Path, pred_dir: Path, labels: Collectio
     return soundscapes
 
 
-def _info(path: Path) -> Any:  # soundfile's info record (its class is private)
+class _Header(NamedTuple):
+    """What a file's header says (as ``soundfile.info`` reports it) and, for a plain WAV, where its samples are."""
+
+    channels: int
+    samplerate: int
+    frames: int
+    layout: WavLayout | None
+
+
+def _info(path: Path) -> _Header:
+    """The header of an audio file: parsed directly for a plain WAV (:func:`seldflow.io.plain_wav_layout`), by
+    libsndfile otherwise (and for any file that cannot be opened, so its error reads as libsndfile's)."""
     try:
-        return sf.info(str(path))
+        layout = plain_wav_layout(path)
+    except OSError:
+        layout = None
+    if layout is not None:
+        return _Header(layout.channels, layout.sample_rate, layout.frames, layout)
+    try:
+        info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
         raise InputError(path, f"cannot read audio header: {exc}") from None
+    return _Header(info.channels, info.samplerate, info.frames, None)
 
 
-def _check_headers(soundscape: _Soundscape) -> None:
-    """Header-only checks (no samples read): mono targets with the mixture's sample rate and length."""
-    mixture = _info(soundscape.mixture)
+def _check_headers(soundscape: _Soundscape, headers: dict[Path, _Header]) -> None:
+    """Header-only checks (no samples read): mono targets with the mixture's sample rate and length. The headers
+    are kept in ``headers`` for reading the samples later."""
+    mixture = headers[soundscape.mixture] = _info(soundscape.mixture)
     if mixture.frames == 0:
         raise InputError(soundscape.mixture, "mixture has no samples")
     for path in (*soundscape.references.values(), *soundscape.estimates.values()):
-        info = _info(path)
+        info = headers[path] = _info(path)
         if info.channels != 1:
             raise InputError(path, f"has {info.channels} channels; targets and estimates must be mono")
         if info.samplerate != mixture.samplerate:
@@ -279,20 +306,70 @@ def _check_headers(soundscape: _Soundscape) -> None:
             raise InputError(path, f"has {info.frames} samples, the mixture {mixture.frames} (no truncation)")
 
 
-def _read_channel(path: Path, channel: int = 0) -> np.ndarray:
+def _read_channel(path: Path, header: _Header, channel: int = 0) -> np.ndarray:
+    if header.layout is not None:
+        return read_plain_wav(path, header.layout, channel)
     samples, _ = sf.read(str(path), dtype=COMPUTE_DTYPE, always_2d=True)
     return samples[:, channel]
 
 
-def _score_files(soundscape: _Soundscape) -> tuple[float, dict[str, Any]]:
-    """Score one soundscape, reading only what the score needs: the TP classes' files and mixture channel 0."""
+class _Pending(NamedTuple):
+    """A soundscape read but not scored yet: its label match and, with TPs, the TP rows and mixture channel 0."""
+
+    match: LabelMatch
+    estimates: np.ndarray | None  # [K, N]
+    references: np.ndarray | None  # [K, N]
+    mixture: np.ndarray | None  # [N]
+
+
+def _read_soundscape(soundscape: _Soundscape, headers: Mapping[Path, _Header]) -> _Pending:
+    """Read only what the score needs: the TP classes' estimates and oracle targets, and mixture channel 0."""
     match = LabelMatch.of(soundscape.references, soundscape.estimates)
-    return _score_match(
-        match,
-        lambda label: _read_channel(soundscape.estimates[label]),
-        lambda label: _read_channel(soundscape.references[label]),
-        lambda: _read_channel(soundscape.mixture, REFERENCE_CHANNEL),
-    )
+    if not match.tp:
+        return _Pending(match, None, None, None)
+
+    def rows(files: Mapping[str, Path]) -> np.ndarray:
+        return np.stack([_read_channel(files[label], headers[files[label]]) for label in match.tp])
+
+    estimates, references = rows(soundscape.estimates), rows(soundscape.references)
+    mixture = _read_channel(soundscape.mixture, headers[soundscape.mixture], REFERENCE_CHANNEL)
+    return _Pending(match, estimates, references, mixture)
+
+
+def _score_pending(pending: Sequence[_Pending]) -> list[dict[str, Any]]:
+    """Details of several soundscapes, their SDRis computed together for each signal length.
+
+    Elementwise the same float32 operations as :func:`sdri_db` per soundscape, and each row's sums are the same
+    pairwise float32 sums, so the numbers are those of scoring soundscapes one at a time.
+    """
+    sdri: list[np.ndarray] = [np.zeros(0, COMPUTE_DTYPE)] * len(pending)
+    lengths = {len(item.mixture) for item in pending if item.mixture is not None}
+    for length in lengths:
+        members = [k for k, item in enumerate(pending) if item.mixture is not None and len(item.mixture) == length]
+        counts = [len(pending[k].match.tp) for k in members]
+        estimates = np.concatenate([pending[k].estimates for k in members])
+        references = np.concatenate([pending[k].references for k in members])
+        mixtures = np.repeat(np.stack([pending[k].mixture for k in members]), counts, axis=0)
+        values = snr_db(estimates, references) - snr_db(mixtures, references)
+        for k, part in zip(members, np.split(values, np.cumsum(counts)[:-1]), strict=True):
+            sdri[k] = part
+    return [_soundscape_result(item.match, values)[1] for item, values in zip(pending, sdri, strict=True)]
+
+
+def _score_files(soundscapes: Sequence[_Soundscape], headers: Mapping[Path, _Header]) -> list[dict[str, Any]]:
+    """Every soundscape's details, in order, read one soundscape at a time and scored in batches of at most
+    :data:`BATCH_SAMPLES` samples (memory stays flat in the number of soundscapes)."""
+    details: list[dict[str, Any]] = []
+    pending: list[_Pending] = []
+    held = 0
+    for soundscape in soundscapes:
+        item = _read_soundscape(soundscape, headers)
+        pending.append(item)
+        held += 0 if item.estimates is None else 3 * item.estimates.size
+        if held >= BATCH_SAMPLES:
+            details += _score_pending(pending)
+            pending, held = [], 0
+    return details + _score_pending(pending)
 
 
 def _check_labels(labels: Sequence[str]) -> None:
@@ -318,10 +395,10 @@ def score_ca_sdri(
     """
     _check_labels(labels)
     soundscapes = _collect(Path(mixture_dir), Path(ref_dir), Path(pred_dir), set(labels))
+    headers: dict[Path, _Header] = {}
     for soundscape in soundscapes:
-        _check_headers(soundscape)
-    details = [_score_files(soundscape)[1] for soundscape in soundscapes]
-    report = aggregate(details, labels)
+        _check_headers(soundscape, headers)
+    report = aggregate(_score_files(soundscapes, headers), labels)
     report["n_without_estimates"] = sum(not soundscape.estimates for soundscape in soundscapes)
     report["settings"] = {
         "metric": METRIC_NAME,

@@ -7,10 +7,13 @@ with numpy, so each metric module only states its own cost, thresholds and count
 
 from __future__ import annotations
 
+import functools
+import itertools
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -28,6 +31,8 @@ _LISTED_NAMES = 10
 
 # Reads one label file: (path, n_classes=..., reference=...) -> table.
 FileReader = Callable[..., np.ndarray]
+# Reads many label files at once: (paths, n_classes=..., reference=...) -> their tables, in order.
+FilesReader = Callable[..., list[np.ndarray]]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -91,40 +96,108 @@ def name_list(names: Sequence[str]) -> str:
 
 
 def read_label_dir(
-    path: str | Path, read_file: FileReader, *, n_classes: int, reference: bool
+    path: str | Path, read_files: FilesReader, *, n_classes: int, reference: bool
 ) -> dict[str, tuple[np.ndarray, str]]:
     """Stem -> (table, split) for every ``*.csv`` directly in ``path`` and in its immediate sub-folders.
 
     The DCASE layout keeps references in ``metadata_dev/<split>/``; predictions are usually flat. ``split`` is
     the folder the file came from, so whole splits can be selected. Stems must be unique across sub-folders
-    because clips are matched by stem; files not ending in ``.csv`` and deeper folders are not read.
+    because clips are matched by stem; files not ending in ``.csv`` and deeper folders are not read. The files are
+    read together by ``read_files`` (a metric's bulk reader), in sorted order.
     """
     root = Path(path)
     if not root.is_dir():
         raise InputError(root, "label directory not found")
-    tables: dict[str, tuple[np.ndarray, str]] = {}
-    origin: dict[str, Path] = {}
-    for csv_path in _label_files(root):
-        stem = csv_path.stem
-        if stem in origin:
-            raise InputError(csv_path, f"duplicate clip name {stem!r}: also in {origin[stem]}")
-        origin[stem] = csv_path
-        tables[stem] = (read_file(csv_path, n_classes=n_classes, reference=reference), str(csv_path.parent))
-    if not tables:
+    files = _label_files(str(root))  # (folder, name) pairs: strings, as thousands of Path objects cost
+    if not files:
         raise InputError(root, "no .csv label files in the directory or its sub-folders")
-    return tables
+    stems = [name[: -len(".csv")] for _, name in files]
+    origin: dict[str, int] = {}
+    count = len(files)
+    for index, stem in enumerate(stems):
+        if stem in origin:
+            count = index
+            break
+        origin[stem] = index
+    # Files before a repeated stem are read first, so a bad one among them is reported as reading in order would.
+    tables = read_files(
+        [os.path.join(folder, name) for folder, name in files[:count]], n_classes=n_classes, reference=reference
+    )
+    if count < len(files):
+        repeated, first = Path(*files[count]), Path(*files[origin[stems[count]]])
+        raise InputError(repeated, f"duplicate clip name {stems[count]!r}: also in {first}")
+    return {stem: (table, folder) for stem, (folder, _), table in zip(stems, files, tables, strict=True)}
 
 
-def _label_files(root: Path) -> list[Path]:
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix == ".csv")
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        files.extend(sorted(p for p in sub.iterdir() if p.is_file() and p.suffix == ".csv"))
+def _label_files(root: str) -> list[tuple[str, str]]:
+    """(folder, name) of the ``*.csv`` files directly in ``root`` (by name), then of each sub-folder's (folders
+    by name)."""
+    files = _csv_files(root)
+    for sub in sorted(entry.name for entry in os.scandir(root) if entry.is_dir()):
+        files.extend(_csv_files(os.path.join(root, sub)))
     return files
+
+
+def _csv_files(folder: str) -> list[tuple[str, str]]:
+    """(folder, name) of the ``*.csv`` files directly in ``folder``, sorted by name (no stat per file)."""
+    names = sorted(entry.name for entry in os.scandir(folder) if _is_csv(entry.name) and entry.is_file())
+    return [(folder, name) for name in names]
+
+
+def _is_csv(name: str) -> bool:
+    """A ``.csv`` suffix as :attr:`pathlib.PurePath.suffix` reads it (a bare ``.csv`` is a hidden file, no suffix)."""
+    return os.path.splitext(name)[1] == ".csv"
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Frame grouping and track matching (vectorised over all clips)
 # --------------------------------------------------------------------------------------------------------------
+
+
+# Clips whose per-clip statistics are computed together (by_clip_chunks): bounds the working memory of scoring.
+CLIP_CHUNK = 1000
+
+ClipFunction = TypeVar("ClipFunction", bound=Callable[..., Any])
+
+
+def by_clip_chunks(function: ClipFunction) -> ClipFunction:
+    """Run a per-clip statistics function ``(refs, preds, **options) -> NamedTuple`` (every field an array with
+    one entry per clip on axis 0) on :data:`CLIP_CHUNK` clips at a time and join the parts.
+
+    Each clip's statistics depend on that clip alone, so the joined result is exactly the one-pass result, while
+    the grouped and sorted copies of the rows exist for one chunk at a time instead of for the whole dataset.
+    """
+
+    @functools.wraps(function)
+    def chunked(refs: Sequence[np.ndarray], preds: Sequence[np.ndarray], **options: Any) -> Any:
+        if len(refs) <= CLIP_CHUNK:
+            return function(refs, preds, **options)
+        starts = range(0, len(refs), CLIP_CHUNK)
+        parts = [function(refs[s : s + CLIP_CHUNK], preds[s : s + CLIP_CHUNK], **options) for s in starts]
+        return type(parts[0])(*(np.concatenate(field) for field in zip(*parts, strict=True)))
+
+    return chunked  # type: ignore[return-value]
+
+
+def checked_tables(
+    named: Sequence[tuple[str, np.ndarray | None]],
+    valid_rows: Callable[[np.ndarray], np.ndarray],
+    as_table: Callable[[str, np.ndarray | None], np.ndarray],
+    width: int = 6,
+) -> list[np.ndarray]:
+    """``as_table(name, rows)`` of every clip (a metric's one-clip check and conversion), in one pass over all rows.
+
+    Tables of the expected width whose rows ``valid_rows`` all accepts come back as float64 ``(n, width)`` without
+    a call per clip (``None`` and empty tables as empty ones); otherwise every clip goes through ``as_table``,
+    which raises naming the first bad clip. ``valid_rows`` must accept exactly the rows ``as_table`` accepts.
+    """
+    tables = [np.zeros((0, width)) if rows is None else np.asarray(rows, dtype=np.float64) for _, rows in named]
+    if all(table.ndim == 2 and table.shape[1] == width for table in tables if table.size):
+        tables = [table.reshape(-1, width) for table in tables]
+        chunks = range(0, len(tables), CLIP_CHUNK)
+        if all(valid_rows(np.concatenate([*tables[s : s + CLIP_CHUNK], np.zeros((0, width))])).all() for s in chunks):
+            return tables
+    return [as_table(name, rows) for name, rows in named]
 
 
 class Groups(NamedTuple):
@@ -159,12 +232,14 @@ def group_frames(
     rows = np.concatenate([t.reshape(-1, width) for t in tables]) if len(tables) else np.zeros((0, width))
     clip = np.repeat(np.arange(len(tables)), lengths)
     frame = rows[:, frame_col].astype(np.int64)
-    keep = frame < frame_limits[clip]
-    rows, clip, frame = rows[keep], clip[keep], frame[keep]
-    keys = (clip * span + frame) * n_classes + rows[:, class_col].astype(np.int64)
+    kept = np.flatnonzero(frame < frame_limits[clip])
+    keys = (clip[kept] * span + frame[kept]) * n_classes + rows[kept, class_col].astype(np.int64)
     order = np.argsort(keys, kind="stable")
-    keys, start, count = np.unique(keys[order], return_index=True, return_counts=True)
-    return Groups(rows[order], keys, start, count)
+    keys = keys[order]
+    rows = rows[kept[order]]  # one gather: the stacked rows are freed before the groups are built
+    start = np.flatnonzero(np.diff(keys, prepend=-1)) if len(keys) else np.zeros(0, dtype=np.int64)
+    count = np.diff(np.append(start, len(keys)))
+    return Groups(rows, keys[start], start, count)
 
 
 def row_keys(groups: Groups, row_index: np.ndarray) -> np.ndarray:
@@ -195,6 +270,15 @@ def common_groups(ref: Groups, pred: Groups) -> Common:
     )
 
 
+# Groups with both sides holding several tracks and at most this many cells (3 x 3) are solved by scoring every
+# assignment (at most 6); larger ones go to linear_sum_assignment one by one.
+SMALL_GROUP_CELLS = 9
+# Candidate pairs scored at once when pairing groups with one track on a side (bounds the cost arrays' memory).
+CANDIDATE_CHUNK = 1 << 18
+# Relative gap between the cheapest and the next assignment below which the exact solver decides: ties (equal
+# costs are common with integer angles) and near-ties that rounding might order differently.
+CLEAR_MARGIN = 1e-9
+
 # Pairwise cost: (reference row indices, prediction row indices) -> cost of each pair, same shape.
 PairCost = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -203,8 +287,11 @@ def match_tracks(cost: PairCost, common: Common) -> tuple[np.ndarray, np.ndarray
     """Hungarian pairing of reference and predicted rows within each common group (sorted row indices).
 
     Groups where one side has a single track (nearly all of them) reduce to the first minimum of one row or column
-    of the cost matrix, which is what ``linear_sum_assignment`` returns there; they are solved in bulk, the rest
-    one by one. Pairs come back group by group, reference rows ascending within a group.
+    of the cost matrix, which is what ``linear_sum_assignment`` returns there; they are solved in bulk. Groups of
+    up to :data:`SMALL_GROUP_CELLS` cells are solved in bulk too, by scoring every assignment, where the cheapest
+    one is cheaper than the next by more than rounding could blur (then ``linear_sum_assignment`` finds the same);
+    the rest, ties included, one by one with ``linear_sum_assignment``. Pairs come back group by group, reference
+    rows ascending within a group.
     """
     n_ref, n_pred = common.n_ref, common.n_pred
     single = (n_ref == 1) | (n_pred == 1)
@@ -212,7 +299,14 @@ def match_tracks(cost: PairCost, common: Common) -> tuple[np.ndarray, np.ndarray
         cost, common.ref_start[single], n_ref[single], common.pred_start[single], n_pred[single]
     )
     pairs_ref, pairs_pred = [ref_a], [pred_a]
-    for g in np.flatnonzero(~single):
+    left = ~single & (n_ref * n_pred > SMALL_GROUP_CELLS)
+    for shape in {(int(r), int(p)) for r, p in zip(n_ref[~single & ~left], n_pred[~single & ~left], strict=True)}:
+        groups = np.flatnonzero(~single & (n_ref == shape[0]) & (n_pred == shape[1]))
+        ref_rows, pred_rows, clear = _match_small(cost, common.ref_start[groups], common.pred_start[groups], shape)
+        pairs_ref.append(ref_rows)
+        pairs_pred.append(pred_rows)
+        left[groups[~clear]] = True
+    for g in np.flatnonzero(left):
         r0, nr, p0, npred = common.ref_start[g], n_ref[g], common.pred_start[g], n_pred[g]
         ref_idx, pred_idx = np.meshgrid(np.arange(r0, r0 + nr), np.arange(p0, p0 + npred), indexing="ij")
         rows, cols = linear_sum_assignment(cost(ref_idx, pred_idx))
@@ -224,10 +318,64 @@ def match_tracks(cost: PairCost, common: Common) -> tuple[np.ndarray, np.ndarray
     return ref_rows[order], pred_rows[order]
 
 
+def _match_small(
+    cost: PairCost, ref_start: np.ndarray, pred_start: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cheapest assignment of groups of one shape ``(rows, columns)``, each found by scoring all of them.
+
+    Returns the paired reference and predicted rows of the groups whose cheapest assignment is clear (better than
+    the next by more than :data:`CLEAR_MARGIN`, relative), and that mask; the others need the exact solver.
+    """
+    n_rows, n_cols = shape
+    matrix = cost(
+        ref_start[:, None, None] + np.arange(n_rows)[None, :, None],
+        pred_start[:, None, None] + np.arange(n_cols)[None, None, :],
+    )
+    rows, cols = _assignments(n_rows, n_cols)  # (A, k) each
+    totals = matrix[:, rows, cols].sum(axis=2)  # (G, A)
+    best = np.argmin(totals, axis=1)
+    ranked = np.sort(totals, axis=1)
+    clear = ranked[:, 1] - ranked[:, 0] > CLEAR_MARGIN * (1.0 + np.abs(ranked[:, 0]))
+    chosen = best[clear]
+    ref_rows = ref_start[clear, None] + rows[chosen]
+    pred_rows = pred_start[clear, None] + cols[chosen]
+    return ref_rows.reshape(-1), pred_rows.reshape(-1), clear
+
+
+def _assignments(n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every maximal one-to-one pairing of ``n_rows`` rows with ``n_cols`` columns: row and column indices
+    ``(assignments, min(n_rows, n_cols))``."""
+    if n_rows <= n_cols:
+        cols = np.array(list(itertools.permutations(range(n_cols), n_rows)), dtype=np.int64)
+        return np.broadcast_to(np.arange(n_rows), cols.shape).copy(), cols
+    rows = np.array(list(itertools.permutations(range(n_rows), n_cols)), dtype=np.int64)
+    return rows, np.broadcast_to(np.arange(n_cols), rows.shape).copy()
+
+
 def _match_single(
     cost: PairCost, ref_start: np.ndarray, n_ref: np.ndarray, pred_start: np.ndarray, n_pred: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pair groups of shape 1×N or N×1: each candidate pair is scored, and the first cheapest one kept."""
+    """Pair groups of shape 1×N or N×1: each candidate pair is scored, and the first cheapest one kept.
+
+    Groups are taken in chunks of about :data:`CANDIDATE_CHUNK` candidate pairs, so the cost arrays stay small
+    whatever the number of clips."""
+    candidates = np.cumsum(n_ref * n_pred)
+    total = int(candidates[-1]) if len(candidates) else 0
+    cuts = np.searchsorted(candidates, np.arange(CANDIDATE_CHUNK, total, CANDIDATE_CHUNK), side="right")
+    bounds = [0, *cuts.tolist(), len(n_ref)]
+    pairs = [
+        _match_single_chunk(cost, ref_start[a:b], n_ref[a:b], pred_start[a:b], n_pred[a:b])
+        for a, b in itertools.pairwise(bounds)
+        if b > a
+    ]
+    if not pairs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate([r for r, _ in pairs]), np.concatenate([p for _, p in pairs])
+
+
+def _match_single_chunk(
+    cost: PairCost, ref_start: np.ndarray, n_ref: np.ndarray, pred_start: np.ndarray, n_pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     n_candidates = n_ref * n_pred
     group = np.repeat(np.arange(len(n_ref)), n_candidates)
     offset = np.arange(int(n_candidates.sum())) - np.repeat(np.cumsum(n_candidates) - n_candidates, n_candidates)

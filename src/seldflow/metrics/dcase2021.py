@@ -67,8 +67,18 @@ from seldflow.formats.dcase2021 import (
     EVENT_COLUMNS,
     empty_events,
     read_events,
+    read_events_files,
 )
-from seldflow.metrics.common import EPS, Groups, common_groups, group_frames, match_tracks, pair_clips
+from seldflow.metrics.common import (
+    EPS,
+    Groups,
+    by_clip_chunks,
+    checked_tables,
+    common_groups,
+    group_frames,
+    match_tracks,
+    pair_clips,
+)
 
 SEGMENT_FRAMES = 10  # 1-s segments of 100-ms label frames
 AVERAGES = ("macro", "micro")
@@ -137,8 +147,16 @@ def compute_metrics(
     if average not in AVERAGES:
         raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
     clips = pair_clips(references, predictions, missing=missing, ref_source=ref_source, pred_source=pred_source)
-    refs = [_as_table(ref_source, name, ref, n_classes) for name, ref, _ in clips]
-    preds = [_as_table(pred_source, name, pred, n_classes) for name, _, pred in clips]
+    refs = checked_tables(
+        [(name, ref) for name, ref, _ in clips],
+        lambda rows: _valid_rows(rows, n_classes),
+        lambda name, rows: _as_table(ref_source, name, rows, n_classes),
+    )
+    preds = checked_tables(
+        [(name, pred) for name, _, pred in clips],
+        lambda rows: _valid_rows(rows, n_classes),
+        lambda name, rows: _as_table(pred_source, name, rows, n_classes),
+    )
     counts = clip_counts(
         refs,
         preds,
@@ -170,6 +188,20 @@ def read_file(
     )
 
 
+def read_files(
+    paths: Sequence[str | Path], *, edition: str = "dcase2023", n_classes: int | None = None, reference: bool = True
+) -> list[np.ndarray]:
+    """:func:`read_file` of many files at once (:func:`seldflow.formats.dcase2021.read_events_files`)."""
+    conventions = _edition(edition)
+    return read_events_files(
+        paths,
+        n_classes=conventions.n_classes if n_classes is None else n_classes,
+        with_distance=conventions.distance_column,
+        reference=reference,
+    )
+
+
+@by_clip_chunks
 def clip_counts(
     refs: Sequence[np.ndarray],
     preds: Sequence[np.ndarray],
@@ -220,6 +252,14 @@ def _edition(name: str) -> Edition:
     if name not in EDITIONS:
         raise ValueError(f"edition must be one of {tuple(EDITIONS)}, got {name!r}")
     return EDITIONS[name]
+
+
+def _valid_rows(rows: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per row, what :func:`_as_table` accepts: a non-negative integer frame, a class index, finite angles."""
+    frame, cls = rows[:, EV_FRAME], rows[:, EV_CLASS]
+    ok = (frame >= 0) & (frame == np.round(frame)) & (cls >= 0) & (cls < n_classes) & (cls == np.round(cls))
+    ok &= np.isfinite(rows[:, EV_AZIMUTH]) & np.isfinite(rows[:, EV_ELEVATION])
+    return ok
 
 
 def _as_table(source: str, name: str, rows: np.ndarray | None, n_classes: int) -> np.ndarray:
@@ -289,11 +329,24 @@ def _segment_max(segment_keys: np.ndarray, frame_counts: np.ndarray) -> tuple[np
     return keys, largest
 
 
-def _great_circle(ref_rows: np.ndarray, pred_rows: np.ndarray) -> np.ndarray:
-    """Angle in degrees between directions given as (azimuth, elevation) in degrees, by the spherical formula."""
-    az1, el1 = np.deg2rad(ref_rows[..., EV_AZIMUTH]), np.deg2rad(ref_rows[..., EV_ELEVATION])
-    az2, el2 = np.deg2rad(pred_rows[..., EV_AZIMUTH]), np.deg2rad(pred_rows[..., EV_ELEVATION])
-    cosine = np.sin(el1) * np.sin(el2) + np.cos(el1) * np.cos(el2) * np.cos(np.abs(az1 - az2))
+class _Directions(NamedTuple):
+    """Per event row, what the spherical angle formula needs: azimuth in radians, sine and cosine of elevation."""
+
+    azimuth: np.ndarray
+    sin_elevation: np.ndarray
+    cos_elevation: np.ndarray
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> _Directions:
+        elevation = np.deg2rad(rows[:, EV_ELEVATION])
+        return cls(np.deg2rad(rows[:, EV_AZIMUTH]), np.sin(elevation), np.cos(elevation))
+
+
+def _great_circle(ref: _Directions, r: np.ndarray, pred: _Directions, p: np.ndarray) -> np.ndarray:
+    """Angle in degrees between reference rows ``r`` and predicted rows ``p`` by the spherical formula (the
+    per-row sines and cosines computed once, elementwise the same numbers as computing them per pair)."""
+    cosine = ref.sin_elevation[r] * pred.sin_elevation[p]
+    cosine += ref.cos_elevation[r] * pred.cos_elevation[p] * np.cos(np.abs(ref.azimuth[r] - pred.azimuth[p]))
     return np.rad2deg(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
@@ -306,9 +359,10 @@ def _segment_tracks(
     paired, and it is a TP when that mean is at most ``doa_threshold``.
     """
     both = common_groups(ref, pred)
+    ref_directions, pred_directions = _Directions.of(ref.rows), _Directions.of(pred.rows)
 
     def cost(r: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return _great_circle(ref.rows[r], pred.rows[p])
+        return _great_circle(ref_directions, r, pred_directions, p)
 
     pair_ref, pair_pred = match_tracks(cost, both)
     angle = cost(pair_ref, pair_pred)

@@ -48,9 +48,12 @@ from seldflow.formats.dcase2021 import (
     EVENT_COLUMNS,
     empty_events,
     read_events,
+    read_events_files,
 )
 from seldflow.metrics.common import (
     EPS,
+    by_clip_chunks,
+    checked_tables,
     common_groups,
     group_frames,
     match_tracks,
@@ -98,8 +101,16 @@ def compute_metrics(
     if average not in AVERAGES:
         raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
     clips = pair_clips(references, predictions, missing=missing, ref_source=ref_source, pred_source=pred_source)
-    refs = [_as_table(ref_source, name, ref, n_classes) for name, ref, _ in clips]
-    preds = [_as_table(pred_source, name, pred, n_classes) for name, _, pred in clips]
+    refs = checked_tables(
+        [(name, ref) for name, ref, _ in clips],
+        lambda rows: _valid_rows(rows, n_classes),
+        lambda name, rows: _as_table(ref_source, name, rows, n_classes),
+    )
+    preds = checked_tables(
+        [(name, pred) for name, _, pred in clips],
+        lambda rows: _valid_rows(rows, n_classes),
+        lambda name, rows: _as_table(pred_source, name, rows, n_classes),
+    )
     counts = clip_counts(
         refs,
         preds,
@@ -125,6 +136,12 @@ def read_file(path: str | Path, *, n_classes: int = N_CLASSES, reference: bool =
     return read_events(path, n_classes=n_classes, with_distance=True, reference=reference)
 
 
+def read_files(paths: Sequence[str | Path], *, n_classes: int = N_CLASSES, reference: bool = True) -> list[np.ndarray]:
+    """:func:`read_file` of many files at once (:func:`seldflow.formats.dcase2021.read_events_files`)."""
+    return read_events_files(paths, n_classes=n_classes, with_distance=True, reference=reference)
+
+
+@by_clip_chunks
 def clip_counts(
     refs: Sequence[np.ndarray],
     preds: Sequence[np.ndarray],
@@ -214,6 +231,14 @@ def _error_counts(frame: np.ndarray, clip: np.ndarray, fp: np.ndarray, fn: np.nd
     frame_clip[inverse] = clip
     per_frame = np.stack([np.minimum(fp, fn), np.maximum(0.0, fn - fp), np.maximum(0.0, fp - fn)], axis=1)
     return np.stack([np.bincount(frame_clip, weights=col, minlength=n_clips) for col in per_frame.T], axis=1)
+
+
+def _valid_rows(rows: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per row, what :func:`_as_table` accepts: an integer frame from 0, a class index, finite angles and distance."""
+    frame, cls = rows[:, EV_FRAME], rows[:, EV_CLASS]
+    ok = (frame >= 0) & (frame == np.round(frame)) & (cls >= 0) & (cls < n_classes) & (cls == np.round(cls))
+    ok &= np.isfinite(rows[:, EV_AZIMUTH]) & np.isfinite(rows[:, EV_ELEVATION]) & np.isfinite(rows[:, EV_DISTANCE])
+    return ok
 
 
 def _as_table(source: str, name: str, rows: np.ndarray | None, n_classes: int) -> np.ndarray:

@@ -36,13 +36,14 @@ Deliberate differences, each where the official scorer crashes or silently loses
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import stats as sps
 
+from seldflow.csv_bulk import Layout, read_numeric_files, whole_numbers
 from seldflow.errors import InputError
 from seldflow.labels import (
     COL_AZIMUTH,
@@ -52,15 +53,20 @@ from seldflow.labels import (
     COL_ONSCREEN,
     COL_SOURCE,
     CSV_COLUMNS,
+    MAX_INTEGER,
     N_CLASSES,
     fold_azimuth,
     parse_numbers,
     read_csv_records,
     read_labels,
+    read_labels_files,
 )
 from seldflow.metrics.common import (
     EPS,
+    Groups,
+    by_clip_chunks,
     check_missing,
+    checked_tables,
     common_groups,
     group_frames,
     match_tracks,
@@ -158,6 +164,34 @@ def read_file(path: str | Path, *, n_classes: int = N_CLASSES, reference: bool =
     if reference:
         return read_labels(path, n_frames=None, n_classes=n_classes)
     return read_prediction(path, n_classes=n_classes)
+
+
+def read_files(paths: Sequence[str | Path], *, n_classes: int = N_CLASSES, reference: bool = True) -> list[np.ndarray]:
+    """:func:`read_file` of many files at once (references by :func:`seldflow.labels.read_labels_files`,
+    predictions by :func:`read_predictions`): the same tables, or the same error for the first bad file."""
+    if reference:
+        return read_labels_files(paths, n_frames=None, n_classes=n_classes)
+    return read_predictions(paths, n_classes=n_classes)
+
+
+def read_predictions(paths: Sequence[str | Path], *, n_classes: int = N_CLASSES) -> list[np.ndarray]:
+    """:func:`read_prediction` of many files at once: files with the standard header and six plain columns are
+    parsed in bulk (:func:`seldflow.csv_bulk.read_numeric_files`) and checked with :func:`_prediction_row`'s rules
+    over whole columns; any other file is read by :func:`read_prediction` itself."""
+    integers = [CSV_COLUMNS.index(name) for name in PREDICTION_INTEGERS]
+
+    def check(values: np.ndarray, _files: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(values).all(axis=1) & whole_numbers(values[:, integers], MAX_INTEGER).all(axis=1)
+        cls = values[:, COL_CLASS]
+        return ok & (values[:, COL_FRAME] >= 0) & (cls >= 0) & (cls < n_classes)
+
+    return read_numeric_files(
+        paths,
+        Layout(frozenset({len(CSV_COLUMNS)}), header=",".join(CSV_COLUMNS).encode()),
+        check=check,
+        convert=lambda values: values,
+        slow=lambda path: read_prediction(path, n_classes=n_classes),
+    )
 
 
 def read_prediction(path: str | Path, *, n_classes: int = N_CLASSES) -> np.ndarray:
@@ -292,18 +326,44 @@ def _tables(
     ref_source: str = "references",
     pred_source: str = "predictions",
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Validated reference and prediction tables of paired clips, the tracks the official scorer keeps of each.
+    """Validated reference and prediction tables of paired clips (a missing prediction is an empty table).
 
-    A missing prediction is an empty table.
+    The track slots the official scorer keeps are applied later, by :func:`_official_groups`.
     """
-    refs = [official_tracks(_as_table(ref_source, name, ref, n_classes)) for name, ref, _ in clips]
-    preds = [
-        official_tracks(_as_table(pred_source, name, pred, n_classes))
-        if pred is not None
-        else np.zeros((0, len(CSV_COLUMNS)))
-        for name, _, pred in clips
-    ]
+
+    def valid(rows: np.ndarray) -> np.ndarray:
+        return _valid_rows(rows, n_classes)
+
+    def as_table(source: str) -> Callable[[str, np.ndarray | None], np.ndarray]:
+        return lambda name, rows: (
+            np.zeros((0, len(CSV_COLUMNS))) if rows is None else _as_table(source, name, rows, n_classes)
+        )
+
+    refs = checked_tables([(name, ref) for name, ref, _ in clips], valid, as_table(ref_source))
+    preds = checked_tables([(name, pred) for name, _, pred in clips], valid, as_table(pred_source))
     return refs, preds
+
+
+def _valid_rows(rows: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per row, what :func:`_as_table` accepts: finite values, a non-negative integer frame, a class index."""
+    frame, cls = rows[:, COL_FRAME], rows[:, COL_CLASS]
+    ok = np.isfinite(rows).all(axis=1) & (frame >= 0) & (frame == np.round(frame))
+    return ok & (cls >= 0) & (cls < n_classes) & (cls == np.round(cls))
+
+
+def _official_groups(tables: list[np.ndarray], scored_frames: np.ndarray, span: int, n_classes: int) -> Groups:
+    """:func:`seldflow.metrics.common.group_frames` of the tracks the official scorer keeps.
+
+    Only a (frame, class) group of more than :data:`MAX_TRACKS` rows loses rows to the slot filing, so the clips
+    holding such a scored group (hardly ever any) are replayed by :func:`official_tracks` and grouped again.
+    """
+    groups = group_frames(tables, scored_frames, span, n_classes)
+    crowded = groups.count > MAX_TRACKS
+    if crowded.any():
+        clips = set((groups.keys[crowded] // (span * n_classes)).tolist())
+        tables = [official_tracks(table) if clip in clips else table for clip, table in enumerate(tables)]
+        groups = group_frames(tables, scored_frames, span, n_classes)
+    return groups
 
 
 def official_tracks(table: np.ndarray) -> np.ndarray:
@@ -374,6 +434,7 @@ def _as_table(source: str, name: str, rows: np.ndarray, n_classes: int) -> np.nd
 # --------------------------------------------------------------------------------------------------------------
 
 
+@by_clip_chunks
 def _clip_stats(
     refs: Sequence[np.ndarray],
     preds: Sequence[np.ndarray],
@@ -392,8 +453,8 @@ def _clip_stats(
     span = int(scored_frames.max(initial=0))
     if span == 0:
         return ClipStats(_per_clip(counts, n_clips, n_classes), scored_frames)
-    ref = group_frames(refs, scored_frames, span, n_classes)
-    pred = group_frames(preds, scored_frames, span, n_classes)
+    ref = _official_groups(refs, scored_frames, span, n_classes)
+    pred = _official_groups(preds, scored_frames, span, n_classes)
     bins = n_clips * n_classes
 
     def add(stat: int, keys: np.ndarray, weights: np.ndarray) -> None:

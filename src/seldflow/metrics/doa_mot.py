@@ -45,7 +45,8 @@ indices for later events, while a predicted track keeps its identity across gaps
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,21 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from seldflow.csv_bulk import Layout, read_numeric_files, whole_numbers
 from seldflow.errors import ConfigError, InputError
 from seldflow.formats.dcase2021 import FILE_COLUMNS
-from seldflow.formats.events import EV_CLASS, EV_FRAME, EV_TRACK, frame_slots, no_events, rank_within
-from seldflow.labels import check_event_fields, parse_numbers, read_csv_records
-from seldflow.metrics.common import normalised, pair_clips, unit_vectors
+from seldflow.formats.events import (
+    EV_AZIMUTH,
+    EV_CLASS,
+    EV_ELEVATION,
+    EV_FRAME,
+    EV_TRACK,
+    frame_slots,
+    no_events,
+    rank_within,
+)
+from seldflow.labels import MAX_INTEGER, check_event_fields, parse_numbers, read_csv_records
+from seldflow.metrics.common import CLIP_CHUNK, normalised, pair_clips, unit_vectors
 
 METRIC_NAME = "doa-mot"
 SUMMARY = "DOAnet class-agnostic DOA tracking (LE, MOTA, IDS, LR, LP, LF as the official code) and CLEAR-MOT"
@@ -72,6 +83,8 @@ DEFAULT_GATE_DEG = 20.0
 _INTEGER_COLUMNS = frozenset({"frame", "class", "track"})
 # Cost of a gated-out pair in the CLEAR-MOT assignment: above any sum of real angles, so valid pairs come first.
 _GATED_COST = 1e6
+# Relative gap below which two pairings of a 2 x 2 frame count as tied (linear_sum_assignment then decides).
+CLEAR_MARGIN = 1e-9
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -104,6 +117,39 @@ def read_file(path: str | Path, *, n_classes: int | None = None, reference: bool
             field="frame",
         )
     return table
+
+
+def read_files(
+    paths: Sequence[str | Path], *, n_classes: int | None = None, reference: bool = True
+) -> list[np.ndarray]:
+    """:func:`read_file` of many files at once: the same tables, or the same error for the first bad file.
+
+    Files in the plain form are parsed in bulk (:func:`seldflow.csv_bulk.read_numeric_files`) and checked with
+    :func:`_parse_row`'s rules and the slot limit over whole columns; any other file, or one with a refused row, is
+    read by :func:`read_file` itself.
+    """
+    integers = [FILE_COLUMNS.index(name) for name in sorted(_INTEGER_COLUMNS)]
+
+    def check(values: np.ndarray, files: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(values).all(axis=1) & whole_numbers(values[:, integers], MAX_INTEGER).all(axis=1)
+        ok &= values[:, EV_FRAME] >= 0
+        if reference:
+            azimuth, elevation = values[:, EV_AZIMUTH], values[:, EV_ELEVATION]
+            ok &= (azimuth >= -180) & (azimuth <= 180) & (elevation >= -90) & (elevation <= 90)
+        return ok & (_rank_in_frame(files, values[:, EV_FRAME]) < N_SLOTS)
+
+    return read_numeric_files(
+        paths,
+        Layout(frozenset({len(FILE_COLUMNS)})),
+        check=check,
+        convert=lambda values: np.column_stack([values, np.full(len(values), np.nan)]),
+        slow=lambda path: read_file(path, reference=reference),
+    )
+
+
+def _rank_in_frame(files: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Per row, how many earlier rows of the same file share its frame (:func:`frame_slots` of every file)."""
+    return rank_within(_row_labels(files, frames.astype(np.int64)))
 
 
 def _parse_row(path: Path, line: int, record: list[str], reference: bool) -> list[float]:
@@ -293,7 +339,7 @@ def clear_mot_counts(reference: Tracks, prediction: Tracks, gate_deg: float = DE
     for frame in sorted(ref_frames.keys() & pred_frames.keys()):
         r, p = ref_frames[frame], pred_frames[frame]
         ref_ids, pred_ids = reference.ident[r].tolist(), prediction.ident[p].tolist()
-        angles = np.degrees(np.arccos(np.clip(reference.xyz[r] @ prediction.xyz[p].T, -1.0, 1.0)))
+        angles = clear_mot_angles(reference.xyz[r], prediction.xyz[p])
         kept, new = _frame_pairs(ref_ids, pred_ids, angles <= gate_deg, angles, last)
         switches += sum(ref_ids[i] in last and last[ref_ids[i]] != pred_ids[j] for i, j in new)
         for i, j in kept + new:
@@ -387,23 +433,264 @@ def compute_metrics(
     """
     if not doa_threshold > 0:
         raise ConfigError(f"metric {METRIC_NAME}", "doa_threshold", f"must be positive, got {doa_threshold}")
-    pairs = pair_clips(references, predictions, missing=missing, ref_source=ref_source, pred_source=pred_source)
+    pairs = sorted(
+        pair_clips(references, predictions, missing=missing, ref_source=ref_source, pred_source=pred_source),
+        key=lambda pair: pair[0],
+    )
+    refs = [np.asarray(reference, dtype=np.float64).reshape(-1, 6) for _, reference, _ in pairs]
+    preds = [
+        no_events() if prediction is None else np.asarray(prediction, dtype=np.float64).reshape(-1, 6)
+        for _, _, prediction in pairs
+    ]
     doanet, clear = DoaCounts(), ClearMotCounts()
-    without = 0
-    for _, reference, prediction in sorted(pairs, key=lambda pair: pair[0]):
-        if prediction is None or not len(prediction):
-            without += 1
-            prediction = no_events()
-        n_frames = recording_frames(reference, prediction)
-        doanet += doanet_counts(slots_from_table(reference, n_frames), slots_from_table(prediction, n_frames))
-        clear += clear_mot_counts(
-            tracks_from_table(reference, split_at_gaps=True),
-            tracks_from_table(prediction, split_at_gaps=False),
-            doa_threshold,
-        )
+    for start in range(0, len(refs), CLIP_CHUNK):  # counts add up over recordings; chunks bound the memory
+        recordings = _Recordings(refs[start : start + CLIP_CHUNK], preds[start : start + CLIP_CHUNK])
+        doanet += recordings.doanet_counts()
+        clear += recordings.clear_mot_counts(doa_threshold)
     return {
         **doanet_scores(doanet),
         "counts": {"TP": doanet.tp, "FP": doanet.fp, "FN": doanet.fn, "n_ref": doanet.n_ref, "n_pred": doanet.n_pred},
         "clear_mot": clear_mot_scores(clear, doa_threshold),
-        "settings": {"recordings": len(pairs), "recordings_without_predictions": without},
+        "settings": {"recordings": len(pairs), "recordings_without_predictions": sum(not len(p) for p in preds)},
     }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# All recordings at once (what compute_metrics runs; the per-recording functions above state the same rules)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def doanet_counts_of(refs: list[np.ndarray], preds: list[np.ndarray]) -> DoaCounts:
+    """The sum of :func:`doanet_counts` over recordings (reference and prediction tables), computed at once."""
+    return _Recordings(refs, preds).doanet_counts()
+
+
+def clear_mot_counts_of(refs: list[np.ndarray], preds: list[np.ndarray], gate_deg: float) -> ClearMotCounts:
+    """The sum of :func:`clear_mot_counts` over recordings, computed for all recordings together."""
+    return _Recordings(refs, preds).clear_mot_counts(gate_deg)
+
+
+def _row_labels(*columns: np.ndarray) -> np.ndarray:
+    """An int64 label per row, equal for rows equal in every (integer) column, numbered in sorted row order.
+
+    The columns are combined into one int64 key where their ranges allow it (always, for label tables), which
+    sorts much faster than the rows themselves.
+    """
+    n = len(columns[0])
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    spans = [int(column.max()) - int(column.min()) + 1 for column in columns]
+    if math.prod(spans) < 2**62:
+        key = np.zeros(n, dtype=np.int64)
+        for column, span in zip(columns, spans, strict=True):
+            key = key * span + (column - column.min())
+        return np.unique(key, return_inverse=True)[1].astype(np.int64)
+    order = np.lexsort(columns[::-1])
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for column in columns:
+        new[1:] |= column[order][1:] != column[order][:-1]
+    labels = np.empty(n, dtype=np.int64)
+    labels[order] = np.cumsum(new) - 1
+    return labels
+
+
+class _Side:
+    """One side's rows of several recordings, one recording after another, with each row's recording, frame,
+    global frame (recording ``r`` owns ``offsets[r] .. offsets[r] + n_frames[r] - 1``), direction and slot (its
+    position among the rows of its frame, :func:`frame_slots`)."""
+
+    def __init__(self, tables: list[np.ndarray], offsets: np.ndarray) -> None:
+        lengths = np.array([len(table) for table in tables], dtype=np.int64)
+        self.tables = tables
+        self.rows = np.concatenate(tables) if tables else no_events()
+        self.recording = np.repeat(np.arange(len(tables)), lengths)
+        self.frame = self.rows[:, EV_FRAME].astype(np.int64)
+        self.global_frame = offsets[self.recording] + self.frame
+        self.xyz = unit_vectors(self.rows)
+        self.slot = rank_within(self.global_frame)
+
+    def slots(self, total_frames: int) -> DoaSlots:
+        """:func:`slots_from_table` of every recording, on the global frame axis."""
+        xyz = np.zeros((total_frames, N_SLOTS, 3))
+        active = np.zeros((total_frames, N_SLOTS), dtype=bool)
+        xyz[self.global_frame, self.slot] = self.xyz
+        active[self.global_frame, self.slot] = True
+        return DoaSlots(xyz, active)
+
+    def slot_rows(self, total_frames: int) -> np.ndarray:
+        """Per global frame, the rows in slots 0 and 1 ``(total_frames, 2)``, -1 where empty."""
+        rows = np.full((total_frames, N_SLOTS), -1, dtype=np.int64)
+        rows[self.global_frame, self.slot] = np.arange(len(self.rows))
+        return rows
+
+    def identities(self, slot_rows: np.ndarray, *, split_at_gaps: bool) -> np.ndarray:
+        """:func:`tracks_from_table`'s identities (frames of at most two rows), distinct across recordings."""
+        cls, track = self.rows[:, EV_CLASS].astype(np.int64), self.rows[:, EV_TRACK].astype(np.int64)
+        pairs = slot_rows[slot_rows[:, 1] >= 0]
+        repeated = pairs[(cls[pairs[:, 0]] == cls[pairs[:, 1]]) & (track[pairs[:, 0]] == track[pairs[:, 1]]), 1]
+        rank = np.zeros(len(self.rows), dtype=np.int64)
+        rank[repeated] = 1  # a (class, track) pair seen twice in a frame: its second row
+        ident = _row_labels(self.recording, cls, track, rank)
+        if split_at_gaps and len(ident):
+            order = np.lexsort((self.frame, ident))
+            frames = self.frame[order]
+            starts = np.ones(len(ident), dtype=bool)
+            starts[1:] = (ident[order][1:] != ident[order][:-1]) | (frames[1:] != frames[:-1] + 1)
+            ident = np.empty(len(ident), dtype=np.int64)
+            ident[order] = np.cumsum(starts) - 1
+        return ident
+
+
+class _Recordings:
+    """Reference and prediction tables of several recordings on one global frame axis, for the scores of all
+    recordings at once. A recording spans :func:`recording_frames` frames."""
+
+    def __init__(self, refs: list[np.ndarray], preds: list[np.ndarray]) -> None:
+        self.n_frames = np.array([recording_frames(r, p) for r, p in zip(refs, preds, strict=True)], dtype=np.int64)
+        self.offsets = np.cumsum(self.n_frames) - self.n_frames
+        self.total = int(self.n_frames.sum())
+        self.ref, self.pred = _Side(refs, self.offsets), _Side(preds, self.offsets)
+
+    def doanet_counts(self) -> DoaCounts:
+        """:func:`doanet_counts` summed over the recordings; births only within a recording (its first frame
+        never follows another recording's last)."""
+        reference, prediction = self.ref.slots(self.total), self.pred.slots(self.total)
+        n_ref, n_pred = reference.active.sum(axis=1), prediction.active.sum(axis=1)
+        births = prediction.active[1:] & ~prediction.active[:-1]
+        births[self.offsets[(self.n_frames > 0) & (self.offsets > 0)] - 1] = False
+        return DoaCounts(
+            angle_sum=float(matched_angles(reference, prediction).sum()),
+            tp=int(np.minimum(n_ref, n_pred).sum()),
+            fp=int(np.maximum(n_pred - n_ref, 0).sum()),
+            fn=int(np.maximum(n_ref - n_pred, 0).sum()),
+            ids=int(births.sum()),
+            n_ref=int(n_ref.sum()),
+            n_pred=int(n_pred.sum()),
+        )
+
+    def clear_mot_counts(self, gate_deg: float) -> ClearMotCounts:
+        """:func:`clear_mot_counts` summed over the recordings.
+
+        CLEAR-MOT carries each reference track's last match from frame to frame, so frames are taken in turn:
+        step ``k`` handles the ``k``-th frame with both references and predictions of every recording at once.
+        Frames hold at most two detections per side here (DCASE2020 files cannot hold more); a recording with a
+        more crowded frame is scored by :func:`clear_mot_counts` on its own.
+        """
+        crowded = set(self.ref.recording[self.ref.slot >= N_SLOTS].tolist())
+        crowded |= set(self.pred.recording[self.pred.slot >= N_SLOTS].tolist())
+        if not crowded:
+            return self._clear_mot_counts(gate_deg)
+        total = ClearMotCounts()
+        for recording in sorted(crowded):
+            total += clear_mot_counts(
+                tracks_from_table(self.ref.tables[recording], split_at_gaps=True),
+                tracks_from_table(self.pred.tables[recording], split_at_gaps=False),
+                gate_deg,
+            )
+        keep = [index for index in range(len(self.ref.tables)) if index not in crowded]
+        rest = _Recordings([self.ref.tables[index] for index in keep], [self.pred.tables[index] for index in keep])
+        return total + rest._clear_mot_counts(gate_deg)
+
+    def _clear_mot_counts(self, gate_deg: float) -> ClearMotCounts:
+        ref_rows, pred_rows = self.ref.slot_rows(self.total), self.pred.slot_rows(self.total)
+        ref_ident = self.ref.identities(ref_rows, split_at_gaps=True)
+        pred_ident = self.pred.identities(pred_rows, split_at_gaps=False)
+        common = np.flatnonzero((ref_rows[:, 0] >= 0) & (pred_rows[:, 0] >= 0))  # global frames, ascending
+        ref_rows, pred_rows = ref_rows[common], pred_rows[common]
+        cells = _ClearMotCells(ref_rows, pred_rows, ref_ident, pred_ident, self.ref.xyz, self.pred.xyz, gate_deg)
+        step = rank_within(self.ref.recording[ref_rows[:, 0]])  # common frames of a recording, in frame order
+        last = np.full(int(ref_ident.max(initial=-1)) + 1, -1, dtype=np.int64)
+        matches, distance_sum, switches = 0, 0.0, 0
+        for k in range(int(step.max(initial=-1)) + 1):
+            found, angle_sum, switched = cells.match(np.flatnonzero(step == k), last)
+            matches, distance_sum, switches = matches + found, distance_sum + angle_sum, switches + switched
+        return ClearMotCounts(
+            matches=matches,
+            distance_sum=distance_sum,
+            fn=len(self.ref.rows) - matches,
+            fp=len(self.pred.rows) - matches,
+            switches=switches,
+            n_ref=len(self.ref.rows),
+        )
+
+
+class _ClearMotCells:
+    """The common frames of :func:`_clear_mot_stacked` (at most 2 x 2 detections each) and their matching, many
+    frames of different recordings at a time, by the rules of :func:`_frame_pairs`."""
+
+    def __init__(
+        self,
+        ref_rows: np.ndarray,
+        pred_rows: np.ndarray,
+        ref_ident: np.ndarray,
+        pred_ident: np.ndarray,
+        ref_xyz: np.ndarray,
+        pred_xyz: np.ndarray,
+        gate_deg: float,
+    ) -> None:
+        self.ref_valid, self.pred_valid = ref_rows >= 0, pred_rows >= 0
+        self.ref_ident = np.where(self.ref_valid, ref_ident[ref_rows], -1)
+        self.pred_ident = np.where(self.pred_valid, pred_ident[pred_rows], -2)
+        self.angles = clear_mot_angles(ref_xyz[ref_rows], pred_xyz[pred_rows])  # (n, 2, 2)
+        both = self.ref_valid[:, :, None] & self.pred_valid[:, None, :]
+        self.allowed = both & (self.angles <= gate_deg)
+        self.cost = np.where(self.allowed, self.angles, _GATED_COST)
+
+    def match(self, cells: np.ndarray, last: np.ndarray) -> tuple[int, float, int]:
+        """Match ``cells`` (one frame of each of several recordings), updating ``last`` (reference identity ->
+        predicted identity of its last match, -1 for none); returns matches, their angle sum and switches."""
+        rows = np.arange(len(cells))
+        rid, pid = self.ref_ident[cells], self.pred_ident[cells]
+        allowed, angles = self.allowed[cells], self.angles[cells]
+        previous = np.where(rid >= 0, last[np.maximum(rid, 0)], -1)  # (n, 2)
+        kept = np.full((len(cells), 2), -1)  # reference slot -> predicted slot it keeps, or -1
+        taken = np.zeros((len(cells), 2), dtype=bool)
+        for i in range(2):  # reference slot 0 first, as the tracks come in the frame
+            j = np.where(pid[:, 0] == previous[:, i], 0, np.where(pid[:, 1] == previous[:, i], 1, -1))
+            column = np.maximum(j, 0)
+            keep = (previous[:, i] >= 0) & (j >= 0) & allowed[rows, i, column] & ~taken[rows, column]
+            kept[keep, i] = j[keep]
+            taken[keep, column[keep]] = True
+        new = _new_pairs(self.cost[cells], self.ref_valid[cells] & (kept < 0), self.pred_valid[cells] & ~taken)
+        new = np.where((new >= 0) & allowed[rows[:, None], [0, 1], np.maximum(new, 0)], new, -1)
+        switched = (new >= 0) & (previous >= 0) & (previous != pid[rows[:, None], np.maximum(new, 0)])
+        paired = np.maximum(kept, new)  # a reference slot is kept or new, never both
+        slot_rows, slots = np.nonzero(paired >= 0)
+        chosen = paired[slot_rows, slots]
+        last[rid[slot_rows, slots]] = pid[slot_rows, chosen]
+        return len(slot_rows), float(angles[slot_rows, slots, chosen].sum()), int(switched.sum())
+
+
+def _new_pairs(cost: np.ndarray, free_ref: np.ndarray, free_pred: np.ndarray) -> np.ndarray:
+    """The Hungarian pairs of the free tracks of each cell (at most 2 x 2), as ``linear_sum_assignment`` pairs them:
+    reference slot -> predicted slot, -1 for none. One free track on a side takes the first cheapest partner; two
+    on each side take the clearly cheaper of the two pairings, and ties go to ``linear_sum_assignment``."""
+    new = np.full(free_ref.shape, -1)
+    n_ref, n_pred = free_ref.sum(axis=1), free_pred.sum(axis=1)
+    ref_slot, pred_slot = np.argmax(free_ref, axis=1), np.argmax(free_pred, axis=1)  # the first free one
+    rows = np.arange(len(cost))
+    one_ref = (n_ref == 1) & (n_pred >= 1)
+    row_cost = np.where(free_pred, cost[rows, ref_slot], np.inf)
+    new[one_ref, ref_slot[one_ref]] = np.argmin(row_cost, axis=1)[one_ref]
+    one_pred = (n_ref == 2) & (n_pred == 1)
+    column_cost = np.where(free_ref, cost[rows, :, pred_slot], np.inf)
+    best_ref = np.argmin(column_cost, axis=1)
+    new[one_pred, best_ref[one_pred]] = pred_slot[one_pred]
+    two = np.flatnonzero((n_ref == 2) & (n_pred == 2))
+    straight = cost[two, 0, 0] + cost[two, 1, 1]
+    crossed = cost[two, 0, 1] + cost[two, 1, 0]
+    margin = CLEAR_MARGIN * (1.0 + np.minimum(straight, crossed))
+    new[two[straight < crossed - margin]] = [0, 1]
+    new[two[crossed < straight - margin]] = [1, 0]
+    for cell in two[np.abs(straight - crossed) <= margin]:
+        ref_slots, pred_slots = linear_sum_assignment(cost[cell])
+        new[cell, ref_slots] = pred_slots
+    return new
+
+
+def clear_mot_angles(ref_xyz: np.ndarray, pred_xyz: np.ndarray) -> np.ndarray:
+    """Angles in degrees between every reference and predicted unit vector over the last two axes:
+    ``(..., n_ref, 3)`` and ``(..., n_pred, 3)`` give ``(..., n_ref, n_pred)`` (cosines clipped to [-1, 1])."""
+    cosine = (ref_xyz[..., :, None, :] * pred_xyz[..., None, :, :]).sum(axis=-1)
+    return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))

@@ -21,6 +21,7 @@ from seldflow.models.cnn14 import (
 )
 from seldflow.models.htsat import HTSAT
 from seldflow.models.normalization import InputNorm, fit_input_norm, has_input_norm
+from seldflow.models.passt import PaSST
 from seldflow.models.registry import build_registered
 from seldflow.models.seldnet import SELDnet
 
@@ -32,10 +33,12 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn14_conbimamba": cnn14_conbimamba,
     "cnn14_conbimamba_ac": cnn14_conbimamba_ac,
     "htsat": HTSAT,
+    "passt": PaSST,
 }
 
 # Reference name -> (registry name, input channels) of the configurations whose parameter counts the DCASE2025
-# stereo seed system and the official baseline report (2-channel log-mel for SELDnet, 7-channel PFOA otherwise).
+# stereo seed system and the official baseline report (2-channel log-mel for SELDnet, 7-channel PFOA otherwise),
+# and PSELDNets' PaSST (7-channel logmelIV; counted with PSELDNets' own classes, see seldflow.models.passt).
 REFERENCE_MODELS: dict[str, tuple[str, int]] = {
     "SELDnet": ("seldnet", 2),
     "CNN14_Conformer": ("cnn14_conformer", 7),
@@ -44,6 +47,7 @@ REFERENCE_MODELS: dict[str, tuple[str, int]] = {
     "CNN14_ConBiMamba": ("cnn14_conbimamba", 7),
     "CNN14_ConBiMambaAC": ("cnn14_conbimamba_ac", 7),
     "HTSAT": ("htsat", 7),
+    "PaSST": ("passt", 7),
 }
 
 

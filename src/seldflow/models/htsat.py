@@ -24,6 +24,9 @@ Swin encoder alone: 27,543,576) and 539,253 in ``tscam_conv``. Parameter names (
 ``encoder.patch_embed``, ``encoder.layers.<i>.blocks.<j>.{norm1,attn,norm2,mlp}``, ``...downsample``,
 ``encoder.norm``, ``tscam_conv``) follow the PSELDNets checkpoints, so those load with ``strict=False`` after
 stripping the ``net.`` prefix (the relative-position index and shift masks are rebuilt, not stored).
+
+``adapter_ratio > 0`` adds AdapterBit's two adapters to every Swin block (``attn.adapter``, ``mlp.adapter``, the
+PSELDNets names; :mod:`seldflow.models.adapters`), zero-initialised, so the output is unchanged until they train.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seldflow.labels import N_CLASSES
+from seldflow.models.adapters import Adapter
 from seldflow.models.cnn14 import FRAMES_PER_LABEL, ChannelScalars
 from seldflow.models.heads import DEFAULT_LAYOUT, output_layout, pool_to_labels
 from seldflow.models.mlp import Mlp
@@ -106,6 +110,8 @@ class WindowAttention(nn.Module):
         self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
+        # AdapterBit's spatial adapter (see add_adapters): its output is added to that of ``proj``.
+        self.adapter: nn.Module | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """``x``: ``(B, nW, N, C)``; ``mask``: ``(nW, N, N)`` or None."""
@@ -117,7 +123,8 @@ class WindowAttention(nn.Module):
         if mask is not None:
             bias = bias + mask[:, None]  # (nW, H, N, N)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-        return self.proj(out.transpose(2, 3).reshape(batch, n_windows, tokens, channels))
+        out = self.proj(out.transpose(2, 3).reshape(batch, n_windows, tokens, channels))
+        return out if self.adapter is None else out + self.adapter(out)
 
 
 class SwinBlock(nn.Module):
@@ -263,6 +270,17 @@ class SwinEncoder(nn.Module):
         return x.reshape(x.shape[0], self.grid, self.grid, self.num_features)
 
 
+def add_adapters(encoder: SwinEncoder, ratio: float, scale: float) -> None:
+    """Give every Swin block of ``encoder`` AdapterBit's two adapters (:mod:`seldflow.models.adapters`): the
+    spatial one after the attention's output projection (``attn.adapter``), the MLP one beside the MLP
+    (``mlp.adapter``). Zero-initialised, so the encoder's output is unchanged until they train."""
+    for stage in encoder.layers:
+        for block in stage.blocks:
+            dim = block.norm1.normalized_shape[0]
+            block.attn.adapter = Adapter(dim, ratio, scale)
+            block.mlp.adapter = Adapter(dim, ratio, scale)
+
+
 class HTSAT(nn.Module):
     """HTS-AT multi-ACCDOA network: ``(B, C, T, n_mels) -> (B, T // 5, tracks * 3 * classes)``."""
 
@@ -283,6 +301,8 @@ class HTSAT(nn.Module):
         frames_per_label: int = FRAMES_PER_LABEL,
         n_classes: int = N_CLASSES,
         output: str = DEFAULT_LAYOUT,
+        adapter_ratio: float = 0.0,
+        adapter_scale: float = 0.1,
     ) -> None:
         super().__init__()
         if in_channels < 1 or frames_per_label < 1:
@@ -321,6 +341,10 @@ class HTSAT(nn.Module):
             kernel_size=(self.freq_rows, 3),
             padding=(0, 1),
         )
+        if adapter_ratio < 0:
+            raise ValueError(f"adapter_ratio must be >= 0 (0: no adapters), got {adapter_ratio}")
+        if adapter_ratio > 0:  # built last, so the other weights draw the same random numbers as without them
+            add_adapters(self.encoder, adapter_ratio, adapter_scale)
 
     def encoder_parameters(self) -> int:
         """Parameters of the BatchNorm scalars and the Swin encoder (27,544,472 in the reference setup)."""

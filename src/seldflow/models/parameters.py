@@ -9,14 +9,24 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import torch
+
 from seldflow.feature_kinds import FEATURE_KINDS
-from seldflow.models import MODELS, REFERENCE_MODELS, parameters_on_meta
+from seldflow.models import MODELS, REFERENCE_MODELS, build_model, parameters_on_meta, passt
+from seldflow.models.adapters import ADAPTABLE_MODELS, AdapterSettings, freeze_for_adapterbit, trainable_summary
 from seldflow.tasks import build_task
 from seldflow.tasks.seld_methods import METHODS
 
 # Label format whose class count sizes the output layer, per audio format of a feature kind: the DCASE2025 stereo
 # set for stereo features, STARSS23's 13 classes (DCASE2024 format) for FOA and MIC features.
 PARAMETER_LABEL_FORMATS: dict[str, str] = {"stereo": "dcase2025", "foa": "dcase2024", "mic": "dcase2024"}
+
+
+# Models whose reference count comes from another implementation than the one seldflow's count reproduces: that
+# count and how both were made, printed in the model's reference entry.
+REFERENCE_CHECKS: dict[str, dict[str, Any]] = {
+    "passt": {"reference_parameters": passt.REFERENCE_PARAMETERS, "counted": passt.REFERENCE_COUNTING},
+}
 
 
 @functools.cache
@@ -41,12 +51,34 @@ def method_parameter_counts(name: str) -> dict[str, dict[str, int]]:
     return counts
 
 
+# The AdapterBit configuration ``seldflow params`` counts: PSELDNets' FOA input (7 logmelIV channels) and its
+# multi-ACCDOA head, with the reference adapter settings.
+ADAPTERBIT_FEATURE_KIND = "foa"
+ADAPTERBIT_METHOD = "maccdoa"
+
+
+def adapterbit_parameter_counts(name: str, feature_kind: str = ADAPTERBIT_FEATURE_KIND) -> dict[str, Any]:
+    """Total and trainable parameters of model ``name`` adapted for AdapterBit (adapters built, the rest frozen
+    but biases and head), with the trainable ones split into adapters, biases and head; built on the meta device."""
+    kind = FEATURE_KINDS[feature_kind]
+    label_format = PARAMETER_LABEL_FORMATS[kind.audio_format]
+    head = build_task({"name": "seld", "method": ADAPTERBIT_METHOD, "label_format": label_format}).model_args()
+    settings = AdapterSettings()
+    with torch.device("meta"):
+        net = build_model(name, kind.output_channels, **head, **settings.model_args())
+    freeze_for_adapterbit(net)
+    described = {"feature_kind": feature_kind, "method": ADAPTERBIT_METHOD, "n_classes": head["n_classes"]}
+    return {**described, **settings.spec(), **trainable_summary(net)}
+
+
 def parameter_table() -> dict[str, dict[str, Any]]:
     """What ``seldflow params`` prints: per ``train.model`` name its reference count and its per-method counts.
 
     ``{model: {"reference": {"name", "channels", "parameters"}, "methods": {method: {feature_kind: count}}}}``;
     the reference entry is the configuration whose count the reference implementation reports
-    (:data:`REFERENCE_MODELS`, default arguments), so it stays comparable with published figures.
+    (:data:`REFERENCE_MODELS`, default arguments), so it stays comparable with published figures; for the models
+    of :data:`REFERENCE_CHECKS` it also holds the reference implementation's own count and how both were made.
+    Models that take AdapterBit add ``"adapterbit"``: :func:`adapterbit_parameter_counts`.
     """
     references = {name: (reference_name, channels) for reference_name, (name, channels) in REFERENCE_MODELS.items()}
     table: dict[str, dict[str, Any]] = {}
@@ -56,7 +88,10 @@ def parameter_table() -> dict[str, dict[str, Any]]:
             reference_name, channels = references[name]
             parameters = parameters_on_meta(name, channels)
             entry["reference"] = {"name": reference_name, "channels": channels, "parameters": parameters}
+            entry["reference"].update(REFERENCE_CHECKS.get(name, {}))
         entry["methods"] = method_parameter_counts(name)
+        if name in ADAPTABLE_MODELS:
+            entry["adapterbit"] = adapterbit_parameter_counts(name)
         table[name] = entry
     return table
 
@@ -139,7 +174,9 @@ def doanet_parameter_table() -> dict[str, Any]:
 __all__ = [
     "DOANET_COUNTING",
     "PARAMETER_LABEL_FORMATS",
+    "REFERENCE_CHECKS",
     "S5_COUNTING",
+    "adapterbit_parameter_counts",
     "doanet_parameter_table",
     "method_parameter_counts",
     "parameter_table",

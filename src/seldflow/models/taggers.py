@@ -91,9 +91,7 @@ class StandinCNN(nn.Module):
     as a long one, where the tagger's own time average would dilute it by its duration.
     """
 
-    def __init__(
-        self, n_mels: int, channels: tuple[int, ...] = (16, 32, 64), time_pool: int = 1, pooling: str = "mean"
-    ) -> None:
+    def __init__(self, n_mels: int, channels: tuple[int, ...], time_pool: int, pooling: str) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if not channels or n_mels % 2 ** len(channels):
@@ -143,10 +141,14 @@ def standin_tagger(
     ref_channel: int = 0,
     front_end: Mapping[str, Any] | None = None,
     channels: tuple[int, ...] | list[int] = (16, 32, 64),
-    time_pool: int = 1,
-    pooling: str = "mean",
+    time_pool: int = 2,
+    pooling: str = "max",
 ) -> Tagger:
-    """CPU stand-in tagger: same front end and head as :func:`m2d_tagger`, :class:`StandinCNN` backbone."""
+    """CPU stand-in tagger: same front end and head as :func:`m2d_tagger`, :class:`StandinCNN` backbone.
+
+    The defaults are the demo's design, kept here rather than in ``config.yaml`` because a dataset config layered
+    over it could not remove stand-in keys that the M2D tagger does not take.
+    """
     mel = LogMel(**dict(front_end or {}))
     return Tagger(mel, StandinCNN(mel.n_mels, tuple(channels), time_pool, pooling), n_classes, ref_channel)
 

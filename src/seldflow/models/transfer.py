@@ -13,10 +13,13 @@ the DCASE2025 stereo seed system copies (``CRNN.load_ckpts`` / ``HTSAT.load_ckpt
   its decoder and ``fc`` exist, so those start from random initialisation; so do they here.
 * HTSAT: every model key except ``fc.*``, ``head.*``, ``tscam_conv.*`` and keys containing ``lora`` or
   ``adapter`` (the 117-output ``tscam_conv`` is new).
+* PaSST (``mACCDOA-PaSST-0.562.ckpt``): every model key except ``fc.*`` (PSELDNets' ``PASST.load_ckpts``); the
+  HTSAT rule selects exactly these, as PaSST has no top-level ``head``, ``tscam_conv``, LoRA or adapter keys.
 
-Module names of :mod:`seldflow.models.cnn14` and :mod:`seldflow.models.htsat` are the PSELDNets names, so no key
-renaming is needed; the checkpoint's derived buffers (``attn.relative_position_index``, ``attn_mask``), which
-seldflow rebuilds instead of storing, are reported as unused.
+Module names of :mod:`seldflow.models.cnn14`, :mod:`seldflow.models.htsat` and :mod:`seldflow.models.passt` are
+the PSELDNets names, so no key renaming is needed; the checkpoint's derived buffers (``attn.relative_position_index``,
+``attn_mask``), which seldflow rebuilds instead of storing, are reported as unused. AudioSet checkpoints (PANNs,
+HTS-AT, PaSST) are read by :mod:`seldflow.models.audioset` with the same report.
 
 **Released stereo checkpoints** of the seed system (``pretrained_ckpts/<EXP>/best_model.pth``, written by its
 ``main.py`` as ``{"seld_model": model.state_dict(), "opt": ..., "epoch": ..., "best_f_score": ...}``) hold the whole
@@ -64,6 +67,7 @@ from seldflow.errors import ConfigError, InputError
 from seldflow.io import atomic_file
 from seldflow.models.cnn14 import CNN14SELD
 from seldflow.models.htsat import HTSAT
+from seldflow.models.passt import PaSST
 
 # Prefixes PyTorch Lightning (``net.``), torch.compile (``_orig_mod.``) and DataParallel (``module.``) put in front
 # of the network's own names.
@@ -73,7 +77,7 @@ _HTSAT_EXCLUDED_PREFIXES = ("fc.", "head.", "tscam_conv.")
 _HTSAT_EXCLUDED_WORDS = ("lora", "adapter")
 _CNN14_COPIED_PREFIXES = ("scalar.", "convs.")
 # Buffers the references store but seldflow recomputes (and does not keep in its state dicts).
-_DERIVED_SUFFIXES = ("relative_position_index", "attn_mask", "positional_encoding.pe")
+DERIVED_SUFFIXES = ("relative_position_index", "attn_mask", "positional_encoding.pe")
 
 
 @dataclass
@@ -85,6 +89,9 @@ class TransferReport:
     HTSAT). ``missing``: model keys the rules would copy but the checkpoint lacks (they keep their initialisation).
     ``unused``: checkpoint keys that name nothing in the model (e.g. derived buffers seldflow rebuilds).
     ``initialised``: model keys left at their fresh initialisation on purpose (decoder, ``fc``, ``tscam_conv``).
+    ``adapted``: loaded model keys whose values were transformed on the way (AudioSet initialisation: input patch
+    weights spread over the input channels, position tables cut or interpolated; see
+    :mod:`seldflow.models.audioset`). ``source`` names the kind of checkpoint in the summary.
     """
 
     path: str
@@ -94,17 +101,20 @@ class TransferReport:
     missing: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
     initialised: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)
     loaded_values: int = 0
+    source: str = "pretrained"
 
     def summary(self) -> str:
         """A few readable lines for the training log."""
         lines = [
-            f"pretrained {self.path} -> {self.model}: loaded {len(self.loaded)} tensors "
-            f"({self.loaded_values:,} values); {len(self.initialised)} model tensors keep their fresh "
-            f"initialisation; {len(self.skipped)} checkpoint tensors skipped by rule; "
+            f"{self.source} {self.path} -> {self.model}: loaded {len(self.loaded)} tensors "
+            f"({self.loaded_values:,} values, {len(self.adapted)} adapted); {len(self.initialised)} model tensors "
+            f"keep their fresh initialisation; {len(self.skipped)} checkpoint tensors skipped by rule; "
             f"{len(self.unused)} unused; {len(self.missing)} missing"
         ]
         for title, keys in (
+            ("adapted", self.adapted),
             ("initialised", self.initialised),
             ("skipped", self.skipped),
             ("unused", self.unused),
@@ -205,35 +215,49 @@ def load_pseldnet(model: nn.Module, path: str | PathLike[str]) -> TransferReport
     A tensor whose shape differs from the model's is an :class:`InputError` naming the file, the key and both
     shapes (nothing is copied then); so is a checkpoint from which not a single tensor would load.
     """
-    if not isinstance(model, CNN14SELD | HTSAT):
+    if not isinstance(model, CNN14SELD | HTSAT | PaSST):
         raise ConfigError(
-            "train", "pretrained", f"PSELDNets weights fit the CNN14 family and htsat, not {type(model).__name__}"
+            "train",
+            "pretrained",
+            f"PSELDNets weights fit the CNN14 family, htsat and passt, not {type(model).__name__}",
         )
     path = Path(path)
     state = pseldnet_state_dict(path)
     own = model.state_dict()
     report = TransferReport(str(path), type(model).__name__)
     updates: dict[str, torch.Tensor] = {}
-    for key, target in own.items():
+    for key in own:
         if not _copied_by_rule(model, key):
             report.initialised.append(key)
         elif key not in state:
             report.missing.append(key)
         else:
-            source = state[key]
-            if source.shape != target.shape:
-                raise InputError(
-                    path,
-                    f"shape mismatch for {key!r}: checkpoint {tuple(source.shape)}, model {tuple(target.shape)} "
-                    "(was the model built with the checkpoint's widths, depths and input channels?)",
-                    field=key,
-                )
-            updates[key] = source
+            updates[key] = state[key]
     for key in state:
         if key in own and key not in updates and not _copied_by_rule(model, key):
             report.skipped.append(key)
         elif key not in own:
             (report.skipped if not _copied_by_rule(model, key) else report.unused).append(key)
+    copy_checked(model, path, updates, report)
+    return report
+
+
+def copy_checked(model: nn.Module, path: Path, updates: Mapping[str, torch.Tensor], report: TransferReport) -> None:
+    """Copy ``updates`` (model key -> tensor) into ``model`` after checking every shape; record them in ``report``.
+
+    Nothing is copied when a shape differs (an :class:`InputError` naming the file, the key and both shapes) or
+    when there is nothing to copy (the file does not fit the model).
+    """
+    own = model.state_dict()
+    for key, source in updates.items():
+        target = own[key]
+        if source.shape != target.shape:
+            raise InputError(
+                path,
+                f"shape mismatch for {key!r}: checkpoint {tuple(source.shape)}, model {tuple(target.shape)} "
+                "(was the model built with the checkpoint's widths, depths and input channels?)",
+                field=key,
+            )
     if not updates:
         raise InputError(path, f"no tensor of this checkpoint fits {type(model).__name__} (wrong file or model?)")
     with torch.no_grad():
@@ -241,7 +265,6 @@ def load_pseldnet(model: nn.Module, path: str | PathLike[str]) -> TransferReport
             own[key].copy_(value)
     report.loaded = list(updates)
     report.loaded_values = sum(value.numel() for value in updates.values())
-    return report
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -310,7 +333,7 @@ def _map_block_key(part: str, rest: str) -> str | None:
 
 def map_released_key(key: str, model_name: str) -> str | None:
     """The seldflow name of a released-checkpoint key (prefixes already stripped); None when it is dropped."""
-    if key.endswith(_DERIVED_SUFFIXES):
+    if key.endswith(DERIVED_SUFFIXES):
         return None
     if key.startswith("decoder.decoder."):
         key = "decoder." + key[len("decoder.decoder.") :]
@@ -526,6 +549,7 @@ __all__ = [
     "ReleasedCheckpoint",
     "TransferReport",
     "convert_released_checkpoint",
+    "copy_checked",
     "detect_released_model",
     "infer_released_args",
     "load_pseldnet",

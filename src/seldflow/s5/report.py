@@ -22,6 +22,7 @@ import soundfile as sf
 from scipy.signal import stft
 
 from seldflow.io import atomic_file
+from seldflow.s5.experiments import LABEL_SOURCES
 from seldflow.s5.files import TAGS_FILE, oracle_labels, read_tags, source_file_name
 from seldflow.s5.vocabulary import LABELS
 
@@ -65,7 +66,7 @@ def confusion_matrix(predicted: Mapping[str, Sequence[str]], reference: Mapping[
 
 
 def plot_class_sdri(metrics: Mapping[str, Any], path: Path) -> None:
-    sources = [source for source in ("tagger", "oracle") if source in metrics]
+    sources = [source for source in LABEL_SOURCES if source in metrics]
     width = 0.8 / max(len(sources), 1)
     x = np.arange(len(LABELS))
     fig, ax = plt.subplots(figsize=(12, 4))
@@ -139,7 +140,7 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 def summary_markdown(metrics: Mapping[str, Any]) -> str:
     lines = ["# S5 results", "", "| labels | CA-SDRi (dB) | label accuracy |", "|---|---|---|"]
-    for source in ("tagger", "oracle"):
+    for source in LABEL_SOURCES:
         if source in metrics:
             report = metrics[source]
             lines.append(f"| {source} | {report['CA-SDRi']:.2f} | {report['label_accuracy']:.3f} |")

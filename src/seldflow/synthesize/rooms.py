@@ -8,10 +8,10 @@ that of a figure-of-eight along axis a is the a-component of the unit arrival ve
 once per position instead of once per capsule, and building the responses with pyroomacoustics' own
 fractional-delay RIR builder, makes a 324-position room take seconds rather than minutes.
 
-The same image sources also give the responses of the tetrahedral microphone array of the DCASE ``mic`` format
-(:data:`MIC_CAPSULES`, four capsules 4.2 cm from the centre): each capsule is modelled as an omnidirectional
-microphone in free field (no rigid sphere around it), so each image arrives at each capsule after its own
-distance. Both formats of a position come from one image-source run (``mic_path`` of :func:`simulate_room`).
+The DCASE tetrahedral microphone array (MIC format) is defined here too, next to the FOA encoding: four omni
+capsules at radius 4.2 cm, so every simulator of the project places the same capsules. :func:`simulate_room` writes
+their responses beside the FOA ones when asked (``mic_path``): each capsule hears every image source at its own
+distance (free field, no rigid sphere), from the same image-source run as the FOA responses.
 """
 
 from __future__ import annotations
@@ -32,18 +32,9 @@ log = logging.getLogger(__name__)
 
 # Sources nearer a wall than this are skipped: the array would hear the source and its mirror image as one.
 MIN_WALL_DISTANCE_M = 0.3
-# Tetrahedral array of the DCASE MIC format (em32 capsules 6, 10, 26, 22): (azimuth, elevation) in degrees and the
-# radius in metres.
-MIC_CAPSULE_DIRECTIONS_DEG = ((45.0, 35.0), (-45.0, -35.0), (135.0, -35.0), (-135.0, 35.0))
-MIC_RADIUS_M = 0.042
-
-
-def mic_capsules() -> np.ndarray:
-    """Capsule positions [4, 3] relative to the array centre (x front, y left, z up), in metres."""
-    angles = np.deg2rad(np.asarray(MIC_CAPSULE_DIRECTIONS_DEG))
-    azimuth, elevation = angles[:, 0], angles[:, 1]
-    units = np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)], 1)
-    return MIC_RADIUS_M * units
+# The DCASE tetrahedral array (TAU-NIGENS, STARSS23 mic format): capsule (azimuth, elevation) in degrees, radius in m.
+TETRA_CAPSULES_DEG = ((45.0, 35.0), (-45.0, -35.0), (135.0, -35.0), (-135.0, 35.0))
+TETRA_RADIUS_M = 0.042
 
 
 def grid_positions(
@@ -65,6 +56,13 @@ def grid_positions(
 def foa_gains(directions: np.ndarray) -> np.ndarray:
     """ACN/SN3D first-order gains [4, K] (W, Y, Z, X) of plane waves arriving from unit vectors [3, K]."""
     return np.stack([np.ones(directions.shape[1]), directions[1], directions[2], directions[0]])
+
+
+def tetra_capsules() -> np.ndarray:
+    """Capsule positions [4, 3] (metres, x front, y left, z up) of the DCASE tetrahedral array around its centre."""
+    azimuth, elevation = np.deg2rad(np.asarray(TETRA_CAPSULES_DEG)).T
+    unit = np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
+    return TETRA_RADIUS_M * unit.T
 
 
 def simulate_room(
@@ -140,11 +138,8 @@ def _shoebox(dims: np.ndarray, rt60: float, centre: np.ndarray, sample_rate: int
 
 
 def foa_impulse_response(room: pra.ShoeBox, source: np.ndarray, centre: np.ndarray, n_taps: int) -> np.ndarray:
-    """FOA impulse response [4, n_taps] (ACN W, Y, Z, X; SN3D) from ``source`` to the array at ``centre``.
-
-    Amplitudes (wall damping / path length) and the fractional-delay builder are those pyroomacoustics uses for
-    its own responses, including its constant delay of half the fractional-delay filter length.
-    """
+    """FOA impulse response [4, n_taps] (ACN W, Y, Z, X; SN3D) from ``source`` to the array at ``centre``,
+    built by :func:`impulse_responses` from the room's image sources."""
     return array_impulse_responses(room, source, centre, n_taps)["foa"]
 
 
@@ -152,7 +147,7 @@ def array_impulse_responses(
     room: pra.ShoeBox, source: np.ndarray, centre: np.ndarray, n_taps: int, *, mic: bool = False
 ) -> dict[str, np.ndarray]:
     """Responses [4, n_taps] of ``source`` at the array centred on ``centre``: ``"foa"`` always, ``"mic"`` (the
-    tetrahedral capsules :func:`mic_capsules`) when asked, both from one image-source run."""
+    capsules of :func:`tetra_capsules`, each with its own path lengths) when asked, both from one image-source run."""
     room.sources = []
     room.add_source(source)
     room.image_source_model()
@@ -160,49 +155,44 @@ def array_impulse_responses(
     visible = room.visibility[0][0].astype(bool)
     if image.damping.shape[0] != 1:
         raise ValueError("expected frequency-flat wall absorption (one octave band)")
-    offsets = image.images[:, visible].astype(np.float64) - centre[:, None]
-    distance = np.linalg.norm(offsets, axis=0)
+    images = image.images[:, visible].astype(np.float64)
     damping = image.damping[0, visible]
-    responses = {"foa": _foa_response(room, offsets, distance, damping, n_taps)}
+    offsets = images - centre[:, None]
+    distance = np.linalg.norm(offsets, axis=0)
+    responses = {"foa": impulse_responses(distance, damping / distance, foa_gains(offsets / distance), room.fs, n_taps)}
     if mic:
-        responses["mic"] = _mic_response(room, offsets, distance, damping, n_taps)
+        paths = np.linalg.norm(images.T[None, :, :] - (tetra_capsules() + centre)[:, None, :], axis=-1)
+        responses["mic"] = impulse_responses(paths, damping, 1.0 / paths, room.fs, n_taps)
     return responses
 
 
-def _foa_response(
-    room: pra.ShoeBox, offsets: np.ndarray, distance: np.ndarray, damping: np.ndarray, n_taps: int
+def impulse_responses(
+    distance: np.ndarray, amplitude: np.ndarray, gains: np.ndarray, sample_rate: int, n_taps: int
 ) -> np.ndarray:
-    """ACN/SN3D channels: every image at the centre's arrival time, gains from its direction."""
-    arrival = distance / room.c
-    gains = foa_gains(offsets / distance)
-    return np.stack([_build(room, arrival, damping / distance * gains[channel], n_taps) for channel in range(4)])
+    """Responses [C, n_taps] float32 of K arrivals: path lengths ``distance`` [K] or [C, K] (metres), amplitudes
+    ``amplitude`` [K] and per-channel gains ``gains`` [C, K].
 
-
-def _mic_response(
-    room: pra.ShoeBox, offsets: np.ndarray, distance: np.ndarray, damping: np.ndarray, n_taps: int
-) -> np.ndarray:
-    """Omnidirectional capsules: every image at each capsule's own arrival time, with the centre's amplitude."""
-    channels = []
-    for capsule in mic_capsules():
-        arrival = np.linalg.norm(offsets - capsule[:, None], axis=0) / room.c
-        channels.append(_build(room, arrival, damping / distance, n_taps))
-    return np.stack(channels)
-
-
-def _build(room: pra.ShoeBox, arrival_s: np.ndarray, amplitude: np.ndarray, n_taps: int) -> np.ndarray:
-    """One channel [n_taps] from arrival times (s) and amplitudes with pyroomacoustics' fractional-delay builder."""
+    Amplitudes (wall damping / path length) and the fractional-delay builder are those pyroomacoustics uses for
+    its own responses, including its constant delay of half the fractional-delay filter length. Per-channel path
+    lengths serve spaced capsules (the tetrahedral array), one length for all channels a coincident array (FOA).
+    """
     fdl = pra.constants.get("frac_delay_length")
-    arrival = arrival_s + (fdl // 2) / room.fs
-    # The builder writes up to fdl // 2 samples after each arrival; keep only arrivals that fit the buffer.
-    keep = arrival * room.fs < n_taps + fdl // 2 - 1
-    buffer = np.zeros(n_taps + fdl, dtype=np.float32)
-    pra.libroom.rir_builder(
-        buffer,
-        arrival[keep].astype(np.float32),
-        amplitude[keep].astype(np.float32),
-        room.fs,
-        fdl,
-        pra.constants.get("sinc_lut_granularity"),
-        1,
-    )
-    return buffer[:n_taps]
+    c = pra.constants.get("c")
+    distances = np.broadcast_to(np.asarray(distance, dtype=np.float64), gains.shape)
+    out = np.zeros((gains.shape[0], n_taps), dtype=np.float32)
+    for channel in range(gains.shape[0]):
+        arrival = distances[channel] / c + (fdl // 2) / sample_rate
+        # The builder writes up to fdl // 2 samples after each arrival; keep only arrivals that fit the buffer.
+        keep = arrival * sample_rate < n_taps + fdl // 2 - 1
+        buffer = np.zeros(n_taps + fdl, dtype=np.float32)
+        pra.libroom.rir_builder(
+            buffer,
+            arrival[keep].astype(np.float32),
+            (amplitude[keep] * gains[channel, keep]).astype(np.float32),
+            sample_rate,
+            fdl,
+            pra.constants.get("sinc_lut_granularity"),
+            1,
+        )
+        out[channel] = buffer[:n_taps]
+    return out

@@ -103,6 +103,13 @@ class Task(ABC):
     def selection_score(self, scores: Mapping[str, float]) -> float:
         """Model-selection figure of :meth:`validation_scores` (higher is better; non-finite counts as worst)."""
 
+    # Augmentation ---------------------------------------------------------------------------------------------
+    def label_augmentation(self) -> Any:
+        """What batch augmentation (:mod:`seldflow.augment`) edits targets with: an object with
+        ``transform_directions``, ``polyphony`` and ``mix_targets`` (a SELD method), or ``None`` when the task's
+        targets cannot be augmented."""
+        return None
+
 
 def _seld(spec: Mapping[str, Any]) -> Task:
     from seldflow.tasks.seld import SeldTask

@@ -162,6 +162,9 @@ class SeldTask(Task):
         scores = get_metric(self.metric).score(references, predictions, n_classes=self.n_classes, **validation.options)
         return {f"val_{key}": float(scores[key]) for key in validation.keys}
 
+    def label_augmentation(self) -> Method:
+        return self.method
+
     def selection_score(self, scores: Mapping[str, float]) -> float:
         validation = _validation(self.metric)
         value = scores[f"val_{validation.selection}"]
