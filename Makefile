@@ -8,12 +8,13 @@ STAMP := $(VENV)/.installed
 # Exact versions for the ranges of pyproject.toml (torch's CPU/CUDA build); a change reinstalls.
 CONSTRAINTS := constraints.txt
 
-.PHONY: demo demo-stereo demo-foa demo-s5 s5-table test bench lint format report dag clean help
+.PHONY: demo demo-stereo demo-foa demo-s5 demo-doanet s5-table test bench lint format report dag clean help
 
 help:
 	@echo "make demo   - create $(VENV), install, run every system's demo on its embedded synthetic dataset"
-	@echo "make demo-stereo, demo-foa, demo-s5 - one system's demo: DCASE2025 stereo SELD; FOA SELD (DCASE2021-style,"
-	@echo "             mACCDOA); DCASE2025 Task 4 S5 (tagger + ResUNetK, and the SED-guided full system; CA-SDRi)"
+	@echo "make demo-stereo, demo-foa, demo-s5, demo-doanet - one system's demo: DCASE2025 stereo SELD; FOA SELD"
+	@echo "             (DCASE2021-style, mACCDOA); DCASE2025 Task 4 S5 (tagger + ResUNetK, and the SED-guided full"
+	@echo "             system; CA-SDRi); DOAnet + Hnet (class-agnostic DOA tracking, dMOT vs MSE)"
 	@echo "make s5-table - the S5 ablation table of the second-place system (guided separators): results/s5/summary.csv"
 	@echo "make test   - create $(VENV), install, run the test suite"
 	@echo "make bench  - run the workflow, then write results/benchmark/benchmark.{md,csv}"
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	touch $@
 
-demo: demo-stereo demo-foa demo-s5
+demo: demo-stereo demo-foa demo-s5 demo-doanet
 
 # Each system's demo is the workflow with the system's config layered over config/config.yaml (shared sound bank and
 # rooms are built once); the report and the scores of its experiment close it.
@@ -49,6 +50,12 @@ demo-s5: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) s5_all --report results/s5/report.html
 	@cat results/s5/$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('config/config.yaml'))['s5']['experiment'])")/metrics.json; echo
 
+# The DOAnet branch has its own target rule (its experiments under results/doanet/); its trainings take one thread
+# each, so the dMOT and MSE runs share the cores instead of queueing.
+demo-doanet: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --set-threads doanet_train=1 doanet_infer=1 -- doanet_all
+	$(BIN)/snakemake --cores $(CORES) doanet_all --report results/doanet/report.html
+	@cat results/doanet/summary.csv
 # The S5 ablation table (s5.summary_experiments): every guided variant and the baseline at their budget, each scored
 # with the baseline tagger, the fine-tuned SED and oracle labels, ranked in one CSV. Its many small networks train
 # and infer one thread per job, side by side (two threads per tiny job mostly wait on each other).

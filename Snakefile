@@ -54,6 +54,23 @@ if S5_ENABLED:
     include: "rules/s5_report.smk"
 
 
+if DOANET_ENABLED and DOANET_EMBEDDED:
+
+    include: "rules/doanet_synthesis.smk"
+
+
+if DOANET_ENABLED:
+
+    include: "rules/doanet_check.smk"
+    include: "rules/doanet_augment.smk"
+    include: "rules/doanet_features.smk"
+    include: "rules/doanet_hnet.smk"
+    include: "rules/doanet_train.smk"
+    include: "rules/doanet_infer.smk"
+    include: "rules/doanet_score.smk"
+    include: "rules/doanet_report.smk"
+
+
 report: "workflow/report/workflow.rst"
 
 
@@ -83,3 +100,15 @@ if S5_ENABLED:
         input:
             metrics=expand(rules.s5_score.output.metrics, s5run=S5_DEMO_RUNS),
             report=rules.s5_report.output,
+
+
+if DOANET_ENABLED:
+
+    # The DOAnet branch's target: `snakemake --cores N doanet_all` (make demo-doanet).
+    rule doanet_all:
+        input:
+            metrics=expand(
+                rules.doanet_score.output.metrics, doanet_experiment=DOANET_RUN
+            ),
+            reports=expand(rules.doanet_report.output, doanet_experiment=DOANET_RUN),
+            summary=rules.doanet_summary.output.table,

@@ -672,3 +672,158 @@ def benchmark_s5_params():
         "oracle": str(s5_layout.test_oracle(S5_ROOT)),
         "estimates": f"{S5_DIR}/estimates/tagger",
     }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DOAnet (class-agnostic DOA tracking with the Hungarian network) branch
+# ---------------------------------------------------------------------------------------------------------------
+# A configuration without a `doanet` section plans no DOAnet rules.
+DOANET_ENABLED = "doanet" in config
+DOANET = config.get("doanet", {})
+DOANET_DIR = f"{RESULTS}/doanet"
+DOANET_EXPERIMENTS = list(DOANET.get("experiments", {}))
+DOANET_RUN = DOANET.get("run_experiments", [])
+# The DOAnet splits of the fold numbers (seldflow.tau_nigens2020.SPLITS) and the overlap-augmented scenes.
+DOANET_SPLITS = ["train", "validation", "test"]
+if DOANET_ENABLED:
+    from seldflow.doanet.settings import (
+        AUGMENTED_SPLIT,
+        FORMATS as DOANET_FORMATS,
+        check_doanet_config,
+        describe as doanet_describe,
+        experiment_settings as doanet_experiment_settings,
+        network_args as doanet_network_args,
+    )
+    from seldflow.tau_nigens2020 import audio_folder, metadata_folder
+
+    check_doanet_config(DOANET)
+    DOANET_ROOT = DOANET["dataset"]["root"]
+    DOANET_EMBEDDED = DOANET["dataset"]["source"] == "embedded"
+    DOANET_DOWNLOAD = DOANET["dataset"]["download"]
+    DOANET_EMBEDDED_DIR = f"{DOANET_DIR}/embedded"
+    DOANET_HNET = DOANET["hnet"]["weights"] or f"{DOANET_DIR}/hnet/hnet.pt"
+    # Audio formats the run experiments read: the check and the features cover those only.
+    DOANET_USED_FORMATS = sorted(
+        {doanet_experiment_settings(DOANET, name)["features"] for name in DOANET_RUN}
+    )
+else:
+    AUGMENTED_SPLIT = "augmented"
+    DOANET_FORMATS = ()
+    DOANET_EMBEDDED = False
+
+
+wildcard_constraints:
+    doanet_experiment="|".join(map(re.escape, DOANET_EXPERIMENTS)) or "(?!)",
+    fmt="|".join(DOANET_FORMATS) or "(?!)",
+    dsplit="|".join([*DOANET_SPLITS, AUGMENTED_SPLIT]),
+
+
+def doanet_settings(wildcards):
+    """The merged `doanet.train` settings of the experiment of ``wildcards``."""
+    return doanet_experiment_settings(DOANET, wildcards.doanet_experiment)
+
+
+def doanet_dataset_inputs(wildcards=None):
+    """What the dataset folders come from: the embedded render, the download marker, or the user's folders."""
+    if DOANET_EMBEDDED:
+        return [str(audio_folder(DOANET_ROOT, fmt)) for fmt in DOANET_FORMATS] + [
+            str(metadata_folder(DOANET_ROOT))
+        ]
+    if DOANET_DOWNLOAD:
+        return [marker_path(DOANET_DOWNLOAD)]
+    return [str(audio_folder(DOANET_ROOT, fmt)) for fmt in DOANET_USED_FORMATS] + [
+        str(metadata_folder(DOANET_ROOT))
+    ]
+
+
+def doanet_given_hnet(wildcards=None):
+    """A given Hnet checkpoint (a declared input, so replacing it reruns the check and training)."""
+    weights = DOANET["hnet"]["weights"]
+    return [weights] if weights else []
+
+
+def doanet_hnet_waits(wildcards):
+    """Hnet training waits for the check with a folder dataset (its labels come from outside); embedded labels
+    are rendered here, so Hnet trains while the clips are rendered."""
+    return [] if DOANET_EMBEDDED else [f"{DOANET_DIR}/check.json"]
+
+
+def doanet_augmented_root(fmt):
+    return f"{DOANET_DIR}/augmented/{fmt}"
+
+
+def doanet_split_inputs(wildcards):
+    """The folders a feature file is made from (and the check, so no features of unchecked data)."""
+    if wildcards.dsplit == AUGMENTED_SPLIT:
+        root = doanet_augmented_root(wildcards.fmt)
+        return [str(audio_folder(root, wildcards.fmt)), str(metadata_folder(root))]
+    return [f"{DOANET_DIR}/check.json", *doanet_dataset_inputs()]
+
+
+def doanet_split_source(wildcards):
+    """Where the recordings of a split are read: the dataset root, or the augmented tree."""
+    if wildcards.dsplit == AUGMENTED_SPLIT:
+        return doanet_augmented_root(wildcards.fmt)
+    return DOANET_ROOT
+
+
+def doanet_features_path(fmt, split):
+    return f"{DOANET_DIR}/features/{fmt}/{split}.h5"
+
+
+def doanet_train_features(wildcards):
+    settings = doanet_settings(wildcards)
+    splits = ["train", AUGMENTED_SPLIT] if settings["augment"] else ["train"]
+    return [doanet_features_path(settings["features"], split) for split in splits]
+
+
+def doanet_validation_features(wildcards):
+    return doanet_features_path(doanet_settings(wildcards)["features"], "validation")
+
+
+def doanet_test_features(wildcards):
+    return doanet_features_path(doanet_settings(wildcards)["features"], "test")
+
+
+def doanet_hnet_input(wildcards):
+    """The frozen Hnet of the dMOT losses (MSE training does not read it, so Hnet changes leave it alone)."""
+    mode = (doanet_settings(wildcards)["loss"] or {}).get("mode", "dmot")
+    return [DOANET_HNET] if mode == "dmot" else []
+
+
+def doanet_model_args(wildcards):
+    return doanet_network_args(doanet_settings(wildcards), DOANET)
+
+
+def doanet_description(wildcards):
+    return doanet_describe(doanet_settings(wildcards))
+
+
+def doanet_room_sofa(room, fmt):
+    """A simulated room's responses in one format (rule doanet_room writes both formats)."""
+    return f"{DOANET_EMBEDDED_DIR}/rooms/{room}_{fmt}.sofa"
+
+
+def doanet_room_files(wildcards):
+    """Room name -> format -> SOFA path of an embedded split (the renderer's `rooms`)."""
+    return {
+        room: {fmt: doanet_room_sofa(room, fmt) for fmt in DOANET_FORMATS}
+        for room in DOANET["embedded"]["splits"][wildcards.dsplit]["rooms"]
+    }
+
+
+def doanet_embedded_rooms(wildcards):
+    """The SOFA files (FOA and MIC) of the rooms of an embedded split, as rule inputs."""
+    return [
+        path
+        for files in doanet_room_files(wildcards).values()
+        for path in files.values()
+    ]
+
+
+def doanet_room_numbers(wildcards):
+    names = list(DOANET["embedded"]["rooms"])
+    return [
+        names.index(room) + 1
+        for room in DOANET["embedded"]["splits"][wildcards.dsplit]["rooms"]
+    ]

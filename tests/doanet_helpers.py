@@ -74,3 +74,51 @@ def plane_wave_clips(n_clips: int, seconds: float = 1.0, seed: int = 0, mode: st
         torch.as_tensor(np.stack(doas)),
         torch.as_tensor(np.stack(activities)),
     )
+
+
+def plane_wave_foa(rng: np.random.Generator, samples: int, azimuth: float, elevation: float) -> np.ndarray:
+    """White noise from one direction in ACN W, Y, Z, X with SN3D gains, ``(4, samples)``."""
+    a, e = np.radians(azimuth), np.radians(elevation)
+    gains = np.array([1.0, np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)])
+    return 0.2 * rng.standard_normal(samples) * gains[:, None]
+
+
+def write_tau_dataset(root, recordings: dict[str, list[tuple[int, int, float, float]]], seconds: float = 1.0) -> None:
+    """A TAU-NIGENS 2020-style tree under ``root``: for each stem its events ``(first frame, last frame, azimuth,
+    elevation)`` as static plane waves, FOA and (the same audio as a stand-in) MIC, and the DCASE2020 labels."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    root = Path(root)
+    for folder in ("foa_dev", "mic_dev", "metadata_dev"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    samples = int(seconds * SAMPLE_RATE)
+    hop = SAMPLE_RATE // 10
+    for number, (stem, events) in enumerate(sorted(recordings.items())):
+        rng = np.random.default_rng(number)
+        audio = 0.001 * rng.standard_normal((4, samples))
+        rows = []
+        for track, (first, last, azimuth, elevation) in enumerate(events):
+            audio[:, first * hop : (last + 1) * hop] += plane_wave_foa(rng, samples, azimuth, elevation)[
+                :, first * hop : (last + 1) * hop
+            ]
+            rows += [(frame, track, azimuth, elevation) for frame in range(first, last + 1)]
+        for folder in ("foa_dev", "mic_dev"):
+            sf.write(root / folder / f"{stem}.wav", audio.T.astype(np.float32), SAMPLE_RATE, subtype="FLOAT")
+        lines = [f"{frame},0,{track},{azimuth:g},{elevation:g}" for frame, track, azimuth, elevation in sorted(rows)]
+        (root / "metadata_dev" / f"{stem}.csv").write_text("".join(line + "\n" for line in lines))
+
+
+# A tiny dataset: test fold 1, validation fold 2, training folds 3 and 4 (two single-source scenes in one room of
+# fold 3, for the overlap augmentation); 1-s recordings, 10 label frames.
+TINY_RECORDINGS = {
+    "fold1_room1_mix001_ov1": [(0, 9, 30.0, 0.0)],
+    "fold1_room1_mix002_ov2": [(0, 6, -60.0, 10.0), (3, 9, 120.0, -10.0)],
+    "fold2_room2_mix001_ov1": [(2, 9, 90.0, 0.0)],
+    "fold2_room2_mix002_ov1": [(0, 5, -120.0, 20.0)],
+    "fold3_room3_mix001_ov1": [(0, 9, 0.0, 0.0)],
+    "fold3_room3_mix002_ov1": [(1, 8, 150.0, 10.0)],
+    "fold3_room3_mix003_ov1": [(0, 4, -30.0, -20.0)],
+    "fold4_room4_mix001_ov2": [(0, 9, 60.0, 0.0), (2, 7, -90.0, 0.0)],
+}

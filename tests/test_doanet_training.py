@@ -33,7 +33,7 @@ from seldflow.doanet.hnet import (
 from seldflow.doanet.hnet_data import generate_hnet_data
 from seldflow.doanet.loss import DOAnetLossConfig
 from seldflow.doanet.model import DOAnet
-from seldflow.doanet.training import check_network_fits_loss, train_step
+from seldflow.doanet.train import check_network_fits_loss, train_step
 from seldflow.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -194,13 +194,15 @@ RANKINGS: dict[str, Ranking] = {
     "dcase2022": _SEGMENT_RANKING,
     "dcase2023": _SEGMENT_RANKING,
     "dcase2024": Ranking(("SELD", "F", "LE", "RDE"), (("SELD", True), ("F", False))),
+    # DOAnet's tracking metric: the tracking accuracy first, then the localization error.
+    "doa-mot": Ranking(("MOTA", "LE", "IDS", "LR", "LP", "LF"), (("MOTA", False), ("LE", True))),
 }
 SUMMARY_COLUMNS = ("rank", "experiment", "model", *RANKINGS["dcase2025"].columns)
 
 
 def summarise_experiments(metrics: dict[str, PathLike], models: dict[str, str], out_csv: PathLike) -> pd.DataFrame:
     """One row per experiment, best first by the metric's ranking (DCASE2025: higher macro F, then lower DOA
-    error; DCASE2021-2024: lower SELD score): the comparison table."""
+    error; DCASE2021-2024: lower SELD score; doa-mot: higher MOTA, then lower LE): the comparison table."""
     rows = []
     ranking = RANKINGS["dcase2025"]
     for name, path in metrics.items():

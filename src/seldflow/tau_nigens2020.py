@@ -92,12 +92,21 @@ def split_folds(split: str) -> tuple[int, ...]:
         raise ValueError(f"unknown split {split!r} (known: {', '.join(SPLITS)})") from None
 
 
+def audio_folder(root: str | os.PathLike[str], fmt: str) -> Path:
+    """``<root>/<fmt>_dev``: the development audio of one format (``foa`` or ``mic``; a rule's ``{fmt}`` pattern)."""
+    return Path(root) / f"{fmt}_dev"
+
+
+def metadata_folder(root: str | os.PathLike[str]) -> Path:
+    """``<root>/metadata_dev``: the development labels, shared by both formats."""
+    return Path(root) / METADATA_FOLDER
+
+
 def dev_folders(root: str | os.PathLike[str], fmt: str = "foa") -> tuple[Path, Path]:
     """``(<root>/<fmt>_dev, <root>/metadata_dev)``; a missing folder is an :class:`InputError` saying what to fetch."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    root = Path(root)
-    folders = (root / f"{fmt}_dev", root / METADATA_FOLDER)
+    folders = (audio_folder(root, fmt), metadata_folder(root))
     for folder in folders:
         if not folder.is_dir():
             raise InputError(

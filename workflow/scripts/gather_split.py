@@ -1,4 +1,5 @@
-"""Snakemake adapter for rule synthetic_split: link every shard's files into the split folders of the DCASE tree."""
+"""Snakemake adapter for rules synthetic_split and doanet_gather: link every shard's files into the folders of
+the dataset tree, one output folder per named input (stereo, foa, mic, metadata)."""
 
 import sys
 
@@ -8,6 +9,6 @@ from seldflow.errors import exit_on_error
 from seldflow.shards import gather_files
 
 with exit_on_error():
-    for name in ("stereo", "foa", "metadata"):
+    for name in snakemake.output.keys():  # noqa: SIM118 (a Namedlist iterates over its values)
         count = gather_files(snakemake.input[name], snakemake.output[name])
         print(f"{snakemake.output[name]}: {count} files", file=sys.stderr)

@@ -266,3 +266,34 @@ def load_frozen_hnet(path: str | Path, n_max: int) -> HungarianNet:
 def settings_dict(settings: HnetTrainSettings) -> dict[str, Any]:
     """Plain-typed settings, for the checkpoint's ``config``."""
     return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(settings).items()}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The Hnet stage of the workflow (rule doanet_hnet)
+# --------------------------------------------------------------------------------------------------------------
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "f1")
+# Keys of ``doanet.hnet`` that size the generated data; the rest are training settings or the given weights.
+DATA_KEYS = ("n_max", "resolutions", "counts", "test_counts")
+NOT_TRAINING_KEYS = (*DATA_KEYS, "weights")
+
+
+def run_hnet(config: dict[str, Any], seed: int, checkpoint_out: str | Path, metrics_out: str | Path) -> HnetTrainResult:
+    """Generate Hnet's training and held-out data (``config``: the ``doanet.hnet`` section), train it, write the
+    frozen checkpoint (with that section) and the per-epoch history.
+
+    The training and held-out sets are drawn from two seeds derived from ``seed``, so they never share examples.
+    """
+    from seldflow.doanet.hnet_data import generate_hnet_data
+    from seldflow.training_state import write_metrics
+
+    n_max, resolutions = int(config["n_max"]), list(config["resolutions"])
+    train_seed, test_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
+    train = generate_hnet_data(n_max, resolutions, config["counts"], train_seed)
+    test = generate_hnet_data(n_max, resolutions, config["test_counts"], test_seed)
+    settings = {key: value for key, value in config.items() if key not in NOT_TRAINING_KEYS}
+    train_settings = HnetTrainSettings(seed=seed, **settings)
+    result = train_hnet(train, test, train_settings)
+    save_hnet(checkpoint_out, result, {key: config[key] for key in DATA_KEYS} | settings_dict(train_settings))
+    write_metrics(Path(metrics_out), result.history, HISTORY_COLUMNS)
+    return result

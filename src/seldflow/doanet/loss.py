@@ -40,6 +40,8 @@ from seldflow.doanet.model import DOAnetOutput, doa_tracks
 
 EPS = float(torch.finfo(torch.float32).eps)
 LossMode = Literal["mse", "dmot"]
+# What Hnet reads as rows: the reference's predictions, or references (the orientation of its training data).
+HNET_ROWS = ("predictions", "references")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,13 @@ class DOAnetLossConfig:
     network then needs its activity head); ``dmotp_weight`` w_p, ``dmota_weight`` w_a, ``ids_weight`` w_ids,
     ``branch_weights`` (b0, b1). The reference sets: MSE; dMOT only; dMOT + activity; the dMOTp-only ablations
     have ``dmota_weight = ids_weight = 0``.
+
+    ``hnet_rows``: which set Hnet reads as its rows. ``"predictions"`` is the reference (``cdist(predictions,
+    references)``); ``"references"`` gives Hnet the orientation it was trained on (rows references) and transposes
+    its assignment back. The two agree for a well-trained Hnet; an Hnet trained for CPU minutes does not: it picks
+    the nearer of two *columns* for one row almost always but the nearer of two *rows* for one column far less
+    often, and with DOAnet's two predictions against one reference, the most common frame, only the second
+    orientation asks it the easy question.
     """
 
     mode: LossMode = "dmot"
@@ -58,11 +67,14 @@ class DOAnetLossConfig:
     dmota_weight: float = 1.0
     ids_weight: float = 1.0
     branch_weights: tuple[float, float] = (1.0, 10.0)
+    hnet_rows: str = "predictions"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "branch_weights", tuple(self.branch_weights))  # a YAML list becomes a tuple
         if self.mode not in ("mse", "dmot"):
             raise ValueError(f"mode must be 'mse' or 'dmot', got {self.mode!r}")
+        if self.hnet_rows not in HNET_ROWS:
+            raise ValueError(f"hnet_rows must be one of {', '.join(HNET_ROWS)}, got {self.hnet_rows!r}")
         if self.mode == "mse" and self.activity:
             raise ValueError("the MSE baseline has no activity branch: set activity to false")
         weights = (self.dmotp_weight, self.dmota_weight, self.ids_weight, *self.branch_weights)
@@ -86,9 +98,13 @@ class DMOTTerms(NamedTuple):
     ids: torch.Tensor  # (F,)
 
 
-def gated_association(hnet: nn.Module, distances: torch.Tensor) -> torch.Tensor:
-    """``A · [A > 0.5]`` with ``A = sigmoid(Hnet(distances))``, ``(F, n_max, n_max)``."""
-    logits = hnet(distances).assignment.view(distances.shape)
+def gated_association(hnet: nn.Module, distances: torch.Tensor, rows: str = "predictions") -> torch.Tensor:
+    """``A · [A > 0.5]`` with ``A = sigmoid(Hnet(distances))``, ``(F, n_max, n_max)`` (rows predictions); with
+    ``rows="references"`` Hnet reads the transposed matrix and its assignment is transposed back."""
+    if rows == "references":
+        logits = hnet(distances.transpose(-1, -2)).assignment.view(distances.shape).transpose(-1, -2)
+    else:
+        logits = hnet(distances).assignment.view(distances.shape)
     association = torch.sigmoid(logits)
     return association * (association > ASSOCIATION_THRESHOLD)
 
@@ -103,7 +119,7 @@ def dmot_terms(
     """dMOTp and dMOTa of unit ``predictions`` and ``references`` ``(F, n_max, 3)`` with ``reference_activity``
     ``(F, n_max)``, frames in time order (see the module docstring for the formulas)."""
     distances = torch.cdist(predictions.contiguous(), references.contiguous())
-    association = gated_association(hnet, distances)
+    association = gated_association(hnet, distances, config.hnet_rows)
     total = association.sum()
     per_frame = (distances * association).sum((-1, -2)) * association.sum((-1, -2))
     dmotp = config.dmotp_weight * per_frame.sum() / total.clamp_min(EPS)

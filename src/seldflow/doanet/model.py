@@ -20,11 +20,14 @@ GRU 1,182,720, DOA head 33,798, activity head 33,282, total 1,553,928; the 10-ch
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from seldflow.checkpoints import load_checkpoint
+from seldflow.errors import ConfigError, InputError
 from seldflow.models import count_parameters
 from seldflow.models.registry import build_registered
 
@@ -80,6 +83,7 @@ class DOAnet(nn.Module):
         if min(in_channels, n_max, filters, rnn_size, rnn_layers) < 1:
             raise ValueError("in_channels, n_max, filters, rnn_size and rnn_layers must be positive")
         self.n_max = n_max
+        self.time_pools = tuple(time_pools)
         self.activity_tanh = activity_tanh
         blocks: list[nn.Module] = []
         for index, (time_pool, freq_pool) in enumerate(zip(time_pools, freq_pools, strict=True)):
@@ -140,3 +144,31 @@ def doanet_parameter_breakdown(name: str, **args: Any) -> dict[str, int]:
         model = build_doanet(name, **args)
     parts = {"cnn": model.cnn, "gru": model.gru, "doa_head": model.doa_head, "activity_head": model.activity_head}
     return {part: count_parameters(module) if module is not None else 0 for part, module in parts.items()}
+
+
+# Keys every DOAnet checkpoint holds: the network, the input it expects and how its outputs are read.
+DOANET_CHECKPOINT_KEYS = (
+    "kind",
+    "model_name",
+    "model_args",
+    "model_state",
+    "feature_kind",
+    "feature_settings",
+    "scaler_mean",
+    "scaler_std",
+    "loss",
+)
+DOANET_KIND = "doanet"
+
+
+def model_from_doanet_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The DOAnet of a training-stage checkpoint with its weights, in evaluation mode, and the checkpoint."""
+    checkpoint = load_checkpoint(Path(path), DOANET_CHECKPOINT_KEYS)
+    if checkpoint["kind"] != DOANET_KIND:
+        raise InputError(path, f"holds a {checkpoint['kind']!r}, not a DOAnet", field="kind")
+    try:
+        model = build_doanet(checkpoint["model_name"], **checkpoint["model_args"])
+        model.load_state_dict(checkpoint["model_state"])
+    except (ConfigError, RuntimeError) as exc:
+        raise InputError(path, f"weights do not fit the recorded network ({exc})", field="model_state") from None
+    return model.eval(), checkpoint

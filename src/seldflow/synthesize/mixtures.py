@@ -379,8 +379,24 @@ def _render_foa(
     noise_level_db: float,
 ) -> np.ndarray:
     """FOA mixture [4, n_samples]: diffuse-like background noise plus every spatialised event."""
+    return render_events(rng, events, grid, load, n_samples, sample_rate, noise_level_db, DIFFUSE_GAINS)
+
+
+def render_events(
+    rng: np.random.Generator,
+    events: list[Event],
+    grid: RoomGrid,
+    load: Callable[[Path], np.ndarray],
+    n_samples: int,
+    sample_rate: int,
+    noise_level_db: float,
+    noise_gains: np.ndarray,
+) -> np.ndarray:
+    """Mixture [channels, n_samples] of the room's array (FOA, or any other format its responses hold): Gaussian
+    background noise at ``noise_level_db`` scaled per channel by ``noise_gains``, plus every spatialised event at
+    its SNR above that noise."""
     noise_rms = 10.0 ** (noise_level_db / 20.0)
-    mix = rng.standard_normal((FOA_CHANNELS, n_samples)) * (noise_rms * DIFFUSE_GAINS)[:, None]
+    mix = rng.standard_normal((len(noise_gains), n_samples)) * (noise_rms * np.asarray(noise_gains))[:, None]
     for event in events:
         dry = load(event.path)[: event.length].astype(np.float64)
         dry *= noise_rms * 10.0 ** (event.snr_db / 20.0) / np.sqrt(np.mean(dry**2))

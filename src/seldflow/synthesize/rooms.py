@@ -9,7 +9,9 @@ once per position instead of once per capsule, and building the responses with p
 fractional-delay RIR builder, makes a 324-position room take seconds rather than minutes.
 
 The DCASE tetrahedral microphone array (MIC format) is defined here too, next to the FOA encoding: four omni
-capsules at radius 4.2 cm, so every simulator of the project places the same capsules.
+capsules at radius 4.2 cm, so every simulator of the project places the same capsules. :func:`simulate_room` writes
+their responses beside the FOA ones when asked (``mic_path``): each capsule hears every image source at its own
+distance (free field, no rigid sphere), from the same image-source run as the FOA responses.
 """
 
 from __future__ import annotations
@@ -75,12 +77,14 @@ def simulate_room(
     ir_seconds: float,
     sample_rate: int = SAMPLE_RATE,
     name: str,
+    mic_path: str | os.PathLike[str] | None = None,
 ) -> None:
     """Simulate FOA impulse responses of a shoebox room on a source grid and write them as a SOFA file.
 
     Positions closer than ``MIN_WALL_DISTANCE_M`` to a wall are skipped (and counted in the log). Responses are
     cut to ``ir_seconds``; the direct path of a source at distance r has amplitude 1/r in W, so level carries a
-    distance cue.
+    distance cue. With ``mic_path`` the tetrahedral-array responses of the same positions are written there too
+    (SOFA ``mic`` format), from the same image sources.
     """
     dims_arr = np.asarray(dims, dtype=np.float64)
     centre = np.asarray(array, dtype=np.float64)
@@ -104,23 +108,23 @@ def simulate_room(
     room = _shoebox(dims_arr, rt60, centre, sample_rate, name)
     n_taps = round(ir_seconds * sample_rate)
     started = time.perf_counter()
-    irs = np.stack(
-        [
-            foa_impulse_response(room, position, centre, n_taps)
-            for position in tqdm(absolute[inside], desc=f"room {name}", unit="position")
-        ]
-    )
-    log.info("room %s: %d positions in %.1f s", name, len(irs), time.perf_counter() - started)
-    write_sofa(
-        out_path,
-        irs,
-        relative[inside],
-        sample_rate,
-        room_name=name,
-        room_dims=dims_arr,
-        array_position=centre,
-        fmt="foa",
-    )
+    responses = [
+        array_impulse_responses(room, position, centre, n_taps, mic=mic_path is not None)
+        for position in tqdm(absolute[inside], desc=f"room {name}", unit="position")
+    ]
+    log.info("room %s: %d positions in %.1f s", name, len(responses), time.perf_counter() - started)
+    outputs = {"foa": out_path} if mic_path is None else {"foa": out_path, "mic": mic_path}
+    for fmt, path in outputs.items():
+        write_sofa(
+            path,
+            np.stack([response[fmt] for response in responses]),
+            relative[inside],
+            sample_rate,
+            room_name=name,
+            room_dims=dims_arr,
+            array_position=centre,
+            fmt=fmt,
+        )
 
 
 def _shoebox(dims: np.ndarray, rt60: float, centre: np.ndarray, sample_rate: int, name: str) -> pra.ShoeBox:
@@ -136,6 +140,14 @@ def _shoebox(dims: np.ndarray, rt60: float, centre: np.ndarray, sample_rate: int
 def foa_impulse_response(room: pra.ShoeBox, source: np.ndarray, centre: np.ndarray, n_taps: int) -> np.ndarray:
     """FOA impulse response [4, n_taps] (ACN W, Y, Z, X; SN3D) from ``source`` to the array at ``centre``,
     built by :func:`impulse_responses` from the room's image sources."""
+    return array_impulse_responses(room, source, centre, n_taps)["foa"]
+
+
+def array_impulse_responses(
+    room: pra.ShoeBox, source: np.ndarray, centre: np.ndarray, n_taps: int, *, mic: bool = False
+) -> dict[str, np.ndarray]:
+    """Responses [4, n_taps] of ``source`` at the array centred on ``centre``: ``"foa"`` always, ``"mic"`` (the
+    capsules of :func:`tetra_capsules`, each with its own path lengths) when asked, both from one image-source run."""
     room.sources = []
     room.add_source(source)
     room.image_source_model()
@@ -143,11 +155,15 @@ def foa_impulse_response(room: pra.ShoeBox, source: np.ndarray, centre: np.ndarr
     visible = room.visibility[0][0].astype(bool)
     if image.damping.shape[0] != 1:
         raise ValueError("expected frequency-flat wall absorption (one octave band)")
-    offsets = image.images[:, visible].astype(np.float64) - centre[:, None]
+    images = image.images[:, visible].astype(np.float64)
+    damping = image.damping[0, visible]
+    offsets = images - centre[:, None]
     distance = np.linalg.norm(offsets, axis=0)
-    return impulse_responses(
-        distance, image.damping[0, visible] / distance, foa_gains(offsets / distance), room.fs, n_taps
-    )
+    responses = {"foa": impulse_responses(distance, damping / distance, foa_gains(offsets / distance), room.fs, n_taps)}
+    if mic:
+        paths = np.linalg.norm(images.T[None, :, :] - (tetra_capsules() + centre)[:, None, :], axis=-1)
+        responses["mic"] = impulse_responses(paths, damping, 1.0 / paths, room.fs, n_taps)
+    return responses
 
 
 def impulse_responses(
