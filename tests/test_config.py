@@ -35,6 +35,7 @@ def test_default_config_is_valid_and_gets_defaults() -> None:
         (lambda c: c["experiments"]["HTSAT"].update(model="resnet"), "experiments.HTSAT.model"),
         (lambda c: c["experiments"]["HTSAT"].update(epoch=3), "experiments.HTSAT.epoch"),
         (lambda c: c.update(run_experiments=["CNN14_Mamba"]), "run_experiments"),
+        (lambda c: c["doanet"].pop("embedded"), "doanet.embedded"),
     ],
 )
 def test_violations_name_the_key(mutate, key: str) -> None:
