@@ -64,8 +64,10 @@ s5-table: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) $(S5_ONE_THREAD) -- results/s5/summary.csv
 	@cat results/s5/summary.csv
 
+# One pytest worker per core (pytest-xdist), each test file on one worker: a file's module fixtures (a trained
+# network, the SLURM cluster) are built once, and tests/conftest.py gives each worker one torch thread.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(CORES) --dist loadfile
 
 # The workflow (finished outputs reused), then the benchmark report, always re-measured.
 bench: $(STAMP)

@@ -52,11 +52,10 @@ rule benchmark:
         test_splits=TEST_SPLITS,
         features=config["features"],
         sample_rate=SAMPLE_RATE,
-        # Fixed sizes of the timed comparisons (not in the config schema: they describe the benchmark, not a run).
-        pfoa_clips=20,
-        repeats=5,
-        # Reference width and sequence of the CNN14 decoders; a pass takes seconds, so fewer repeats.
-        decoder={"d_model": 2048, "length": 32, "batch": 4, "repeats": 3},
+        # Sizes of the timed comparisons (config `bench`).
+        pfoa_clips=config["bench"]["pfoa_clips"],
+        repeats=config["bench"]["repeats"],
+        decoder=config["bench"]["decoder"],
         # One row per metric: seldflow's scorer against its official scorer restated, on synthetic label
         # folders sized by the config (`bench.scorers`).
         scorers={**config["bench"]["scorers"], "seed": stage_seed("bench", "scorers")},

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import tiny_config, write_config
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: a second thread per worker (torch's and OpenMP's default, inherited by the
+    # workflows the tests start) would only oversubscribe the cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -18,8 +27,6 @@ def tiny_workdir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def single_thread() -> Iterator[None]:
     """Tiny models are thousands of small ops: one thread avoids OpenMP hand-offs that dominate on a busy CPU."""
-    import torch  # here, not at the top: most test modules never need torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -14,8 +14,7 @@ It leans on three Snakemake internals (``PythonScript.execute_script`` and its a
 ``snakemake.common.get_snakemake_searchpaths``); a Snakemake release that changes them fails these runs loudly.
 
 ``SELDFLOW_ENV_JOBS`` is a folder: each job leaves ``<n>-<rule>.json`` (the job) and ``<n>-<rule>.run.json``
-(the interpreter and search path the script ran with, see env_runner.py). ``SELDFLOW_ENV_PARAMS``, optional, is a
-JSON object ``{rule: {param: value}}`` of params to replace (to shrink a costly rule's fixed sizes).
+(the interpreter and search path the script ran with, see env_runner.py).
 """
 
 from __future__ import annotations
@@ -61,11 +60,6 @@ def execute_script(self: script.PythonScript, fname: str, edit: bool = False) ->
         searchpaths.append(self.path.get_basedir().get_path_or_uri(secret_free=True))
     added = [path for path in dict.fromkeys(searchpaths) if os.path.realpath(path) not in OWN_PATHS]
     params = namedlist(self.params)
-    overrides = json.loads(os.environ.get("SELDFLOW_ENV_PARAMS", "{}")).get(self.rulename, {})
-    for name, value in overrides.items():
-        start, end = params["names"][name]
-        assert end is None, f"param {name} of rule {self.rulename} is not a single value"
-        params["items"][start] = value
     jobs = Path(os.environ["SELDFLOW_ENV_JOBS"])
     with _lock:
         stem = jobs / f"{next(_counter)}-{self.rulename}"

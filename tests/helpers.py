@@ -48,9 +48,13 @@ def tiny_config() -> dict[str, Any]:
     config["dataset"]["shard_clips"] = 4
     config["train"].update(epochs=1, batch_size=8, validation_fraction=0.2, device="cpu")
     config["report"] = {"clips": 2}
-    # The benchmark's scorer rows on a few clips per metric (10,000 by default).
+    # The benchmark's comparisons at toy sizes: scorer rows on a few clips per metric (10,000 by default), a narrow
+    # decoder, one timed run each.
     config["bench"] = {
-        "scorers": {"files": 20, "frames": 30, "repeats": 1, "soundscapes": 6, "soundscape_samples": 400}
+        "repeats": 1,
+        "pfoa_clips": 2,
+        "decoder": {"d_model": 64, "length": 8, "batch": 2, "repeats": 1},
+        "scorers": {"files": 20, "frames": 30, "repeats": 1, "soundscapes": 6, "soundscape_samples": 400},
     }
     # SELD only: the S5 branch has its own tiny configurations (tests/test_workflow_s5.py); with its demo section
     # here, rules that gather every branch (the benchmark) would first train the S5 demo.

@@ -9,12 +9,12 @@ there with an ImportError in the rule's log.
 
 How a rule runs (tests/env_snakemake.py, tests/env_runner.py): the repository's Snakefile is run by this suite's
 snakemake on the tiny configuration of helpers.py, so input, output, params, log, wildcards, resources and threads
-are the ones the workflow computes for the job (only the benchmark rule's fixed comparison sizes are shrunk, see
-:data:`BENCHMARK_PARAMS`). The one step replaced is the start of the script: instead of Snakemake's preamble, which
-would append this venv's site-packages to the script's ``sys.path`` and so mask a missing package, env_runner.py
-runs the script in the env's interpreter with ``-I`` and only the search paths the workflow adds (``src/``, put
-there by rules/common.smk, and the workflow's own folders). Every job's record is checked: the env's interpreter ran it,
-its ``sys.path`` holds no path of this venv and no other site-packages, and seldflow came from ``src/``.
+are the ones the workflow computes for the job. The one step replaced is the start of the script: instead of
+Snakemake's preamble, which would append this venv's site-packages to the script's ``sys.path`` and so mask a
+missing package, env_runner.py runs the script in the env's interpreter with ``-I`` and only the search paths the
+workflow adds (``src/``, put there by rules/common.smk, and the workflow's own folders). Every job's record is
+checked: the env's interpreter ran it, its ``sys.path`` holds no path of this venv and no other site-packages, and
+seldflow came from ``src/``.
 
 Inputs a rule needs from upstream rules (audio clips, labels, predictions, features) are written here, small and in
 the formats those rules write, and ``--allowed-rules`` keeps Snakemake from re-making them.
@@ -83,7 +83,6 @@ WORKFLOW_TIMEOUT_S = 600
 
 # The benchmark rule's comparison sizes are rule params fixed for `make bench` (20 clips, 5 repeats, CNN14-sized
 # decoders: minutes); the same code paths at the smallest sizes. Its training-memory figure has no such knob.
-BENCHMARK_PARAMS = {"pfoa_clips": 2, "repeats": 1, "decoder": {"d_model": 64, "length": 8, "batch": 2, "repeats": 1}}
 
 LABEL_HEADER = ",".join(CSV_COLUMNS) + "\n"
 
@@ -202,7 +201,6 @@ class Workflow:
         self,
         *targets: str,
         allowed_rules: Sequence[str] = (),
-        params: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
         """Make ``targets``; returns the jobs that ran, per rule: the job (input, output, params...) plus ``ran``,
         what the script's interpreter recorded (executable, prefix, sys.path, where seldflow came from)."""
@@ -210,7 +208,6 @@ class Workflow:
         environment.update(
             SELDFLOW_ENV_PYTHON=str(self.python),
             SELDFLOW_ENV_JOBS=str(self.records),
-            SELDFLOW_ENV_PARAMS=json.dumps(params or {}),
         )
         command = [sys.executable, str(HOOK), "--snakefile", str(REPO / "Snakefile"), "--directory", str(self.workdir)]
         command += ["--cores", "2"]
@@ -396,8 +393,8 @@ def torch_case(workflow: Workflow) -> dict[str, list[dict[str, Any]]]:
 
 def benchmark_case(workflow: Workflow) -> dict[str, list[dict[str, Any]]]:
     """Rule benchmark (its env's only rule) over a finished-looking tiny workflow written here: clips, labels,
-    predictions, feature files, metrics and one feature job's benchmark file. Its comparison sizes are shrunk
-    (:data:`BENCHMARK_PARAMS`); the no-op dry run is the env's own snakemake parsing the workflow, which finds it
+    predictions, feature files, metrics and one feature job's benchmark file, its comparisons at the tiny
+    configuration's sizes (``bench``); the no-op dry run is the env's own snakemake parsing the workflow, which finds it
     unfinished here (a NaN figure whose note holds the dry run's job list)."""
     config, root, results = workflow.config, dataset_root(workflow), workflow.workdir / "results"
     kind, experiment = config["features"]["kind"], config["experiment"]
@@ -416,7 +413,7 @@ def benchmark_case(workflow: Workflow) -> dict[str, list[dict[str, Any]]]:
     timing.parent.mkdir(parents=True)
     timing.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n")
     timing.write_text(timing.read_text() + "2.0\t0:00:02\t300\t900\t250\t260\t1\t1\t90\t1.8\n")
-    jobs = workflow.run("benchmark", allowed_rules=["benchmark"], params={"benchmark": BENCHMARK_PARAMS})
+    jobs = workflow.run("benchmark", allowed_rules=["benchmark"])
 
     job = jobs["benchmark"][0]
     markdown = (workflow.workdir / output(job, "markdown")).read_text()

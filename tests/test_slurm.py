@@ -101,30 +101,41 @@ def test_slurm_profile_dry_run(plugin: Path, tiny_workdir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_workflow_on_a_slurm_cluster(plugin: Path, slurm_cluster: Cluster, tmp_path: Path) -> None:
-    """The reduced workflow, every job submitted with sbatch; the train job asks SLURM for the (fake) GPU."""
-    write_config(tmp_path, tiny_config())
+def test_workflow_on_a_slurm_cluster_resumes_a_killed_training_job(
+    plugin: Path, slurm_cluster: Cluster, tmp_path: Path
+) -> None:
+    """The reduced workflow, every job submitted with sbatch; the train job asks SLURM for the (fake) GPU. Its
+    training process SIGKILLed inside the SLURM job mid-run fails the job, and the rerun resumes training and
+    finishes the workflow. (One workflow for both checks: on SLURM each job costs seconds of polling.)"""
+    config = tiny_config()
+    config["train"]["epochs"] = 3
+    write_config(tmp_path, config)
     # --cores caps every job's threads (and sets the train rule's) to what the one test node has.
-    result, elapsed = run_with_plugin(
-        tmp_path, "--profile", str(PROFILE), "--cores", str(slurm_cluster.cpus), "--verbose", timeout=420
-    )
+    args = ["--profile", str(PROFILE), "--cores", str(slurm_cluster.cpus), "--verbose"]
+    killed = _kill_training_mid_run(tmp_path, [*args, "results/tiny/model/best.pt"])
+    assert not (tmp_path / "results" / "tiny" / "model" / "best.pt").exists()
+
+    result, elapsed = run_with_plugin(tmp_path, *args, timeout=420)
     details = f"{result.stdout[-8000:]}\n{slurm_cluster.logs()}"
     assert result.returncode == 0, details
+    log = (tmp_path / "results" / "tiny" / "logs" / "train.log").read_text()
+    assert re.search(r"resuming after epoch [12] ", log), log[-3000:]
     metrics = json.loads((tmp_path / "results" / "tiny" / "metrics.json").read_text())
     assert 0.0 <= metrics["F"] <= 1.0
 
-    # Every job but the local `all` went through sbatch; the train job's call asks for the profile's GPU type ...
+    # Every job but the local ones went through sbatch (over both runs); the train job's call asks for the
+    # profile's GPU type ...
     calls = {
         match[1]: match[0]
         for match in re.finditer(
-            r"^sbatch call: .* --comment rule_(\w+?)(?:_wildcards_\S+)? .*$", result.stdout, re.MULTILINE
+            r"^sbatch call: .* --comment rule_(\w+?)(?:_wildcards_\S+)? .*$", killed + result.stdout, re.MULTILINE
         )
     }
     assert set(calls) == (set(ALL_JOBS) | {"features"}) - LOCAL_RULES, details
     assert "--gpus=fake:1" in calls["train"] and " -p debug " in calls["train"], calls["train"]
     assert "--gpus=fake:1" in calls["infer"], calls["infer"]
     assert "--gpus" not in calls["features"], calls["features"]
-    # ... and SLURM ran it as a job holding that GPU.
+    # ... and SLURM ran the resumed training as a job holding that GPU.
     train_job = re.search(
         r"^Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*/rule_train/", result.stdout, re.MULTILINE
     )
@@ -132,44 +143,28 @@ def test_workflow_on_a_slurm_cluster(plugin: Path, slurm_cluster: Cluster, tmp_p
     job = Cluster.show_job(train_job[1])
     assert "JobState=COMPLETED" in job, job
     assert re.search(r"TresPerJob=gres[:/]gpu:fake[:=]1\b", job), job  # 'gres:gpu:fake:1' in SLURM 22.05
-    print(f"workflow on SLURM: {elapsed:.0f} s")
+    print(f"workflow on SLURM (the rerun): {elapsed:.0f} s")
 
 
-@pytest.mark.slow
-def test_killed_training_job_on_slurm_resumes_from_its_last_epoch(
-    plugin: Path, slurm_cluster: Cluster, tmp_path: Path
-) -> None:
-    """SIGKILL the training process inside its SLURM job mid-run: the job fails, and the rerun resumes training."""
-    config = tiny_config()
-    config["train"]["epochs"] = 3
-    write_config(tmp_path, config)
-    command = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
-    args = ["--profile", str(PROFILE), "--cores", str(slurm_cluster.cpus), "results/tiny/model/best.pt"]
-    state = tmp_path / "results" / "tiny" / "model" / "state" / "last.pt"
-    with (tmp_path / "killed.log").open("w") as out:
+def _kill_training_mid_run(workdir: Path, args: list[str]) -> str:
+    """Run snakemake with ``args`` on SLURM until the training has finished epoch 1, SIGKILL the training process
+    inside its job, and return the failed run's output."""
+    command = [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    state = workdir / "results" / "tiny" / "model" / "state" / "last.pt"
+    with (workdir / "killed.log").open("w") as out:
         runner = subprocess.Popen(
-            [*command, *args],
-            cwd=tmp_path,
-            env=plugin_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            command, cwd=workdir, env=plugin_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
-            process = wait_for(lambda: past_epoch(state, 1) and job_process(tmp_path, "train.py"), "epoch 1 on SLURM")
+            process = wait_for(lambda: past_epoch(state, 1) and job_process(workdir, "train.py"), "epoch 1 on SLURM")
             os.kill(process.pid, signal.SIGKILL)
             returncode = runner.wait(timeout=300)
         finally:
             if runner.poll() is None:
                 os.killpg(runner.pid, signal.SIGKILL)
-    killed_log = (tmp_path / "killed.log").read_text(errors="replace")
-    assert returncode != 0, killed_log[-6000:]
-    assert not (tmp_path / "results" / "tiny" / "model" / "best.pt").exists()
-
-    result, _ = run_with_plugin(tmp_path, *args, timeout=420)
-    assert result.returncode == 0, f"{result.stdout[-6000:]}\n{slurm_cluster.logs()}"
-    log = (tmp_path / "results" / "tiny" / "logs" / "train.log").read_text()
-    assert re.search(r"resuming after epoch [12] ", log), log[-3000:]
+    output = (workdir / "killed.log").read_text(errors="replace")
+    assert returncode != 0, output[-6000:]
+    return output
 
 
 def test_nothing_of_the_cluster_is_left_behind(tiny_workdir: Path) -> None:
