@@ -57,6 +57,9 @@ def test_reader_reads_files_whole_as_libsndfile_reads_them(tmp_path: Path, subty
         for channel in range(channels):
             np.testing.assert_array_equal(reader.read(path, channel)[1], expected[:, channel])
         assert reader.layout(path) == layout
+        out = np.full(frames, np.nan, np.float32)
+        reader.samples(layout, channels - 1, out)  # straight into a caller's array, from the file read last
+        np.testing.assert_array_equal(out, expected[:, channels - 1])
 
 
 @pytest.mark.parametrize("subtype", ["PCM_24", "PCM_32", "DOUBLE", "PCM_U8", "ULAW"])

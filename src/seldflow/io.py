@@ -261,15 +261,22 @@ def _plain_samples(raw: _Buffer, layout: WavLayout, channel: int | None, offset:
     return _float_samples(samples, layout, channel)
 
 
-def _float_samples(samples: np.ndarray, layout: WavLayout, channel: int | None) -> np.ndarray:
-    """Interleaved samples ``(frames * channels,)`` as new float32 ``(frames, channels)``, or one channel."""
+def _float_samples(
+    samples: np.ndarray, layout: WavLayout, channel: int | None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Interleaved samples ``(frames * channels,)`` as new float32 ``(frames, channels)``, or one channel; written
+    into ``out`` (float32, of that shape) instead of a new array when given."""
     if channel is not None:
         samples = samples[channel :: layout.channels]  # one strided view: thousands of small files add up
     else:
         samples = samples.reshape(layout.frames, layout.channels)
+    if out is None:
+        out = samples.astype(np.float32)
+    else:
+        out[...] = samples
     if layout.dtype == "<i2":
-        return samples.astype(np.float32) / np.float32(2**15)
-    return samples.astype(np.float32)
+        out /= np.float32(2**15)  # float32(x) / 2**15, as the float conversion of 16-bit PCM
+    return out
 
 
 class PlainWavReader:
@@ -290,12 +297,18 @@ class PlainWavReader:
         layout = self.layout(path)
         if layout is None:
             return None
-        data = self._buffer[layout.offset : layout.offset + layout.frames * layout.channels * _ITEMSIZE[layout.dtype]]
-        return layout, _float_samples(data.view(layout.dtype), layout, channel)
+        return layout, self.samples(layout, channel)
 
     def layout(self, path: str | os.PathLike[str]) -> WavLayout | None:
-        """:func:`plain_wav_layout` of a file read whole (its samples stay in the buffer until the next read)."""
+        """:func:`plain_wav_layout` of a file read whole (its samples stay in the buffer until the next read, for
+        :meth:`samples`)."""
         return wav_layout_of(self._buffer, self._read_whole(path))
+
+    def samples(self, layout: WavLayout, channel: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """The float32 samples of the file :meth:`layout` read last (``layout`` is what it returned), as
+        :meth:`read` gives them, or written into ``out`` (one copy, straight from the buffer)."""
+        data = self._buffer[layout.offset : layout.offset + layout.frames * layout.channels * _ITEMSIZE[layout.dtype]]
+        return _float_samples(data.view(layout.dtype), layout, channel, out)
 
     def _read_whole(self, path: str | os.PathLike[str]) -> int:
         """Read the whole file into the buffer (grown when the file is larger); returns its size in bytes."""

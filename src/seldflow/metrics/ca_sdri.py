@@ -45,7 +45,7 @@ import numpy as np
 import soundfile as sf
 
 from seldflow.errors import InputError
-from seldflow.io import PlainWavReader
+from seldflow.io import PlainWavReader, WavLayout
 from seldflow.s5.files import AUDIO_SUFFIX, NAME_SEPARATOR, source_stem_parts, split_source_name
 from seldflow.s5.vocabulary import LABELS, SILENCE
 
@@ -326,102 +326,133 @@ def _collect(mixture_dir: Path, ref_dir: Path, pred_dir: Path, labels: Collectio
     return soundscapes
 
 
-class _Header(NamedTuple):
-    """What a file's header says, as ``soundfile.info`` reports it."""
+class _File(NamedTuple):
+    """An audio file whose header has been read: what it says, as ``soundfile.info`` reports it, and for a plain
+    WAV its layout (its samples then wait in the reader's buffer until the next file is read)."""
 
+    path: str
     channels: int
     samplerate: int
     frames: int
+    layout: WavLayout | None
 
-
-def _read_file(path: str, reader: PlainWavReader, channel: int | None) -> tuple[_Header, np.ndarray | None]:
-    """The header of an audio file and, unless ``channel`` is None, that channel's float32 samples.
-
-    A plain WAV is read whole in one go and parsed directly (:class:`seldflow.io.PlainWavReader`); any other file
-    by libsndfile (and any file that cannot be opened, so its
-    error reads as libsndfile's).
-    """
-    try:
-        if channel is None:
-            layout, samples = reader.layout(path), None
+    def samples_into(self, reader: PlainWavReader, channel: int, out: np.ndarray) -> None:
+        """Write one channel's float32 samples into ``out``: from the reader's buffer for a plain WAV (read by
+        :func:`_open` just before), by libsndfile otherwise."""
+        if self.layout is not None:
+            reader.samples(self.layout, channel, out)
         else:
-            layout, samples = reader.read(path, channel) or (None, None)
+            out[...] = sf.read(self.path, dtype=COMPUTE_DTYPE, always_2d=True)[0][:, channel]
+
+
+def _open(path: str, reader: PlainWavReader) -> _File:
+    """The header of an audio file: a plain WAV is read whole in one go and parsed directly
+    (:class:`seldflow.io.PlainWavReader`); any other file by libsndfile (and any file that cannot be opened, so
+    its error reads as libsndfile's)."""
+    try:
+        layout = reader.layout(path)
     except OSError:
         layout = None
     if layout is not None:
-        return _Header(layout.channels, layout.sample_rate, layout.frames), samples
+        return _File(path, layout.channels, layout.sample_rate, layout.frames, layout)
     try:
         info = sf.info(path)
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
         raise InputError(path, f"cannot read audio header: {exc}") from None
-    if channel is not None:
-        samples = sf.read(path, dtype=COMPUTE_DTYPE, always_2d=True)[0][:, channel]
-    return _Header(info.channels, info.samplerate, info.frames), samples
+    return _File(path, info.channels, info.samplerate, info.frames, None)
 
 
-def _check_target(path: str, info: _Header, mixture: _Header) -> None:
+def _check_target(target: _File, mixture: _File) -> None:
     """Header checks of an oracle or estimated target: mono, with the mixture's sample rate and length."""
-    if info.channels != 1:
-        raise InputError(path, f"has {info.channels} channels; targets and estimates must be mono")
-    if info.samplerate != mixture.samplerate:
-        raise InputError(path, f"sample rate {info.samplerate} Hz differs from the mixture's {mixture.samplerate} Hz")
-    if info.frames != mixture.frames:
-        raise InputError(path, f"has {info.frames} samples, the mixture {mixture.frames} (no truncation)")
+    path = target.path
+    if target.channels != 1:
+        raise InputError(path, f"has {target.channels} channels; targets and estimates must be mono")
+    if target.samplerate != mixture.samplerate:
+        raise InputError(path, f"sample rate {target.samplerate} Hz differs from the mixture's {mixture.samplerate} Hz")
+    if target.frames != mixture.frames:
+        raise InputError(path, f"has {target.frames} samples, the mixture {mixture.frames} (no truncation)")
 
 
-class _Pending(NamedTuple):
-    """A soundscape read but not scored yet: its label match and, with TPs, the TP rows (in ``match.tp`` order)
-    and mixture channel 0."""
+class _Rows:
+    """The TP rows of a batch of soundscapes whose signals have one length, written straight into arrays kept from
+    batch to batch: estimates, oracle targets and the mixture's channel 0 once per TP class (one copy of each
+    file's samples, no per-file arrays)."""
 
-    match: LabelMatch
-    estimates: list[np.ndarray]  # K rows [N]
-    references: list[np.ndarray]  # K rows [N]
-    mixture: np.ndarray | None  # [N]
+    def __init__(self, length: int, capacity: int) -> None:
+        self.length = length
+        self.estimates, self.references, self.mixtures = (np.empty((capacity, length), COMPUTE_DTYPE) for _ in "erm")
+        self.used = 0
+
+    def fits(self, length: int, count: int) -> bool:
+        return length == self.length and self.used + count <= len(self.estimates)
+
+    def sdri(self) -> np.ndarray:
+        """The SDRi of every row written (:func:`_sdri_rows`, overwriting the estimates and mixtures)."""
+        used = self.used
+        return _sdri_rows(self.estimates[:used], self.references[:used], self.mixtures[:used])
 
 
-def _read_soundscape(soundscape: _Soundscape, reader: PlainWavReader) -> _Pending:
-    """Check every file of a soundscape (the mixture first, then its oracle targets, then its estimates) and read
-    the samples the score needs, opening each file once: the TP classes' estimates and oracle targets and mixture
-    channel 0; the other files' headers alone."""
+def _read_soundscape(soundscape: _Soundscape, reader: PlainWavReader, batch: _Batch) -> None:
+    """Check every file of a soundscape (the mixture first, then its oracle targets, then its estimates), opening
+    each once, and write the samples the score needs into the batch's rows: the TP classes' estimates and oracle
+    targets and mixture channel 0; the other files' headers alone are read."""
     match = LabelMatch.of(soundscape.references, soundscape.estimates)
-    scored = set(match.tp)
-    mixture_header, mixture = _read_file(soundscape.mixture, reader, REFERENCE_CHANNEL if scored else None)
-    if mixture_header.frames == 0:
+    mixture = _open(soundscape.mixture, reader)
+    if mixture.frames == 0:
         raise InputError(soundscape.mixture, "mixture has no samples")
-
-    def rows(files: Mapping[str, str]) -> dict[str, np.ndarray]:
-        found = {}
+    rows, start = batch.place(match, mixture.frames)
+    if rows is not None:
+        mixture.samples_into(reader, REFERENCE_CHANNEL, rows.mixtures[start])
+        rows.mixtures[start + 1 : start + len(match.tp)] = rows.mixtures[start]
+    position = {label: start + index for index, label in enumerate(match.tp)}
+    for files, arrays in ((soundscape.references, "references"), (soundscape.estimates, "estimates")):
         for label, path in files.items():
-            info, samples = _read_file(path, reader, 0 if label in scored else None)
-            _check_target(path, info, mixture_header)
-            if samples is not None:
-                found[label] = samples
-        return found
-
-    references, estimates = rows(soundscape.references), rows(soundscape.estimates)
-    return _Pending(match, [estimates[label] for label in match.tp], [references[label] for label in match.tp], mixture)
+            target = _open(path, reader)
+            _check_target(target, mixture)
+            if rows is not None and label in position:
+                target.samples_into(reader, 0, getattr(rows, arrays)[position[label]])
 
 
-def _score_pending(pending: Sequence[_Pending], dataset: _Dataset) -> None:
-    """Score several soundscapes into ``dataset``, their SDRis computed together for each signal length.
+class _Batch:
+    """Soundscapes read but not scored yet (their label matches and first rows) and the rows they wrote; scored
+    into the dataset when the rows are full (at most :data:`BATCH_SAMPLES` samples) or change length."""
 
-    Elementwise the same float32 operations as :func:`sdri_db` per soundscape (:func:`_sdri_rows`), and each
-    row's sums are the same pairwise float32 sums, so the numbers are those of scoring soundscapes one at a time.
-    """
-    sdri: list[np.ndarray] = [np.zeros(0, COMPUTE_DTYPE)] * len(pending)
-    lengths = {len(item.mixture) for item in pending if item.mixture is not None}
-    for length in lengths:
-        members = [k for k, item in enumerate(pending) if item.mixture is not None and len(item.mixture) == length]
-        counts = [len(pending[k].match.tp) for k in members]
-        estimates = np.stack([row for k in members for row in pending[k].estimates])
-        references = np.stack([row for k in members for row in pending[k].references])
-        mixtures = np.stack([pending[k].mixture for k in members for _ in pending[k].estimates])
-        values = _sdri_rows(estimates, references, mixtures)
-        for k, part in zip(members, np.split(values, np.cumsum(counts)[:-1]), strict=True):
-            sdri[k] = part
-    scores = _term_means(sdri, [_n_terms(item.match) for item in pending]).tolist()
-    for item, score, values in zip(pending, scores, sdri, strict=True):
-        dataset.add(score, item.match.tp, values.tolist(), item.match.fp, item.match.fn)
+    def __init__(self, dataset: _Dataset) -> None:
+        self.dataset = dataset
+        self.rows: _Rows | None = None
+        self.pending: list[tuple[LabelMatch, int]] = []
+
+    def place(self, match: LabelMatch, length: int) -> tuple[_Rows | None, int]:
+        """Take a soundscape: the rows its TP classes are to be written to and the first of them (None without
+        TP classes). A full batch, or one of another length, is scored first."""
+        count = len(match.tp)
+        if not count:
+            self.pending.append((match, 0))
+            return None, 0
+        if self.rows is None or not self.rows.fits(length, count):
+            self.score()
+            if self.rows is None or self.rows.length != length or count > len(self.rows.estimates):
+                self.rows = _Rows(length, max(BATCH_SAMPLES // (3 * length), count))
+        start = self.rows.used
+        self.rows.used += count
+        self.pending.append((match, start))
+        return self.rows, start
+
+    def score(self) -> None:
+        """Score the pending soundscapes into the dataset and empty the batch.
+
+        Elementwise the same float32 operations as :func:`sdri_db` per soundscape (:func:`_sdri_rows`), and each
+        row's sums are the same pairwise float32 sums, so the numbers are those of scoring soundscapes one at a
+        time.
+        """
+        values = self.rows.sdri() if self.rows is not None and self.rows.used else np.zeros(0, COMPUTE_DTYPE)
+        sdri = [values[start : start + len(match.tp)] for match, start in self.pending]
+        scores = _term_means(sdri, [_n_terms(match) for match, _ in self.pending]).tolist()
+        for (match, _), score, part in zip(self.pending, scores, sdri, strict=True):
+            self.dataset.add(score, match.tp, part.tolist(), match.fp, match.fn)
+        self.pending = []
+        if self.rows is not None:
+            self.rows.used = 0
 
 
 def _score_files(soundscapes: Sequence[_Soundscape], labels: Sequence[str]) -> dict[str, Any]:
@@ -430,16 +461,10 @@ def _score_files(soundscapes: Sequence[_Soundscape], labels: Sequence[str]) -> d
     soundscapes). The first bad file ends the run with its error before any report exists."""
     reader = PlainWavReader()
     dataset = _Dataset(labels)
-    pending: list[_Pending] = []
-    held = 0
+    batch = _Batch(dataset)
     for soundscape in soundscapes:
-        item = _read_soundscape(soundscape, reader)
-        pending.append(item)
-        held += 0 if item.mixture is None else 3 * len(item.estimates) * len(item.mixture)
-        if held >= BATCH_SAMPLES:
-            _score_pending(pending, dataset)
-            pending, held = [], 0
-    _score_pending(pending, dataset)
+        _read_soundscape(soundscape, reader, batch)
+    batch.score()
     return dataset.report()
 
 
