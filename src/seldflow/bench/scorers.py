@@ -8,8 +8,9 @@ what scoring costs:
   :mod:`~seldflow.bench.segment_scorer` for DCASE2021-2023, :mod:`~seldflow.bench.frame_scorer` for DCASE2024,
   :mod:`~seldflow.bench.tracking_scorer` for DOAnet's ``doa-mot``), or for CA-SDRi one soundscape and one file at
   a time (:func:`seldflow.bench.s5.naive_ca_sdri`);
-* **seldflow** (B): the registered metric as ``seldflow score`` runs it, the label folders read by the metric's
-  bulk reader (:mod:`seldflow.csv_bulk`) and scored vectorised over all clips and frames; for CA-SDRi
+* **seldflow** (B): the registered metric as ``seldflow score`` runs it (:func:`seldflow.score.score_dirs`), the
+  label folders read by the metric's bulk reader (:mod:`seldflow.csv_bulk`) and scored vectorised over all clips and
+  frames (DOA-MOT a chunk of recordings at a time, :class:`seldflow.metrics.doa_mot.Tally`); for CA-SDRi
   :func:`seldflow.metrics.ca_sdri.score_ca_sdri`.
 
 Each run happens in a fresh process (:mod:`seldflow.bench.scorer_child`), which times the scoring alone (after its
