@@ -1,4 +1,4 @@
-"""Reading plain WAV files without libsndfile (seldflow.io.plain_wav_layout / read_plain_wav).
+"""Reading plain WAV files without libsndfile (seldflow.io.plain_wav_layout / read_plain_wav / PlainWavReader).
 
 The expectation is libsndfile's own reading of the same file (``soundfile.info`` and ``soundfile.read`` as float32):
 the direct reader must report the same rate, channels and frames and return the very same samples, and must decline
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from seldflow.io import plain_wav_layout, read_plain_wav
+from seldflow.io import PlainWavReader, plain_wav_layout, read_plain_wav
 
 
 @pytest.mark.parametrize("channels", [1, 2, 4, 7])
@@ -38,11 +38,36 @@ def test_plain_files_read_as_libsndfile_reads_them(tmp_path: Path, channels: int
         np.testing.assert_array_equal(read_plain_wav(path, layout, channel), expected[:, channel])
 
 
+@pytest.mark.parametrize("subtype", ["FLOAT", "PCM_16"])
+def test_reader_reads_files_whole_as_libsndfile_reads_them(tmp_path: Path, subtype: str) -> None:
+    """One reader for files of several sizes, the largest beyond its starting buffer (so it grows), and again
+    for a small file after the large one: layouts and samples as libsndfile's, nothing left from earlier files."""
+    rng = np.random.default_rng(3)
+    reader = PlainWavReader(buffer_bytes=0)  # the smallest buffer: a header's worth
+    for index, (frames, channels) in enumerate([(10, 1), (5000, 4), (3000, 1), (7, 2)]):
+        path = tmp_path / f"clip{index}.wav"
+        sf.write(str(path), rng.uniform(-1.0, 1.0, (frames, channels)).astype(np.float32), 16000, subtype=subtype)
+        expected, _ = sf.read(str(path), dtype="float32", always_2d=True)
+        found = reader.read(path)
+        assert found is not None
+        layout, samples = found
+        assert layout == plain_wav_layout(path)
+        assert samples.dtype == np.float32
+        np.testing.assert_array_equal(samples, expected)
+        for channel in range(channels):
+            np.testing.assert_array_equal(reader.read(path, channel)[1], expected[:, channel])
+        assert reader.layout(path) == layout
+        out = np.full(frames, np.nan, np.float32)
+        reader.samples(layout, channels - 1, out)  # straight into a caller's array, from the file read last
+        np.testing.assert_array_equal(out, expected[:, channels - 1])
+
+
 @pytest.mark.parametrize("subtype", ["PCM_24", "PCM_32", "DOUBLE", "PCM_U8", "ULAW"])
 def test_other_sample_formats_are_left_to_soundfile(tmp_path: Path, subtype: str) -> None:
     path = tmp_path / "clip.wav"
     sf.write(str(path), np.zeros((10, 1), np.float32), 8000, subtype=subtype)
     assert plain_wav_layout(path) is None
+    assert PlainWavReader().read(path) is None
 
 
 def test_odd_files_are_left_to_soundfile(tmp_path: Path) -> None:
@@ -62,3 +87,4 @@ def test_odd_files_are_left_to_soundfile(tmp_path: Path) -> None:
         else:
             path.write_bytes(content)
         assert plain_wav_layout(path) is None, name
+        assert PlainWavReader().read(path) is None and PlainWavReader().layout(path) is None, name

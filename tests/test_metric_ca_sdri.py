@@ -134,6 +134,23 @@ def test_negative_improvement_is_kept() -> None:
     assert score < 0
 
 
+def test_soundscape_score_is_the_float32_mean_of_its_terms() -> None:
+    """Up to 15 terms (past numpy's 8-wide blocks of summation): the score is np.mean of the float32 terms, the TP
+    SDRis followed by one zero per FP and FN, to the last bit, as the official mean over the stacked terms."""
+    rng = np.random.default_rng(2)
+    labels = [f"Class{k}" for k in range(15)]
+    for _ in range(60):
+        chosen = rng.permutation(labels)[: int(rng.integers(1, 16))]
+        split = sorted(rng.integers(0, len(chosen) + 1, 2))
+        tp, fn, fp = chosen[: split[0]], chosen[split[0] : split[1]], chosen[split[1] :]
+        refs = {label: rng.normal(0, 0.3, 64).astype(np.float32) for label in [*tp, *fn]}
+        ests = {label: refs[label] + rng.normal(0, 0.1, 64).astype(np.float32) for label in tp}
+        ests |= {label: rng.normal(0, 0.1, 64).astype(np.float32) for label in fp}
+        score, details = ca_sdri_soundscape(rng.normal(0, 0.5, 64).astype(np.float32), refs, ests)
+        terms = [details["SDRi"][label] for label in details["TP"]] + [0.0] * (len(fp) + len(fn))
+        assert score == float(np.mean(np.asarray(terms, dtype=np.float32)))
+
+
 def test_no_labels_at_all_is_nan_as_officially() -> None:
     score, details = ca_sdri_soundscape(MIX, {}, {})
     assert math.isnan(score) and details["label_correct"] is True

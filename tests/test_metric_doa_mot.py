@@ -28,6 +28,7 @@ from seldflow.metrics.doa_mot import (
     ClearMotCounts,
     DoaCounts,
     DoaSlots,
+    Tally,
     clear_mot_counts,
     clear_mot_counts_of,
     compute_metrics,
@@ -470,3 +471,67 @@ def test_all_recordings_at_once_count_as_recording_by_recording(seed: int) -> No
                 doanet.n_pred,
             )
             assert together.angle_sum == pytest.approx(doanet.angle_sum, rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Folders scored a chunk of recordings at a time (flat memory): the same report as all tables at once
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _recordings_on_disk(root: Path, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Eleven recordings in two reference splits (``dev-test`` predicted, ``dev-train`` not): one without a
+    prediction file, one with an empty one."""
+    written = {}
+    for index in range(11):
+        reference, prediction = random_recording(rng, 2, coarse=index % 2 == 0)
+        name = f"rec{10 - index:02d}"  # written in reverse name order: scoring order is by name
+        write_events(root / "ref" / "dev-test" / f"{name}.csv", reference)
+        if index == 3:
+            prediction = None
+        elif index == 5:
+            prediction = prediction[:0]
+        if prediction is not None:
+            write_events(root / "pred" / f"{name}.csv", prediction)
+        written[name] = (reference, prediction)
+    write_events(root / "ref" / "dev-train" / "other.csv", source(range(3)))  # a split without predictions
+    return written
+
+
+def test_folders_scored_by_chunks_equal_all_tables_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written = _recordings_on_disk(tmp_path, np.random.default_rng(8))
+    monkeypatch.setattr(Tally, "chunk", 3)  # eleven recordings: chunks of 3, 3, 3 and 2
+    report = score_dirs(tmp_path / "ref", tmp_path / "pred", metric="doa-mot", doa_threshold=30.0)
+    metric = get_metric("doa-mot")
+    refs = {stem: table for stem, (table, split) in metric.read_dir(tmp_path / "ref").items() if split.endswith("test")}
+    preds = {stem: table for stem, (table, _) in metric.read_dir(tmp_path / "pred", reference=False).items()}
+    expected = compute_metrics(refs, preds, doa_threshold=30.0)
+    assert report["settings"].pop("splits") == [str(tmp_path / "ref" / "dev-test")]
+    assert report.pop("settings") == {"metric": "doa-mot", **expected.pop("settings")}
+    assert report["counts"]["n_ref"] == sum(len(ref) for ref, _ in written.values())
+    assert json.dumps(report, sort_keys=True) == json.dumps(expected, sort_keys=True)  # to the last bit, NaN too
+
+
+def test_a_tally_fed_in_pieces_reports_as_one_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    recordings = [random_recording(rng, 2, coarse=False) for _ in range(9)]
+    refs, preds = [r for r, _ in recordings], [p for _, p in recordings]
+    preds[2] = None
+    monkeypatch.setattr(Tally, "chunk", 4)
+    whole = Tally(doa_threshold=15.0)
+    whole.add(refs, preds)
+    pieces = Tally(doa_threshold=15.0)
+    for start, stop in ((0, 1), (1, 6), (6, 6), (6, 9)):
+        pieces.add(refs[start:stop], preds[start:stop])
+    assert json.dumps(pieces.report(), sort_keys=True) == json.dumps(whole.report(), sort_keys=True)
+    assert whole.report()["settings"] == {"recordings": 9, "recordings_without_predictions": 1}
+    with pytest.raises(ValueError, match="2 references but 1 predictions"):
+        Tally().add(refs[:2], preds[:1])
+
+
+def test_folders_scored_by_chunks_report_a_repeated_clip_name(tmp_path: Path) -> None:
+    write_events(tmp_path / "ref" / "a" / "rec.csv", source(range(2)))
+    write_events(tmp_path / "ref" / "b" / "rec.csv", source(range(2)))
+    write_events(tmp_path / "pred" / "rec.csv", source(range(2)))
+    with pytest.raises(InputError, match="duplicate clip name 'rec'") as error:
+        score_dirs(tmp_path / "ref", tmp_path / "pred", metric="doa-mot")
+    assert error.value.path == str(tmp_path / "ref" / "b" / "rec.csv")

@@ -13,17 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from seldflow.errors import ConfigError, InputError, SeldflowError
 from seldflow.io import atomic_file
 from seldflow.metrics import DEFAULT_METRIC, METRICS, Metric, ca_sdri, get_metric
-from seldflow.metrics.common import MISSING_MODES
+from seldflow.metrics.common import MISSING_MODES, label_file_folders, paired_names
 
 # Kept importable from here for callers written before the metrics moved to seldflow.metrics.dcase2025.
 
@@ -64,44 +66,98 @@ def score_dirs(
     chosen = get_metric(metric)
     ref_dirs = [ref_dir] if isinstance(ref_dir, (str, Path)) else list(ref_dir)
     pred_dirs = [pred_dir] if isinstance(pred_dir, (str, Path)) else list(pred_dir)
-    preds_by_name = {
-        stem: rows for stem, (rows, _) in _load_many(chosen, pred_dirs, n_classes, reference=False).items()
-    }
-    refs_by_name, splits = _predicted_splits(_load_many(chosen, ref_dirs, n_classes, reference=True), preds_by_name)
-    report = chosen.score(
-        refs_by_name,
-        preds_by_name,
-        n_classes=n_classes,
-        missing=missing,
-        ref_source=", ".join(map(str, ref_dirs)),
-        pred_source=", ".join(map(str, pred_dirs)),
-        **options,
-    )
+    sources = {"ref_source": ", ".join(map(str, ref_dirs)), "pred_source": ", ".join(map(str, pred_dirs))}
+    if chosen.tally is not None:
+        report, splits = _score_by_chunks(chosen, ref_dirs, pred_dirs, n_classes, missing, sources, options)
+    else:
+        read = partial(chosen.read_dir, n_classes=n_classes, reference=False)
+        preds_by_name = {stem: rows for stem, (rows, _) in _merge(pred_dirs, read).items()}
+        read = partial(chosen.read_dir, n_classes=n_classes, reference=True)
+        refs_by_name, splits = _predicted_splits(_merge(ref_dirs, read), preds_by_name)
+        report = chosen.score(refs_by_name, preds_by_name, n_classes=n_classes, missing=missing, **sources, **options)
     report["settings"] = {"metric": chosen.name, **report.get("settings", {}), "splits": splits}
     return report
 
 
-def _load_many(
-    metric: Metric, paths: Sequence[str | Path], n_classes: int | None, *, reference: bool
-) -> dict[str, tuple[np.ndarray, str]]:
-    merged: dict[str, tuple[np.ndarray, str]] = {}
+def _score_by_chunks(
+    metric: Metric,
+    ref_dirs: Sequence[str | Path],
+    pred_dirs: Sequence[str | Path],
+    n_classes: int | None,
+    missing: str | None,
+    sources: Mapping[str, str],
+    options: Mapping[str, Any],
+) -> tuple[dict[str, Any], list[str]]:
+    """The report of a metric with a tally (:class:`seldflow.metrics.Tally`) and the scored splits, its files read
+    a chunk of clips at a time in sorted name order, so memory stays flat in the number of files.
+
+    The same report as reading every file first; for input with several faults the first one reported can differ:
+    names (duplicates, predictions without a reference, missing predictions) are checked before any file is read.
+    """
+    tally = metric.open_tally(**options)
+    classes = metric.n_classes if n_classes is None else n_classes
+    pred_folders = _merge(pred_dirs, label_file_folders)
+    ref_folders = _merge(ref_dirs, label_file_folders)
+    splits = _scored_splits(ref_folders, pred_folders)
+    if len(splits) < len(set(ref_folders.values())):
+        ref_folders = {stem: folder for stem, folder in ref_folders.items() if folder in splits}
+    chosen_missing = metric.missing if missing is None else missing
+    names = sorted(paired_names(ref_folders, pred_folders, missing=chosen_missing, **sources))
+    for start in range(0, len(names), tally.chunk):
+        chunk = names[start : start + tally.chunk]
+        predicted = [_csv(pred_folders[stem], stem) for stem in chunk if stem in pred_folders]
+        found = metric.read_files(predicted, n_classes=classes, reference=False)[::-1]
+        tally.add(  # the tables held by the tally alone, which frees them as soon as it has gathered their rows
+            metric.read_files([_csv(ref_folders[stem], stem) for stem in chunk], n_classes=classes, reference=True),
+            [found.pop() if stem in pred_folders else None for stem in chunk],
+        )
+    return tally.report(), splits
+
+
+def _csv(folder: str, stem: str) -> str:
+    return os.path.join(folder, f"{stem}.csv")
+
+
+Entry = TypeVar("Entry")
+
+
+def _merge(paths: Sequence[str | Path], read: Callable[[str | Path], dict[str, Entry]]) -> dict[str, Entry]:
+    """Stem -> entry of several folders, each read by ``read`` into a new dict (an entry is a split folder or a
+    (table, split) pair); a stem in two folders is an error."""
+    merged: dict[str, Entry] = {}
     for path in paths:
-        for stem, entry in metric.read_dir(path, n_classes=n_classes, reference=reference).items():
+        found = read(path)
+        if not merged:
+            merged = found  # the first folder's dict itself: no copy of thousands of entries
+            continue
+        for stem, entry in found.items():
             if stem in merged:
-                raise InputError(path, f"duplicate clip name {stem!r}: also in {merged[stem][1]}")
+                raise InputError(path, f"duplicate clip name {stem!r}: also in {_split(merged[stem])}")
             merged[stem] = entry
     return merged
+
+
+def _split(entry: Any) -> str:
+    """The split folder of an entry of :func:`_merge`: the entry itself, or the second item of a (table, split)."""
+    return entry if isinstance(entry, str) else entry[1]
+
+
+def _scored_splits(split_of: Mapping[str, Any], predictions: Mapping[str, Any]) -> list[str]:
+    """The split folders that hold at least one predicted clip, sorted (``split_of``: stem -> entry of
+    :func:`_merge`).
+
+    A reference root such as ``metadata_dev/`` holds the training splits too; a split is evaluated whole or not
+    at all, so inside a scored split a missing prediction is still caught by ``missing``.
+    """
+    return sorted({_split(entry) for stem, entry in split_of.items() if stem in predictions})
 
 
 def _predicted_splits(
     references: Mapping[str, tuple[np.ndarray, str]], predictions: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """References of the split folders that hold at least one predicted clip.
-
-    A reference root such as ``metadata_dev/`` holds the training splits too; a split is evaluated whole or not
-    at all, so inside a scored split a missing prediction is still caught by ``missing``.
-    """
-    scored = sorted({split for stem, (_, split) in references.items() if stem in predictions})
+    """References (stem -> table) of the split folders that hold at least one predicted clip (see
+    :func:`_scored_splits`), and those splits."""
+    scored = _scored_splits(references, predictions)
     kept = {stem: rows for stem, (rows, split) in references.items() if split in scored}
     return kept, scored
 

@@ -4,9 +4,10 @@
 every training batch waits on. :func:`naive_ca_sdri` is a second, deliberately plain implementation of the
 official CA-SDRi semantics documented in :mod:`seldflow.metrics.ca_sdri`: one soundscape after another, every
 mixture, oracle and estimate file read on its own, one SNR at a time in float64. It shares no scoring code with
-:func:`seldflow.metrics.ca_sdri.score_ca_sdri` (which checks headers first, reads only the files its score needs
-and scores a soundscape's sources in one float32 pass), only the file-name convention of :mod:`seldflow.s5.files`,
-so their agreement is a check of both, and the ratio of their times is what :func:`compare_ca_sdri` reports.
+:func:`seldflow.metrics.ca_sdri.score_ca_sdri` (which opens each file once, checks its header and keeps only the
+samples its score needs, and scores the sources of many soundscapes in one float32 pass), only the file-name
+convention of :mod:`seldflow.s5.files`, so their agreement is a check of both, and the ratio of their times is what
+:func:`compare_ca_sdri` reports.
 """
 
 from __future__ import annotations

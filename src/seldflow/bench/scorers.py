@@ -8,8 +8,9 @@ what scoring costs:
   :mod:`~seldflow.bench.segment_scorer` for DCASE2021-2023, :mod:`~seldflow.bench.frame_scorer` for DCASE2024,
   :mod:`~seldflow.bench.tracking_scorer` for DOAnet's ``doa-mot``), or for CA-SDRi one soundscape and one file at
   a time (:func:`seldflow.bench.s5.naive_ca_sdri`);
-* **seldflow** (B): the registered metric as ``seldflow score`` runs it, the label folders read by the metric's
-  bulk reader (:mod:`seldflow.csv_bulk`) and scored vectorised over all clips and frames; for CA-SDRi
+* **seldflow** (B): the registered metric as ``seldflow score`` runs it (:func:`seldflow.score.score_dirs`), the
+  label folders read by the metric's bulk reader (:mod:`seldflow.csv_bulk`) and scored vectorised over all clips and
+  frames (DOA-MOT a chunk of recordings at a time, :class:`seldflow.metrics.doa_mot.Tally`); for CA-SDRi
   :func:`seldflow.metrics.ca_sdri.score_ca_sdri`.
 
 Each run happens in a fresh process (:mod:`seldflow.bench.scorer_child`), which times the scoring alone (after its
@@ -37,10 +38,10 @@ from seldflow.bench.s5 import naive_ca_sdri, write_soundscape_set
 from seldflow.bench.scorer import SCORER_CHECKED, plain_dcase2025
 from seldflow.bench.segment_scorer import SEGMENT_CHECKED, plain_segment
 from seldflow.bench.tracking_scorer import TRACKING_CHECKED, plain_tracking
-from seldflow.metrics import get_metric
 from seldflow.metrics.ca_sdri import METRIC_NAME as CA_SDRI
 from seldflow.metrics.ca_sdri import score_ca_sdri
 from seldflow.metrics.doa_mot import METRIC_NAME as DOA_MOT
+from seldflow.score import score_dirs
 
 CHILD_MODULE = "seldflow.bench.scorer_child"
 PLAIN, SELDFLOW = "plain", "seldflow"
@@ -52,12 +53,10 @@ SOUNDSCAPE_RATE = 32000
 
 
 def library_scores(metric: str, ref_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The registered metric on two folders, as ``seldflow score`` runs it: both read by the metric's folder
-    reader, then scored (every clip of the reference folder has a prediction here)."""
-    chosen = get_metric(metric)
-    references = {stem: table for stem, (table, _) in chosen.read_dir(ref_dir, reference=True).items()}
-    predictions = {stem: table for stem, (table, _) in chosen.read_dir(pred_dir, reference=False).items()}
-    return chosen.score(references, predictions)
+    """The registered metric on two folders, as ``seldflow score`` runs it (:func:`seldflow.score.score_dirs`):
+    both folders read by the metric's bulk reader and scored, all at once or, for a metric with a tally (DOA-MOT),
+    a chunk of clips at a time (every clip of the reference folder has a prediction here)."""
+    return score_dirs(Path(ref_dir), Path(pred_dir), metric=metric)
 
 
 @dataclass(frozen=True)

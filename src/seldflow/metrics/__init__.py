@@ -20,17 +20,31 @@ without predictions, as its contract says.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from seldflow.errors import ConfigError
 from seldflow.metrics import dcase2021, dcase2024, dcase2025, doa_mot
 from seldflow.metrics.common import FileReader, FilesReader, read_label_dir
+
+
+class Tally(Protocol):
+    """A metric's counts over clips handed in a chunk at a time (in sorted name order), for metrics whose counts
+    add up over clips: :func:`seldflow.score.score_dirs` reads and adds :attr:`chunk` clips at a time, so scoring a
+    folder holds one chunk's tables, not the folder's."""
+
+    chunk: int
+
+    def add(self, references: Sequence[np.ndarray], predictions: Sequence[np.ndarray | None]) -> None:
+        """The next clips' reference and prediction tables (None: a clip without predictions)."""
+
+    def report(self) -> dict[str, Any]:
+        """The report of every clip added, as the metric's ``compute`` gives it for all of them at once."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,8 @@ class Metric:
     it). ``compute(references, predictions, *, n_classes, missing, ref_source, pred_source, **options)`` returns the
     report; ``options`` names the keyword options it takes beyond those (thresholds, averaging, extras);
     ``missing`` is what a reference clip without a prediction means when the caller does not say
-    (:data:`seldflow.metrics.common.MISSING_MODES`).
+    (:data:`seldflow.metrics.common.MISSING_MODES`). ``tally`` (``**options -> Tally``), where the metric's
+    counts add up over clips, lets folders be scored a chunk of clips at a time with the same report.
     """
 
     name: str
@@ -52,6 +67,21 @@ class Metric:
     compute: Callable[..., dict[str, Any]]
     options: frozenset[str]
     missing: str = "error"
+    tally: Callable[..., Tally] | None = None
+
+    def open_tally(self, **options: Any) -> Tally:
+        """A new :class:`Tally` for ``options`` (checked as :meth:`score` checks them); a metric without one is a
+        :class:`ValueError` (only metrics whose counts add up over clips have one)."""
+        if self.tally is None:
+            raise ValueError(f"metric {self.name} is scored from all its clips at once, not tallied")
+        self._check_options(options)
+        return self.tally(**options)
+
+    def _check_options(self, options: Mapping[str, Any]) -> None:
+        unknown = sorted(set(options) - self.options)
+        if unknown:
+            supported = ", ".join(sorted(self.options)) or "none"
+            raise ConfigError(f"metric {self.name}", unknown[0], f"not an option of this metric (options: {supported})")
 
     def read_dir(
         self, path: str | Path, *, n_classes: int | None = None, reference: bool = True
@@ -75,10 +105,7 @@ class Metric:
 
         ``missing`` defaults to the metric's own :attr:`missing`.
         """
-        unknown = sorted(set(options) - self.options)
-        if unknown:
-            supported = ", ".join(sorted(self.options)) or "none"
-            raise ConfigError(f"metric {self.name}", unknown[0], f"not an option of this metric (options: {supported})")
+        self._check_options(options)
         return self.compute(
             references,
             predictions,
@@ -134,6 +161,7 @@ METRICS: dict[str, Metric] = {
         compute=doa_mot.compute_metrics,
         options=frozenset({"doa_threshold"}),
         missing="empty",
+        tally=doa_mot.Tally,
     ),
 }
 DEFAULT_METRIC = "dcase2025"

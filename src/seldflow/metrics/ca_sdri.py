@@ -45,8 +45,8 @@ import numpy as np
 import soundfile as sf
 
 from seldflow.errors import InputError
-from seldflow.io import WavLayout, plain_wav_layout, read_plain_wav
-from seldflow.s5.files import AUDIO_SUFFIX, NAME_SEPARATOR, split_source_name
+from seldflow.io import PlainWavReader, WavLayout
+from seldflow.s5.files import AUDIO_SUFFIX, NAME_SEPARATOR, source_stem_parts, split_source_name
 from seldflow.s5.vocabulary import LABELS, SILENCE
 
 METRIC_NAME = "ca-sdri"
@@ -70,11 +70,25 @@ def snr_db(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
     ref = np.asarray(reference, dtype=COMPUTE_DTYPE)
     if est.shape != ref.shape:
         raise ValueError(f"estimate shape {est.shape} differs from reference shape {ref.shape}")
-    eps = COMPUTE_DTYPE(EPS)
-    noise = ref - est
-    signal_power = np.sum(ref * ref, axis=-1) + eps
-    noise_power = np.sum(noise * noise, axis=-1) + eps
+    return _ratio_db(_power(ref), _power(ref - est))
+
+
+def _power(signal: np.ndarray) -> np.ndarray:
+    """‖x‖² + eps over the last axis, in float32 (numpy's pairwise sum of the squares)."""
+    return np.sum(signal * signal, axis=-1) + COMPUTE_DTYPE(EPS)
+
+
+def _ratio_db(signal_power: np.ndarray, noise_power: np.ndarray) -> np.ndarray:
     return COMPUTE_DTYPE(10) * np.log10(signal_power / noise_power)
+
+
+def _sdri_rows(estimates: np.ndarray, references: np.ndarray, mixtures: np.ndarray) -> np.ndarray:
+    """:func:`sdri_db` of float32 rows [K, N] with one mixture row per source, overwriting ``estimates`` and
+    ``mixtures`` with the errors: the very same float32 operations, without the batch-sized temporaries of the
+    differences and with the reference power computed once for both SNRs."""
+    signal_power = _power(references)
+    errors = np.subtract(references, estimates, out=estimates), np.subtract(references, mixtures, out=mixtures)
+    return _ratio_db(signal_power, _power(errors[0])) - _ratio_db(signal_power, _power(errors[1]))
 
 
 def sdri_db(estimates: np.ndarray, references: np.ndarray, mixture_ch0: np.ndarray) -> np.ndarray:
@@ -108,12 +122,31 @@ class LabelMatch:
         return not self.fp and not self.fn
 
 
+def _term_means(sdri: Sequence[np.ndarray], n_terms: Sequence[int]) -> np.ndarray:
+    """Each soundscape's CA-SDRi: the float32 mean of its terms (its TP SDRis ``sdri[k]``, then zeros up to
+    ``n_terms[k]`` terms, one per FP and FN); NaN without terms, as the official mean over none.
+
+    Bit for bit ``np.mean`` of each soundscape's terms (its float32 sum, divided by the count in float64 and
+    rounded to float32), computed for all soundscapes with as many terms at once.
+    """
+    counts = np.asarray(n_terms, dtype=np.int64)
+    means = np.full(len(counts), np.nan, dtype=COMPUTE_DTYPE)
+    for n in np.unique(counts[counts > 0]).tolist():
+        members = np.flatnonzero(counts == n)
+        terms = np.zeros((len(members), n), COMPUTE_DTYPE)
+        for row, k in enumerate(members.tolist()):
+            terms[row, : len(sdri[k])] = sdri[k]
+        means[members] = (terms.sum(axis=1).astype(np.float64) / n).astype(COMPUTE_DTYPE)
+    return means
+
+
+def _n_terms(match: LabelMatch) -> int:
+    return len(match.tp) + len(match.fp) + len(match.fn)
+
+
 def _soundscape_result(match: LabelMatch, sdri: np.ndarray) -> tuple[float, dict[str, Any]]:
-    """The soundscape's CA-SDRi (float32 mean of the TP SDRis and one zero per FP and FN) and its details."""
-    penalties = np.zeros(len(match.fp) + len(match.fn), COMPUTE_DTYPE)
-    terms = np.concatenate([np.asarray(sdri, dtype=COMPUTE_DTYPE), penalties])
-    # The official mean over no terms at all is NaN; np.mean would say so with a warning, hence the explicit case.
-    score = float(np.mean(terms)) if terms.size else float("nan")
+    """The soundscape's CA-SDRi (:func:`_term_means`) and its details."""
+    score = float(_term_means([np.asarray(sdri, dtype=COMPUTE_DTYPE)], [_n_terms(match)])[0])
     details = {
         "CA-SDRi": score,
         "SDRi": {label: float(value) for label, value in zip(match.tp, sdri, strict=True)},
@@ -174,6 +207,43 @@ class _ClassTally:
         return {"SDRi": mean, "TP": self.tp, "FP": self.fp, "FN": self.fn}
 
 
+class _Dataset:
+    """The soundscapes of a dataset as they are scored, in order: their scores, whether their label sets were
+    exact, and each class's tally; :meth:`report` is the dataset report."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.tallies = {label: _ClassTally() for label in labels}  # every class listed, in vocabulary order
+        self.scores: list[float] = []
+        self.correct: list[bool] = []
+
+    def add(self, score: float, tp: Sequence[str], sdri: Sequence[float], fp: Iterable[str], fn: Iterable[str]) -> None:
+        """One soundscape: its score, its TP classes with their SDRis and its FP and FN classes."""
+        fp, fn = list(fp), list(fn)
+        self.scores.append(score)
+        self.correct.append(not fp and not fn)
+        tallies = self.tallies
+        for label, value in zip(tp, sdri, strict=True):
+            tally = tallies.get(label) or tallies.setdefault(label, _ClassTally())
+            tally.tp += 1
+            tally.sdri.append(value)
+        for label in fp:
+            tallies.setdefault(label, _ClassTally()).fp += 1
+        for label in fn:
+            tallies.setdefault(label, _ClassTally()).fn += 1
+
+    def report(self) -> dict[str, Any]:
+        tallies = self.tallies.values()
+        return {
+            "CA-SDRi": float(np.mean(self.scores)) if self.scores else float("nan"),
+            "label_accuracy": float(np.mean(self.correct)) if self.correct else float("nan"),
+            "n_soundscapes": len(self.scores),
+            "TP": sum(t.tp for t in tallies),
+            "FP": sum(t.fp for t in tallies),
+            "FN": sum(t.fn for t in tallies),
+            "classwise": {label: tally.report() for label, tally in self.tallies.items()},
+        }
+
+
 def aggregate(soundscape_details: Sequence[Mapping[str, Any]], labels: Sequence[str] = LABELS) -> dict[str, Any]:
     """The dataset report from the details of :func:`ca_sdri_soundscape`, one entry per soundscape.
 
@@ -182,26 +252,11 @@ def aggregate(soundscape_details: Sequence[Mapping[str, Any]], labels: Sequence[
     and FN counts; ``TP``, ``FP``, ``FN`` are totals over classes. Classes outside ``labels`` (array callers)
     are appended after them.
     """
-    tallies = {label: _ClassTally() for label in labels}  # every class listed, in vocabulary order
+    dataset = _Dataset(labels)
     for details in soundscape_details:
-        for label in details["TP"]:
-            tallies.setdefault(label, _ClassTally()).tp += 1
-            tallies[label].sdri.append(details["SDRi"][label])
-        for label in details["FP"]:
-            tallies.setdefault(label, _ClassTally()).fp += 1
-        for label in details["FN"]:
-            tallies.setdefault(label, _ClassTally()).fn += 1
-    scores = [details["CA-SDRi"] for details in soundscape_details]
-    correct = [details["label_correct"] for details in soundscape_details]
-    return {
-        "CA-SDRi": float(np.mean(scores)) if scores else float("nan"),
-        "label_accuracy": float(np.mean(correct)) if correct else float("nan"),
-        "n_soundscapes": len(scores),
-        "TP": sum(t.tp for t in tallies.values()),
-        "FP": sum(t.fp for t in tallies.values()),
-        "FN": sum(t.fn for t in tallies.values()),
-        "classwise": {label: tally.report() for label, tally in tallies.items()},
-    }
+        tp = details["TP"]
+        dataset.add(details["CA-SDRi"], tp, [details["SDRi"][label] for label in tp], details["FP"], details["FN"])
+    return dataset.report()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -210,48 +265,56 @@ def aggregate(soundscape_details: Sequence[Mapping[str, Any]], labels: Sequence[
 
 @dataclass(frozen=True)
 class _Soundscape:
-    """One soundscape's files: the mixture and its oracle and estimated targets by class."""
+    """One soundscape's files (paths as strings: thousands of them are joined and opened, never inspected): the
+    mixture and its oracle and estimated targets by class."""
 
     name: str
-    mixture: Path
-    references: dict[str, Path]
-    estimates: dict[str, Path]
+    mixture: str
+    references: dict[str, str]
+    estimates: dict[str, str]
 
 
-def _wav_files(folder: Path, role: str) -> list[Path]:
-    """The ``*.wav`` files directly in ``folder``, sorted by name; a missing or WAV-less folder is an error."""
+def _wav_names(folder: Path, role: str) -> list[str]:
+    """The names of the ``*.wav`` files directly in ``folder``, sorted; a missing or WAV-less folder is an error."""
     if not folder.is_dir():
         raise InputError(folder, f"{role} folder does not exist")
-    names = sorted(
-        entry.name
-        for entry in os.scandir(folder)
-        if os.path.splitext(entry.name)[1] == AUDIO_SUFFIX and entry.is_file()
-    )
+    with os.scandir(folder) as entries:
+        # os.path.splitext's rule (a name of dots before the suffix has none) without its cost per file
+        names = sorted(
+            entry.name
+            for entry in entries
+            if entry.name.endswith(AUDIO_SUFFIX) and entry.name[: -len(AUDIO_SUFFIX)].lstrip(".") and entry.is_file()
+        )
     if not names:
         raise InputError(folder, f"{role} folder holds no {AUDIO_SUFFIX} files")
-    return [folder / name for name in names]
+    return names
 
 
 def _targets_by_soundscape(
     folder: Path, soundscapes: Collection[str], labels: Collection[str], role: str
-) -> dict[str, dict[str, Path]]:
+) -> dict[str, dict[str, str]]:
     """Soundscape -> class -> file for every ``<soundscape>_<Label>.wav`` in ``folder``, names checked exactly.
 
-    Names are split by :func:`seldflow.s5.files.split_source_name` (at the last underscore), so a soundscape
-    whose name is a prefix of another's is never confused with it, unlike the official prefix match (which
-    crashes on such names).
+    Names are split at the last underscore (:func:`seldflow.s5.files.source_stem_parts`; a name it cannot split
+    into a known class is reported by :func:`seldflow.s5.files.split_source_name`), so a soundscape whose name is a
+    prefix of another's is never confused with it, unlike the official prefix match (which crashes on such names).
     """
-    targets: dict[str, dict[str, Path]] = {}
-    for path in _wav_files(folder, role):
-        soundscape, label = split_source_name(path, labels, role=role)
+    prefix = os.path.join(folder, "")
+    targets: dict[str, dict[str, str]] = {}
+    for name in _wav_names(folder, role):
+        parts = source_stem_parts(name[: -len(AUDIO_SUFFIX)])
+        if parts is None or parts[1] not in labels:
+            parts = split_source_name(folder / name, labels, role=role)  # raises the error that names the file
+        soundscape, label = parts
         if soundscape not in soundscapes:
-            raise InputError(path, f"{role} file for soundscape {soundscape!r}, which has no mixture file")
-        targets.setdefault(soundscape, {})[label] = path
+            raise InputError(prefix + name, f"{role} file for soundscape {soundscape!r}, which has no mixture file")
+        targets.setdefault(soundscape, {})[label] = prefix + name
     return targets
 
 
 def _collect(mixture_dir: Path, ref_dir: Path, pred_dir: Path, labels: Collection[str]) -> list[_Soundscape]:
-    mixtures = {path.stem: path for path in _wav_files(mixture_dir, "mixture")}
+    prefix = os.path.join(mixture_dir, "")
+    mixtures = {name[: -len(AUDIO_SUFFIX)]: prefix + name for name in _wav_names(mixture_dir, "mixture")}
     references = _targets_by_soundscape(ref_dir, mixtures, labels, "oracle target")
     estimates = _targets_by_soundscape(pred_dir, mixtures, labels, "estimate")
     soundscapes = []
@@ -263,113 +326,146 @@ def _collect(mixture_dir: Path, ref_dir: Path, pred_dir: Path, labels: Collectio
     return soundscapes
 
 
-class _Header(NamedTuple):
-    """What a file's header says (as ``soundfile.info`` reports it) and, for a plain WAV, where its samples are."""
+class _File(NamedTuple):
+    """An audio file whose header has been read: what it says, as ``soundfile.info`` reports it, and for a plain
+    WAV its layout (its samples then wait in the reader's buffer until the next file is read)."""
 
+    path: str
     channels: int
     samplerate: int
     frames: int
     layout: WavLayout | None
 
+    def samples_into(self, reader: PlainWavReader, channel: int, out: np.ndarray) -> None:
+        """Write one channel's float32 samples into ``out``: from the reader's buffer for a plain WAV (read by
+        :func:`_open` just before), by libsndfile otherwise."""
+        if self.layout is not None:
+            reader.samples(self.layout, channel, out)
+        else:
+            out[...] = sf.read(self.path, dtype=COMPUTE_DTYPE, always_2d=True)[0][:, channel]
 
-def _info(path: Path) -> _Header:
-    """The header of an audio file: parsed directly for a plain WAV (:func:`seldflow.io.plain_wav_layout`), by
-    libsndfile otherwise (and for any file that cannot be opened, so its error reads as libsndfile's)."""
+
+def _open(path: str, reader: PlainWavReader) -> _File:
+    """The header of an audio file: a plain WAV is read whole in one go and parsed directly
+    (:class:`seldflow.io.PlainWavReader`); any other file by libsndfile (and any file that cannot be opened, so
+    its error reads as libsndfile's)."""
     try:
-        layout = plain_wav_layout(path)
+        layout = reader.layout(path)
     except OSError:
         layout = None
     if layout is not None:
-        return _Header(layout.channels, layout.sample_rate, layout.frames, layout)
+        return _File(path, layout.channels, layout.sample_rate, layout.frames, layout)
     try:
-        info = sf.info(str(path))
+        info = sf.info(path)
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
         raise InputError(path, f"cannot read audio header: {exc}") from None
-    return _Header(info.channels, info.samplerate, info.frames, None)
+    return _File(path, info.channels, info.samplerate, info.frames, None)
 
 
-def _check_headers(soundscape: _Soundscape, headers: dict[Path, _Header]) -> None:
-    """Header-only checks (no samples read): mono targets with the mixture's sample rate and length. The headers
-    are kept in ``headers`` for reading the samples later."""
-    mixture = headers[soundscape.mixture] = _info(soundscape.mixture)
+def _check_target(target: _File, mixture: _File) -> None:
+    """Header checks of an oracle or estimated target: mono, with the mixture's sample rate and length."""
+    path = target.path
+    if target.channels != 1:
+        raise InputError(path, f"has {target.channels} channels; targets and estimates must be mono")
+    if target.samplerate != mixture.samplerate:
+        raise InputError(path, f"sample rate {target.samplerate} Hz differs from the mixture's {mixture.samplerate} Hz")
+    if target.frames != mixture.frames:
+        raise InputError(path, f"has {target.frames} samples, the mixture {mixture.frames} (no truncation)")
+
+
+class _Rows:
+    """The TP rows of a batch of soundscapes whose signals have one length, written straight into arrays kept from
+    batch to batch: estimates, oracle targets and the mixture's channel 0 once per TP class (one copy of each
+    file's samples, no per-file arrays)."""
+
+    def __init__(self, length: int, capacity: int) -> None:
+        self.length = length
+        self.estimates, self.references, self.mixtures = (np.empty((capacity, length), COMPUTE_DTYPE) for _ in "erm")
+        self.used = 0
+
+    def fits(self, length: int, count: int) -> bool:
+        return length == self.length and self.used + count <= len(self.estimates)
+
+    def sdri(self) -> np.ndarray:
+        """The SDRi of every row written (:func:`_sdri_rows`, overwriting the estimates and mixtures)."""
+        used = self.used
+        return _sdri_rows(self.estimates[:used], self.references[:used], self.mixtures[:used])
+
+
+def _read_soundscape(soundscape: _Soundscape, reader: PlainWavReader, batch: _Batch) -> None:
+    """Check every file of a soundscape (the mixture first, then its oracle targets, then its estimates), opening
+    each once, and write the samples the score needs into the batch's rows: the TP classes' estimates and oracle
+    targets and mixture channel 0; the other files' headers alone are read."""
+    match = LabelMatch.of(soundscape.references, soundscape.estimates)
+    mixture = _open(soundscape.mixture, reader)
     if mixture.frames == 0:
         raise InputError(soundscape.mixture, "mixture has no samples")
-    for path in (*soundscape.references.values(), *soundscape.estimates.values()):
-        info = headers[path] = _info(path)
-        if info.channels != 1:
-            raise InputError(path, f"has {info.channels} channels; targets and estimates must be mono")
-        if info.samplerate != mixture.samplerate:
-            raise InputError(
-                path, f"sample rate {info.samplerate} Hz differs from the mixture's {mixture.samplerate} Hz"
-            )
-        if info.frames != mixture.frames:
-            raise InputError(path, f"has {info.frames} samples, the mixture {mixture.frames} (no truncation)")
+    rows, start = batch.place(match, mixture.frames)
+    if rows is not None:
+        mixture.samples_into(reader, REFERENCE_CHANNEL, rows.mixtures[start])
+        rows.mixtures[start + 1 : start + len(match.tp)] = rows.mixtures[start]
+    position = {label: start + index for index, label in enumerate(match.tp)}
+    for files, arrays in ((soundscape.references, "references"), (soundscape.estimates, "estimates")):
+        for label, path in files.items():
+            target = _open(path, reader)
+            _check_target(target, mixture)
+            if rows is not None and label in position:
+                target.samples_into(reader, 0, getattr(rows, arrays)[position[label]])
 
 
-def _read_channel(path: Path, header: _Header, channel: int = 0) -> np.ndarray:
-    if header.layout is not None:
-        return read_plain_wav(path, header.layout, channel)
-    samples, _ = sf.read(str(path), dtype=COMPUTE_DTYPE, always_2d=True)
-    return samples[:, channel]
+class _Batch:
+    """Soundscapes read but not scored yet (their label matches and first rows) and the rows they wrote; scored
+    into the dataset when the rows are full (at most :data:`BATCH_SAMPLES` samples) or change length."""
+
+    def __init__(self, dataset: _Dataset) -> None:
+        self.dataset = dataset
+        self.rows: _Rows | None = None
+        self.pending: list[tuple[LabelMatch, int]] = []
+
+    def place(self, match: LabelMatch, length: int) -> tuple[_Rows | None, int]:
+        """Take a soundscape: the rows its TP classes are to be written to and the first of them (None without
+        TP classes). A full batch, or one of another length, is scored first."""
+        count = len(match.tp)
+        if not count:
+            self.pending.append((match, 0))
+            return None, 0
+        if self.rows is None or not self.rows.fits(length, count):
+            self.score()
+            if self.rows is None or self.rows.length != length or count > len(self.rows.estimates):
+                self.rows = _Rows(length, max(BATCH_SAMPLES // (3 * length), count))
+        start = self.rows.used
+        self.rows.used += count
+        self.pending.append((match, start))
+        return self.rows, start
+
+    def score(self) -> None:
+        """Score the pending soundscapes into the dataset and empty the batch.
+
+        Elementwise the same float32 operations as :func:`sdri_db` per soundscape (:func:`_sdri_rows`), and each
+        row's sums are the same pairwise float32 sums, so the numbers are those of scoring soundscapes one at a
+        time.
+        """
+        values = self.rows.sdri() if self.rows is not None and self.rows.used else np.zeros(0, COMPUTE_DTYPE)
+        sdri = [values[start : start + len(match.tp)] for match, start in self.pending]
+        scores = _term_means(sdri, [_n_terms(match) for match, _ in self.pending]).tolist()
+        for (match, _), score, part in zip(self.pending, scores, sdri, strict=True):
+            self.dataset.add(score, match.tp, part.tolist(), match.fp, match.fn)
+        self.pending = []
+        if self.rows is not None:
+            self.rows.used = 0
 
 
-class _Pending(NamedTuple):
-    """A soundscape read but not scored yet: its label match and, with TPs, the TP rows and mixture channel 0."""
-
-    match: LabelMatch
-    estimates: np.ndarray | None  # [K, N]
-    references: np.ndarray | None  # [K, N]
-    mixture: np.ndarray | None  # [N]
-
-
-def _read_soundscape(soundscape: _Soundscape, headers: Mapping[Path, _Header]) -> _Pending:
-    """Read only what the score needs: the TP classes' estimates and oracle targets, and mixture channel 0."""
-    match = LabelMatch.of(soundscape.references, soundscape.estimates)
-    if not match.tp:
-        return _Pending(match, None, None, None)
-
-    def rows(files: Mapping[str, Path]) -> np.ndarray:
-        return np.stack([_read_channel(files[label], headers[files[label]]) for label in match.tp])
-
-    estimates, references = rows(soundscape.estimates), rows(soundscape.references)
-    mixture = _read_channel(soundscape.mixture, headers[soundscape.mixture], REFERENCE_CHANNEL)
-    return _Pending(match, estimates, references, mixture)
-
-
-def _score_pending(pending: Sequence[_Pending]) -> list[dict[str, Any]]:
-    """Details of several soundscapes, their SDRis computed together for each signal length.
-
-    Elementwise the same float32 operations as :func:`sdri_db` per soundscape, and each row's sums are the same
-    pairwise float32 sums, so the numbers are those of scoring soundscapes one at a time.
-    """
-    sdri: list[np.ndarray] = [np.zeros(0, COMPUTE_DTYPE)] * len(pending)
-    lengths = {len(item.mixture) for item in pending if item.mixture is not None}
-    for length in lengths:
-        members = [k for k, item in enumerate(pending) if item.mixture is not None and len(item.mixture) == length]
-        counts = [len(pending[k].match.tp) for k in members]
-        estimates = np.concatenate([pending[k].estimates for k in members])
-        references = np.concatenate([pending[k].references for k in members])
-        mixtures = np.repeat(np.stack([pending[k].mixture for k in members]), counts, axis=0)
-        values = snr_db(estimates, references) - snr_db(mixtures, references)
-        for k, part in zip(members, np.split(values, np.cumsum(counts)[:-1]), strict=True):
-            sdri[k] = part
-    return [_soundscape_result(item.match, values)[1] for item, values in zip(pending, sdri, strict=True)]
-
-
-def _score_files(soundscapes: Sequence[_Soundscape], headers: Mapping[Path, _Header]) -> list[dict[str, Any]]:
-    """Every soundscape's details, in order, read one soundscape at a time and scored in batches of at most
-    :data:`BATCH_SAMPLES` samples (memory stays flat in the number of soundscapes)."""
-    details: list[dict[str, Any]] = []
-    pending: list[_Pending] = []
-    held = 0
+def _score_files(soundscapes: Sequence[_Soundscape], labels: Sequence[str]) -> dict[str, Any]:
+    """The dataset report of the soundscapes, read one soundscape at a time (each file opened once, checked as it
+    is read) and scored in batches of at most :data:`BATCH_SAMPLES` samples (memory stays flat in the number of
+    soundscapes). The first bad file ends the run with its error before any report exists."""
+    reader = PlainWavReader()
+    dataset = _Dataset(labels)
+    batch = _Batch(dataset)
     for soundscape in soundscapes:
-        item = _read_soundscape(soundscape, headers)
-        pending.append(item)
-        held += 0 if item.estimates is None else 3 * item.estimates.size
-        if held >= BATCH_SAMPLES:
-            details += _score_pending(pending)
-            pending, held = [], 0
-    return details + _score_pending(pending)
+        _read_soundscape(soundscape, reader, batch)
+    batch.score()
+    return dataset.report()
 
 
 def _check_labels(labels: Sequence[str]) -> None:
@@ -385,9 +481,10 @@ def score_ca_sdri(
 
     Soundscapes are the ``<soundscape>.wav`` mixtures in ``mixture_dir`` (sorted by name; channel 0 is the SDRi
     baseline); ``ref_dir`` and ``pred_dir`` hold mono ``<soundscape>_<Label>.wav`` files with ``Label`` in
-    ``labels``. Only ``*.wav`` files directly in each folder are read. Every file is checked first (names, and
-    from the headers alone channels, sample rate and length against the mixture), and the first problem is an
-    :class:`InputError` naming the file, so nothing is skipped and nothing is scored from bad input. A soundscape
+    ``labels``. Only ``*.wav`` files directly in each folder are read. Every file name is checked first, then
+    each soundscape's files from their headers (channels, sample rate and length against the mixture) as they are
+    read, soundscape by soundscape; the first problem is an :class:`InputError` naming the file, so nothing is
+    skipped and no report comes from bad input. A soundscape
     without estimates scores as three silent slots (0 dB, a label miss; see the module docstring).
 
     Returns ``CA-SDRi`` (dB), ``label_accuracy`` (fraction), ``n_soundscapes``, ``n_without_estimates``, TP/FP/FN
@@ -395,10 +492,7 @@ def score_ca_sdri(
     """
     _check_labels(labels)
     soundscapes = _collect(Path(mixture_dir), Path(ref_dir), Path(pred_dir), set(labels))
-    headers: dict[Path, _Header] = {}
-    for soundscape in soundscapes:
-        _check_headers(soundscape, headers)
-    report = aggregate(_score_files(soundscapes, headers), labels)
+    report = _score_files(soundscapes, labels)
     report["n_without_estimates"] = sum(not soundscape.estimates for soundscape in soundscapes)
     report["settings"] = {
         "metric": METRIC_NAME,

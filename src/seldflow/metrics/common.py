@@ -53,7 +53,22 @@ def pair_clips(
     ref_source: str = "references",
     pred_source: str = "predictions",
 ) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
-    """``(name, reference, prediction or None)`` of the clips to compare, in reference order.
+    """``(name, reference, prediction or None)`` of the clips to compare, in reference order (see
+    :func:`paired_names`)."""
+    names = paired_names(references, predictions, missing=missing, ref_source=ref_source, pred_source=pred_source)
+    return [(name, references[name], predictions.get(name)) for name in names]
+
+
+def paired_names(
+    references: Mapping[str, Any],
+    predictions: Mapping[str, Any],
+    *,
+    missing: str,
+    ref_source: str = "references",
+    pred_source: str = "predictions",
+) -> list[str]:
+    """The names of the clips to compare, in reference order (a name without a prediction only with ``missing``
+    ``"empty"``).
 
     The official scorers iterate over prediction files: a prediction without a reference crashes them (always an
     error here, as it would otherwise go unscored), and a reference without a prediction is silently left out,
@@ -77,11 +92,7 @@ def pair_clips(
             f"official scorer does (their events are not counted): {name_list(absent)}",
             file=sys.stderr,
         )
-    return [
-        (name, ref, predictions.get(name))
-        for name, ref in references.items()
-        if name in predictions or missing == "empty"
-    ]
+    return [name for name in references if name in predictions or missing == "empty"]
 
 
 def name_list(names: Sequence[str]) -> str:
@@ -105,12 +116,7 @@ def read_label_dir(
     because clips are matched by stem; files not ending in ``.csv`` and deeper folders are not read. The files are
     read together by ``read_files`` (a metric's bulk reader), in sorted order.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise InputError(root, "label directory not found")
-    files = _label_files(str(root))  # (folder, name) pairs: strings, as thousands of Path objects cost
-    if not files:
-        raise InputError(root, "no .csv label files in the directory or its sub-folders")
+    files = _label_files(path)
     stems = [name[: -len(".csv")] for _, name in files]
     origin: dict[str, int] = {}
     count = len(files)
@@ -129,13 +135,45 @@ def read_label_dir(
     return {stem: (table, folder) for stem, (folder, _), table in zip(stems, files, tables, strict=True)}
 
 
-def _label_files(root: str) -> list[tuple[str, str]]:
-    """(folder, name) of the ``*.csv`` files directly in ``root`` (by name), then of each sub-folder's (folders
-    by name)."""
-    files = _csv_files(root)
-    for sub in sorted(entry.name for entry in os.scandir(root) if entry.is_dir()):
-        files.extend(_csv_files(os.path.join(root, sub)))
+def label_file_folders(path: str | Path) -> dict[str, str]:
+    """Stem -> folder of the files :func:`read_label_dir` reads (``<folder>/<stem>.csv``; the folder is the split),
+    without reading them, for scoring a folder a chunk of files at a time; a repeated stem is the same error.
+
+    Built straight from the directory listings, without sorting or per-file tuples: only the stems are new strings
+    (a folder's string is shared), so tens of thousands of files take about a megabyte.
+    """
+    found: dict[str, str] = {}
+    for folder in _label_folders(path):
+        with os.scandir(folder) as entries:
+            stems = [name[: -len(".csv")] for entry in entries if _is_csv(name := entry.name) and entry.is_file()]
+        repeated = sorted(stem for stem in stems if stem in found)
+        if repeated:
+            stem = repeated[0]
+            first = Path(found[stem], f"{stem}.csv")
+            raise InputError(Path(folder, f"{stem}.csv"), f"duplicate clip name {stem!r}: also in {first}")
+        found.update(dict.fromkeys(stems, folder))
+    if not found:
+        raise InputError(Path(path), "no .csv label files in the directory or its sub-folders")
+    return found
+
+
+def _label_files(path: str | Path) -> list[tuple[str, str]]:
+    """(folder, name) of the ``*.csv`` files directly in ``path`` (by name), then of each sub-folder's (folders by
+    name): strings, as thousands of Path objects cost. A missing folder or one without label files is an error."""
+    files = [file for folder in _label_folders(path) for file in _csv_files(folder)]
+    if not files:
+        raise InputError(Path(path), "no .csv label files in the directory or its sub-folders")
     return files
+
+
+def _label_folders(path: str | Path) -> list[str]:
+    """``path`` and its immediate sub-folders (by name), the folders label files are read from."""
+    if not Path(path).is_dir():
+        raise InputError(Path(path), "label directory not found")
+    root = str(Path(path))
+    with os.scandir(root) as entries:
+        subs = sorted(entry.name for entry in entries if entry.is_dir())
+    return [root, *(os.path.join(root, sub) for sub in subs)]
 
 
 def _csv_files(folder: str) -> list[tuple[str, str]]:

@@ -68,7 +68,7 @@ from seldflow.formats.events import (
     rank_within,
 )
 from seldflow.labels import MAX_INTEGER, check_event_fields, parse_numbers, read_csv_records
-from seldflow.metrics.common import CLIP_CHUNK, normalised, pair_clips, unit_vectors
+from seldflow.metrics.common import normalised, pair_clips, unit_vectors
 
 METRIC_NAME = "doa-mot"
 SUMMARY = "DOAnet class-agnostic DOA tracking (LE, MOTA, IDS, LR, LP, LF as the official code) and CLEAR-MOT"
@@ -85,6 +85,9 @@ _INTEGER_COLUMNS = frozenset({"frame", "class", "track"})
 _GATED_COST = 1e6
 # Relative gap below which two pairings of a 2 x 2 frame count as tied (linear_sum_assignment then decides).
 CLEAR_MARGIN = 1e-9
+# Recordings scored together (and, from folders, read together): bounds the working memory of scoring a folder to
+# a few MB, below the official loop's, which holds one recording at a time.
+RECORDING_CHUNK = 200
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -431,28 +434,74 @@ def compute_metrics(
     predictions. ``n_classes`` exists for the registry's signature and is ignored, like the class column (so a
     caller that passes its task's class count to every metric needs no special case).
     """
-    if not doa_threshold > 0:
-        raise ConfigError(f"metric {METRIC_NAME}", "doa_threshold", f"must be positive, got {doa_threshold}")
+    tally = Tally(doa_threshold=doa_threshold)
     pairs = sorted(
         pair_clips(references, predictions, missing=missing, ref_source=ref_source, pred_source=pred_source),
         key=lambda pair: pair[0],
     )
-    refs = [np.asarray(reference, dtype=np.float64).reshape(-1, 6) for _, reference, _ in pairs]
-    preds = [
-        no_events() if prediction is None else np.asarray(prediction, dtype=np.float64).reshape(-1, 6)
-        for _, _, prediction in pairs
-    ]
-    doanet, clear = DoaCounts(), ClearMotCounts()
-    for start in range(0, len(refs), CLIP_CHUNK):  # counts add up over recordings; chunks bound the memory
-        recordings = _Recordings(refs[start : start + CLIP_CHUNK], preds[start : start + CLIP_CHUNK])
-        doanet += recordings.doanet_counts()
-        clear += recordings.clear_mot_counts(doa_threshold)
-    return {
-        **doanet_scores(doanet),
-        "counts": {"TP": doanet.tp, "FP": doanet.fp, "FN": doanet.fn, "n_ref": doanet.n_ref, "n_pred": doanet.n_pred},
-        "clear_mot": clear_mot_scores(clear, doa_threshold),
-        "settings": {"recordings": len(pairs), "recordings_without_predictions": sum(not len(p) for p in preds)},
-    }
+    tally.add([reference for _, reference, _ in pairs], [prediction for _, _, prediction in pairs])
+    return tally.report()
+
+
+class Tally:
+    """:func:`compute_metrics` over recordings given a few at a time, in sorted name order: the counts of both
+    metrics add up over recordings, so a folder can be scored a chunk of :data:`RECORDING_CHUNK` files at a time
+    with flat memory (``seldflow score``, :func:`seldflow.score.score_dirs`). Recordings are scored in chunks of
+    :data:`RECORDING_CHUNK` counted from the first, however they are handed in, so the sums, and the numbers to
+    the last bit, do not depend on how the recordings arrive."""
+
+    chunk = RECORDING_CHUNK
+
+    def __init__(self, *, doa_threshold: float = DEFAULT_GATE_DEG) -> None:
+        if not doa_threshold > 0:
+            raise ConfigError(f"metric {METRIC_NAME}", "doa_threshold", f"must be positive, got {doa_threshold}")
+        self.doa_threshold = doa_threshold
+        self.doanet, self.clear = DoaCounts(), ClearMotCounts()
+        self.recordings = self.without_predictions = 0
+        self._waiting: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+
+    def add(self, references: Sequence[np.ndarray], predictions: Sequence[np.ndarray | None]) -> None:
+        """The next recordings: their reference tables and prediction tables (None: no predictions)."""
+        if len(references) != len(predictions):
+            raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
+        refs, preds = self._waiting
+        refs += [np.asarray(reference, dtype=np.float64).reshape(-1, 6) for reference in references]
+        preds += [
+            no_events() if prediction is None else np.asarray(prediction, dtype=np.float64).reshape(-1, 6)
+            for prediction in predictions
+        ]
+        while len(refs) >= self.chunk:
+            chunk = refs[: self.chunk], preds[: self.chunk]
+            del refs[: self.chunk], preds[: self.chunk]
+            self._score(*chunk)
+
+    def _score(self, refs: list[np.ndarray], preds: list[np.ndarray]) -> None:
+        """Score recordings, emptying the lists once their rows are gathered (a caller that keeps no other
+        reference to the tables frees them before the counting's own arrays are made)."""
+        self.recordings += len(refs)
+        self.without_predictions += sum(not len(prediction) for prediction in preds)
+        recordings = _Recordings(refs, preds)
+        refs.clear(), preds.clear()
+        self.doanet += recordings.doanet_counts()
+        self.clear += recordings.clear_mot_counts(self.doa_threshold)
+
+    def report(self) -> dict[str, Any]:
+        """The report of every recording added (the DOAnet keys, ``counts``, ``clear_mot`` and ``settings``)."""
+        if self._waiting[0]:
+            self._score(*self._waiting)
+        doanet = self.doanet
+        return {
+            **doanet_scores(doanet),
+            "counts": {
+                "TP": doanet.tp,
+                "FP": doanet.fp,
+                "FN": doanet.fn,
+                "n_ref": doanet.n_ref,
+                "n_pred": doanet.n_pred,
+            },
+            "clear_mot": clear_mot_scores(self.clear, self.doa_threshold),
+            "settings": {"recordings": self.recordings, "recordings_without_predictions": self.without_predictions},
+        }
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -502,13 +551,22 @@ class _Side:
 
     def __init__(self, tables: list[np.ndarray], offsets: np.ndarray) -> None:
         lengths = np.array([len(table) for table in tables], dtype=np.int64)
-        self.tables = tables
+        self.starts = np.cumsum(lengths) - lengths
         self.rows = np.concatenate(tables) if tables else no_events()
         self.recording = np.repeat(np.arange(len(tables)), lengths)
         self.frame = self.rows[:, EV_FRAME].astype(np.int64)
         self.global_frame = offsets[self.recording] + self.frame
         self.xyz = unit_vectors(self.rows)
         self.slot = rank_within(self.global_frame)
+
+    @property
+    def n_recordings(self) -> int:
+        return len(self.starts)
+
+    def table(self, recording: int) -> np.ndarray:
+        """The event table of one recording (its rows, without a copy: the tables themselves need not be kept)."""
+        start = int(self.starts[recording])
+        return self.rows[start : start + int(np.count_nonzero(self.recording == recording))]
 
     def slots(self, total_frames: int) -> DoaSlots:
         """:func:`slots_from_table` of every recording, on the global frame axis."""
@@ -584,12 +642,12 @@ class _Recordings:
         total = ClearMotCounts()
         for recording in sorted(crowded):
             total += clear_mot_counts(
-                tracks_from_table(self.ref.tables[recording], split_at_gaps=True),
-                tracks_from_table(self.pred.tables[recording], split_at_gaps=False),
+                tracks_from_table(self.ref.table(recording), split_at_gaps=True),
+                tracks_from_table(self.pred.table(recording), split_at_gaps=False),
                 gate_deg,
             )
-        keep = [index for index in range(len(self.ref.tables)) if index not in crowded]
-        rest = _Recordings([self.ref.tables[index] for index in keep], [self.pred.tables[index] for index in keep])
+        keep = [index for index in range(self.ref.n_recordings) if index not in crowded]
+        rest = _Recordings([self.ref.table(index) for index in keep], [self.pred.table(index) for index in keep])
         return total + rest._clear_mot_counts(gate_deg)
 
     def _clear_mot_counts(self, gate_deg: float) -> ClearMotCounts:

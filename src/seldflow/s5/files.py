@@ -35,13 +35,24 @@ def split_source_name(path: Path, labels: Collection[str] = LABELS, *, role: str
     A name without an underscore, or whose label is not in ``labels``, is an :class:`InputError` naming the file;
     ``role`` (e.g. ``"estimate"``) says in the message which kind of file it was.
     """
-    soundscape, separator, label = path.stem.rpartition(NAME_SEPARATOR)
-    if not separator:
+    parts = source_stem_parts(path.stem)
+    if parts is None:
         raise InputError(path, f"{role} file name is not <soundscape>{NAME_SEPARATOR}<Label>{AUDIO_SUFFIX}")
+    soundscape, label = parts
     if label not in labels:
         known = ", ".join(labels)
         raise InputError(path, f"unknown class {label!r} in the {role} file name (known: {known})", field="label")
     return soundscape, label
+
+
+def source_stem_parts(stem: str) -> tuple[str, str] | None:
+    """(soundscape, label) of a ``<soundscape>_<Label>`` file stem, split at the last underscore; None without one.
+
+    No checks and no path objects: for folders of thousands of files, whose names are checked by
+    :func:`split_source_name` only where this finds no label it knows.
+    """
+    soundscape, separator, label = stem.rpartition(NAME_SEPARATOR)
+    return (soundscape, label) if separator else None
 
 
 def oracle_labels(oracle_dir: str | Path, names: Sequence[str]) -> dict[str, tuple[str, ...]]:
