@@ -50,6 +50,7 @@ from seldflow.feature_files import FeatureFile, check_consistent, open_feature_f
 from seldflow.models import build_model, fit_input_norm, has_input_norm
 from seldflow.models.adapters import check_adapter, freeze_for_adapterbit, trainable_summary
 from seldflow.models.runtime import predict_features, resolve_device
+from seldflow.shards import files_digest
 from seldflow.tasks import Task, build_task
 from seldflow.tensorboard_log import TrainingLog
 from seldflow.training_state import (
@@ -300,6 +301,7 @@ def train(
     loss_args: Mapping[str, float] | None = None,
     augment: Mapping[str, Any] | None = None,
     adapter: Mapping[str, Any] | None = None,
+    reinit_head: bool = False,
 ) -> None:
     """Train ``model`` on the labelled ``train_h5`` files; write the best ``checkpoint`` and ``metrics_csv``.
 
@@ -314,9 +316,13 @@ def train(
     ``processes > 1`` spawns that many DDP processes (gloo on CPU, nccl with one CUDA device per process) that run
     this function inside one process group; see :mod:`seldflow.distributed`.
 
-    ``pretrained``: a PSELDNets checkpoint loaded into the fresh model before the first epoch (not on resume);
-    see :func:`seldflow.models.transfer.load_pseldnet`. ``pretrained_audioset``: likewise an AudioSet checkpoint
-    (PANNs CNN14, HTS-AT, PaSST); see :func:`seldflow.models.audioset.load_audioset`.
+    ``pretrained``: a PSELDNets checkpoint, or a seldflow one of the same model (a pretraining experiment's
+    ``best.pt``), loaded into the fresh model before the first epoch (not on resume); see
+    :func:`seldflow.models.transfer.load_pretrained`. A seldflow checkpoint of another class count is refused
+    before training unless ``reinit_head`` (its head then starts fresh). The file's content digest enters the
+    fingerprint, so a checkpoint replaced under the same path (a rerun pretraining) restarts a fine-tuning's state.
+    ``pretrained_audioset``: likewise an AudioSet checkpoint (PANNs CNN14, HTS-AT, PaSST); see
+    :func:`seldflow.models.audioset.load_audioset`.
 
     ``augment``: PSELDNets' batch augmentations (:class:`seldflow.augment.AugmentSettings`); ``adapter``: AdapterBit
     (:class:`seldflow.models.adapters.AdapterSettings`, HTSAT only). Both off when ``None``.
@@ -350,6 +356,9 @@ def train(
     }  # fmt: skip
     if pretrained:  # only when set, so fingerprints of runs without it are unchanged
         arguments["pretrained"] = str(pretrained)
+        arguments["pretrained_digest"] = files_digest([pretrained])
+    if reinit_head:
+        arguments["reinit_head"] = True
     if pretrained_audioset:
         arguments["pretrained_audioset"] = str(pretrained_audioset)
     if augmenter is not None:
@@ -371,9 +380,12 @@ def train(
         distributed.seed_rank(seed, rank, 0)
     progress = resumed or Progress()
     if pretrained and resumed is None:  # initialises a fresh run only; a resumed one has its own weights
-        from seldflow.models.transfer import load_pseldnet
+        from seldflow.models.transfer import load_pretrained
 
-        report = load_pseldnet(trainer.net, Path(pretrained))
+        n_classes = int(run_task.spec().get("n_classes") or 0)
+        report = load_pretrained(
+            trainer.net, Path(pretrained), model_name=model, n_classes=n_classes, reinit_head=reinit_head
+        )
         if rank == 0:
             tqdm.write(report.summary(), file=sys.stderr)
     if pretrained_audioset and resumed is None:
