@@ -163,7 +163,7 @@ class Trainer:
 
     net: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | torch.optim.lr_scheduler.StepLR
     scaler: torch.amp.GradScaler
     loss_fn: nn.Module
     device: torch.device
@@ -172,6 +172,11 @@ class Trainer:
     rank: int = 0
     world_size: int = 1
     augmenter: Augmenter | None = None
+
+    @property
+    def epoch_schedule(self) -> bool:
+        """Whether the learning rate follows the epoch count (StepLR) rather than the validation figure."""
+        return isinstance(self.scheduler, torch.optim.lr_scheduler.StepLR)
 
     @classmethod
     def create(
@@ -189,8 +194,11 @@ class Trainer:
         device: str,
         amp: bool,
         adapterbit: bool = False,
+        lr_step_epochs: int | None = None,
     ) -> Trainer:
-        """``adapterbit``: freeze all but the adapters, biases and head before the optimiser is built."""
+        """``adapterbit``: freeze all but the adapters, biases and head before the optimiser is built.
+        ``lr_step_epochs``: multiply the rate by ``lr_factor`` every that many epochs (PSELDNets' StepLR) instead of
+        on a validation plateau."""
         run_device = resolve_device(device)
         use_amp = amp and run_device.type == "cuda"
         if run_device.type == "cuda":  # reproducible kernels, as in the reference recipe
@@ -202,9 +210,12 @@ class Trainer:
             freeze_for_adapterbit(net)
         trainable = [p for p in net.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=lr_factor, patience=lr_patience
-        )
+        if lr_step_epochs:
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_epochs, gamma=lr_factor)
+        else:
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max", factor=lr_factor, patience=lr_patience
+            )
         scaler = torch.amp.GradScaler(run_device.type, enabled=use_amp)
         return cls(net, optimizer, scheduler, scaler, loss_fn.to(run_device), run_device, use_amp)
 
@@ -302,10 +313,12 @@ def train(
     augment: Mapping[str, Any] | None = None,
     adapter: Mapping[str, Any] | None = None,
     reinit_head: bool = False,
+    lr_step_epochs: int | None = None,
 ) -> None:
     """Train ``model`` on the labelled ``train_h5`` files; write the best ``checkpoint`` and ``metrics_csv``.
 
-    AdamW with ``ReduceLROnPlateau`` (mode max) on the task's selection figure, optional early stopping after
+    AdamW with ``ReduceLROnPlateau`` (mode max) on the task's selection figure (or, with ``lr_step_epochs``, the
+    rate times ``lr_factor`` every that many epochs, as PSELDNets' StepLR), optional early stopping after
     ``early_stop_patience`` epochs without improvement, mixed precision only on CUDA. The checkpoint format is
     :mod:`seldflow.checkpoints`. See the module docstring for selection and outputs, :mod:`seldflow.clipstore`
     for validation and the data path, :mod:`seldflow.training_state` for resumption.
@@ -359,6 +372,8 @@ def train(
         arguments["pretrained_digest"] = files_digest([pretrained])
     if reinit_head:
         arguments["reinit_head"] = True
+    if lr_step_epochs:
+        arguments["lr_step_epochs"] = lr_step_epochs
     if pretrained_audioset:
         arguments["pretrained_audioset"] = str(pretrained_audioset)
     if augmenter is not None:
@@ -371,7 +386,7 @@ def train(
     trainer = Trainer.create(
         model, channels, resolved_args, loss_fn=run_task.loss(), seed=seed, lr=lr, weight_decay=weight_decay,
         lr_factor=lr_factor, lr_patience=lr_patience, device=device, amp=amp,
-        adapterbit=adapter_settings is not None,
+        adapterbit=adapter_settings is not None, lr_step_epochs=lr_step_epochs,
     )  # fmt: skip
     trainer.augmenter = augmenter
     state_path = Path(state_dir) / STATE_FILE
@@ -420,6 +435,8 @@ def train(
             batches = epoch_batches(len(store), batch_size, seed, epoch)
             train_loss = _train_epoch(trainer, store, batches, num_workers, epoch=epoch, epochs=epochs)
             scores, score = _evaluate(trainer, run_task, validation, batch_size, epoch, validating=len(val_ids) > 0)
+            if trainer.epoch_schedule:
+                trainer.scheduler.step()
             row = {"epoch": epoch, "train_loss": train_loss, **scores, "lr": current_lr}
             row["seconds"] = round(time.perf_counter() - started, 3)
             progress.history.append(row)
@@ -498,7 +515,8 @@ def _evaluate(
         )
     scores = distributed.broadcast_object(scores)
     score = task.selection_score(scores)
-    trainer.scheduler.step(score)
+    if not trainer.epoch_schedule:
+        trainer.scheduler.step(score)
     return scores, score
 
 
