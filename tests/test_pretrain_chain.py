@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import default_config, planned_jobs, run_snakemake, tiny_config, write_config
+from helpers import REPO, default_config, planned_jobs, run_snakemake, tiny_config, write_config
 from test_pretrain_workflow import pretrain_config
 
 from seldflow.checkpoints import save_checkpoint
-from seldflow.config import validate_config
+from seldflow.config import check_model_args, check_train_options, dataset_classes, experiment_settings, validate_config
 from seldflow.errors import ConfigError, InputError
 from seldflow.models import build_model
 from seldflow.models.transfer import load_pretrained
@@ -185,3 +185,41 @@ def test_tiny_chain_runs_and_a_pretraining_change_reruns_both(tmp_path: Path) ->
         "infer": 1,
         "score": 1,
     }
+
+
+def layered(*names: str) -> dict[str, Any]:
+    """config/config.yaml with the named config files merged over it key by key, as --configfile does."""
+    from snakemake.utils import update_config
+
+    from seldflow.config import load_yaml
+
+    config = load_yaml(REPO / "config" / "config.yaml")
+    for name in names:
+        update_config(config, load_yaml(REPO / "config" / name))
+    return config
+
+
+@pytest.mark.parametrize(
+    ("dataset", "classes", "sample_rate", "hop"),
+    [("dcase2021.yaml", 12, 24000, 240), ("starss23_foa.yaml", 13, 24000, 240), ("l3das22.yaml", 14, 32000, 320)],
+)
+def test_the_pseldnets_recipe_over_each_downstream_dataset(dataset: str, classes: int, sample_rate: int, hop: int):
+    config = validate_config(layered(dataset, "pseldnets.yaml"))
+    check_model_args(config)
+    check_train_options(config)
+    trains = experiment_settings(config)
+    pretrain, finetune = trains["pseldnets_pretrain"], trains["pseldnets_finetune"]
+    assert (pretrain["lr"], pretrain["batch_size"], pretrain["epochs"], pretrain["lr_step_epochs"]) == (
+        1e-4,
+        32,
+        25,
+        10,
+    )
+    assert pretrain["augment"]["augmix"] and len(pretrain["augment"]["types"]) == 6
+    assert finetune["pretrained_from"] == "pseldnets_pretrain" and finetune["lr"] == 1e-4
+    assert trains["pseldnets_adapterbit"]["adapter"] and trains["pseldnets_adapterbit"]["lr"] == 3e-4
+    assert dataset_classes(config) == classes
+    assert config["pretraining"]["sample_rate"] == config["dataset"]["sample_rate"] == sample_rate
+    assert config["features"]["hop_length"] == hop and sample_rate // hop == 100  # 10 frames per label
+    # 60-s pretraining mixtures and the release's six subsets.
+    assert config["pretraining"]["clip_seconds"] == 60.0 and len(pretrain["pretraining_subsets"]) == 6
