@@ -100,7 +100,6 @@ rule pretrain_export:
         mem_mb=1000,
         runtime=30,
     params:
-        root=PRETRAIN_SPLITS_ROOT,
         audio_format=AUDIO_FORMATS[FEATURE_KIND],
     script:
         "../workflow/scripts/pretrain_export.py"

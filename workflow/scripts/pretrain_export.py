@@ -1,6 +1,7 @@
 """Snakemake adapter for rule pretrain_export: a DataSynthSELD subset written as a DCASE2021-style split."""
 
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
 
@@ -11,5 +12,6 @@ with exit_on_error():
     fmt = snakemake.params.audio_format
     subset = open_subset(snakemake.input.subset, formats=[fmt])
     name = snakemake.wildcards.subset
-    clips = export_dcase(subset, snakemake.params.root, name, formats=[fmt], stem_suffix=f"_{name}")
+    root = Path(snakemake.output.metadata).parents[1]  # <root>/metadata_dev/<subset>
+    clips = export_dcase(subset, root, name, formats=[fmt], stem_suffix=f"_{name}")
     print(f"{snakemake.input.subset}: {clips} clips as {fmt}_dev and metadata_dev", file=sys.stderr)
