@@ -172,6 +172,7 @@ def test_a_vocabulary_mismatch_without_reinit_head_fails_before_any_job(tmp_path
 @pytest.mark.slow
 def test_tiny_chain_runs_and_a_pretraining_change_reruns_both(tmp_path: Path) -> None:
     config = tiny_chain_config(subsets=1)  # one subset: fewer jobs (the plan with two is tested above)
+    config["dataset"]["shard_clips"] = 20  # one synthesis and one feature job per split
     write_config(tmp_path, config)
     run_snakemake(tmp_path, "results/fine/metrics.json")
     log = (tmp_path / "results" / "fine" / "logs" / "train.log").read_text()
