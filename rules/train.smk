@@ -10,7 +10,7 @@ rule train:
         features=experiment_train_features,
         pretrained=experiment_pretrained,
     output:
-        checkpoint=f"{EXPERIMENT_DIR}/model/best.pt",
+        checkpoint=checkpoint_path(RESULTS, "{experiment}"),
         metrics=report(
             f"{EXPERIMENT_DIR}/model/metrics.csv",
             caption="../workflow/report/train_metrics.rst",
