@@ -17,6 +17,12 @@ from seldflow.config import (
 )
 from seldflow.download import marker_path
 from seldflow.feature_kinds import FEATURE_KINDS
+from seldflow.pretrain.chain import (
+    checkpoint_path,
+    pretraining_subsets,
+    pretraining_task_config,
+    training_arguments,
+)
 import seldflow.s5.layout as s5_layout
 from seldflow.shards import (
     folder_signature,
@@ -68,6 +74,16 @@ EXPERIMENTS = {EXPERIMENT: {}, **config.get("experiments", {})}
 RUN_EXPERIMENTS = list(dict.fromkeys([EXPERIMENT, *config.get("run_experiments", [])]))
 # Path pattern of everything one experiment produces (training onward).
 EXPERIMENT_DIR = f"{RESULTS}/{{experiment}}"
+# Pretraining experiments (seldflow.pretrain.chain) train on subsets of the `pretraining` section, exported by rule
+# pretrain_export as DCASE2021-style splits of their own names under PRETRAIN_SPLITS_ROOT; features as any split.
+PRETRAIN_SPLITS = sorted(
+    {
+        subset
+        for name, overrides in EXPERIMENTS.items()
+        for subset in pretraining_subsets(train_settings_of(config, overrides))
+    }
+)
+PRETRAIN_SPLITS_ROOT = f"{RESULTS}/pretrain/splits"
 SYNTH = config.get("synthesis", {})
 ROOMS = SYNTH.get("rooms", {})
 # Simulated, measured (converted from a download) and ready-made SOFA rooms share one namespace of room ids.
@@ -80,7 +96,7 @@ ROOM_DOWNLOADS = {"tau": "tau_srir", "metu": "metu_sparg"}
 
 
 wildcard_constraints:
-    split="|".join(re.escape(split) for split in ALL_SPLITS),
+    split="|".join(re.escape(split) for split in ALL_SPLITS + PRETRAIN_SPLITS),
     shard=r"\d{4}",
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     room="|".join(SIMULATED_ROOMS + list(MEASURED_ROOMS)) or "no-room",
@@ -91,6 +107,8 @@ AUDIO_FORMATS = {name: kind.audio_format for name, kind in FEATURE_KINDS.items()
 
 
 def split_root(split):
+    if split in PRETRAIN_SPLITS:
+        return PRETRAIN_SPLITS_ROOT
     if split in STARSS_STEREO:
         return STARSS_STEREO_ROOT
     if split in STARSS_WINDOWS:
@@ -103,7 +121,8 @@ def split_root(split):
 def made_split(split):
     """Whether a rule of this workflow writes the split's folders (rather than a download or the user)."""
     return (
-        split in STARSS_STEREO
+        split in PRETRAIN_SPLITS
+        or split in STARSS_STEREO
         or split in STARSS_WINDOWS
         or split in L3DAS22_SPLITS
         or SYNTHETIC
@@ -225,24 +244,42 @@ def train_settings(experiment):
 
 
 def experiment_train(wildcards):
-    return train_settings(wildcards.experiment)
+    return training_arguments(train_settings(wildcards.experiment), RESULTS)
 
 
 def experiment_task(experiment):
-    """The task contract of an experiment: label format, method, class count and metric."""
-    return build_task(task_spec(config, train_settings(experiment))).spec()
+    """The task contract of an experiment: label format, method, class count and metric (a pretraining
+    experiment's label format and classes are those of the pretraining subsets)."""
+    settings = train_settings(experiment)
+    source = config
+    if pretraining_subsets(settings):
+        source = pretraining_task_config(config, config["pretraining"])
+    return build_task(task_spec(source, settings)).spec()
 
 
 def experiment_task_spec(wildcards):
     return experiment_task(wildcards.experiment)
 
 
-# What the features stage needs of the task: how to read the labels. Methods and metrics do not change features.
-LABEL_TASK = {
-    key: value
-    for key, value in experiment_task(EXPERIMENT).items()
-    if key in ("name", "label_format", "n_classes")
-}
+def label_task(experiment):
+    # What the features stage needs of the task: how to read the labels. Methods and metrics do not change features.
+    return {
+        key: value
+        for key, value in experiment_task(experiment).items()
+        if key in ("name", "label_format", "n_classes")
+    }
+
+
+LABEL_TASK = label_task(EXPERIMENT)
+# The pretraining splits' labels: the vocabulary of the pretraining bank (one for every pretraining experiment).
+PRETRAIN_LABEL_TASK = next(
+    (
+        label_task(name)
+        for name in EXPERIMENTS
+        if pretraining_subsets(train_settings(name))
+    ),
+    None,
+)
 # Every experiment's task is built once here, so a misspelt method or metric fails the dry run; the same for a
 # misspelt or invalid model argument, and for augmentations or adapters the model, method or features cannot take.
 for _experiment in EXPERIMENTS:
@@ -256,13 +293,20 @@ def experiment_device(wildcards):
 
 
 def experiment_pretrained(wildcards):
-    # Declared inputs, so replacing a checkpoint file retrains: PSELDNets or AudioSet weights.
-    settings = train_settings(wildcards.experiment)
+    # Declared inputs, so replacing a checkpoint file retrains: PSELDNets or AudioSet weights, or the checkpoint of
+    # the pretraining experiment named by pretrained_from (the edge of the pretrain -> fine-tune chain).
+    settings = training_arguments(train_settings(wildcards.experiment), RESULTS)
     return [
         settings[key]
         for key in ("pretrained", "pretrained_audioset")
         if settings.get(key)
     ]
+
+
+def experiment_train_features(wildcards):
+    # A pretraining experiment's subsets, or the dataset's training splits.
+    subsets = pretraining_subsets(train_settings(wildcards.experiment))
+    return [features_path(split) for split in subsets or TRAIN_SPLITS]
 
 
 def experiment_state_dir(wildcards):
@@ -271,6 +315,17 @@ def experiment_state_dir(wildcards):
 
 def split_features(wildcards):
     return features_path(wildcards.split)
+
+
+def split_labels(wildcards):
+    # How a split's labels read: the pretraining vocabulary for the pretraining subsets, the dataset's otherwise.
+    return PRETRAIN_LABEL_TASK if wildcards.split in PRETRAIN_SPLITS else LABEL_TASK
+
+
+def split_clip_samples(wildcards):
+    if wildcards.split in PRETRAIN_SPLITS:
+        return round(SAMPLE_RATE * config["pretraining"]["clip_seconds"])
+    return CLIP_SAMPLES
 
 
 # Synthesis: rooms and seeds of each rendered split.

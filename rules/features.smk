@@ -27,8 +27,8 @@ checkpoint split_check:
         folders=split_folder_params,
         kind=FEATURE_KIND,
         sample_rate=SAMPLE_RATE,
-        clip_samples=CLIP_SAMPLES,
-        labels=LABEL_TASK,
+        clip_samples=split_clip_samples,
+        labels=split_labels,
         signature=split_signature,
     script:
         "../workflow/scripts/split_check.py"
@@ -56,8 +56,8 @@ rule features:
         features=feature_params,
         lr_swap=lr_swap,
         sample_rate=SAMPLE_RATE,
-        clip_samples=CLIP_SAMPLES,
-        labels=LABEL_TASK,
+        clip_samples=split_clip_samples,
+        labels=split_labels,
         signature=shard_signature,
     script:
         "../workflow/scripts/features.py"

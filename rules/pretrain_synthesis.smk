@@ -1,6 +1,7 @@
 """PSELDNets' synthetic pretraining data: a large-vocabulary sound bank (procedural, or FSD50K-style on disk), then
 per subset (ov1/ov2/ov3) mixtures in shards, each mixture in its own random shoebox room, gathered into the released
-DataSynthSELD layout. Only with a `pretraining` section; nothing else depends on it yet:
+DataSynthSELD layout. Only with a `pretraining` section. Pretraining experiments (train.pretraining_subsets) read
+their subsets through rule pretrain_export, and fine-tuning experiments (train.pretrained_from) their checkpoints:
 
     snakemake --cores 2 pretrain_data                                     # every subset
     snakemake --cores 2 results/pretrain/shards/train40_ov1_1/0000        # one shard (one job of a cluster array)
@@ -76,3 +77,29 @@ rule pretrain_subset:
         runtime=10,
     script:
         "../workflow/scripts/pretrain_gather.py"
+
+
+# A subset as a DCASE2021-style split of its own name (the audio format the features read, and the labels), so the
+# features stage and pretraining experiments (train.pretraining_subsets) read it like any split.
+rule pretrain_export:
+    input:
+        subset=rules.pretrain_subset.output.subset,
+    output:
+        audio=directory(
+            f"{PRETRAIN_SPLITS_ROOT}/{AUDIO_FORMATS[FEATURE_KIND]}_dev/{{subset}}"
+        ),
+        metadata=directory(f"{PRETRAIN_SPLITS_ROOT}/metadata_dev/{{subset}}"),
+    log:
+        f"{RESULTS}/logs/pretrain_export/{{subset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain_export/{{subset}}.tsv"
+    conda:
+        "../envs/synthesis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    params:
+        audio_format=AUDIO_FORMATS[FEATURE_KIND],
+    script:
+        "../workflow/scripts/pretrain_export.py"

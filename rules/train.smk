@@ -1,12 +1,16 @@
-"""Training: one experiment's model on the training splits' features, best checkpoint chosen on held-out clips."""
+"""Training: one experiment's model on the training splits' features, best checkpoint chosen on held-out clips.
+
+A pretraining experiment (`pretraining_subsets`) trains on the pretraining subsets' features instead; a fine-tuning
+one (`pretrained_from`) has that experiment's checkpoint as an input (seldflow.pretrain.chain).
+"""
 
 
 rule train:
     input:
-        features=[features_path(split) for split in TRAIN_SPLITS],
+        features=experiment_train_features,
         pretrained=experiment_pretrained,
     output:
-        checkpoint=f"{EXPERIMENT_DIR}/model/best.pt",
+        checkpoint=checkpoint_path(RESULTS, "{experiment}"),
         metrics=report(
             f"{EXPERIMENT_DIR}/model/metrics.csv",
             caption="../workflow/report/train_metrics.rst",

@@ -259,6 +259,36 @@ def test_early_stopping_and_plateau_schedule(tmp_path: Path, features: Path, mon
     assert torch.load(folder / "best.pt", weights_only=True)["epoch"] == 3  # the later of the tied epochs
 
 
+def test_a_replaced_pretrained_checkpoint_restarts_a_finished_fine_tuning(
+    tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun pretraining writes new weights to the same path: the fine-tuning's saved state must not be resumed."""
+    parent = run(tmp_path, [features], "parent", epochs=1)
+    run(tmp_path, [features], "child", epochs=1, pretrained=str(parent / "best.pt"))
+    trained = count_epochs(monkeypatch)
+    run(tmp_path, [features], "child", epochs=1, pretrained=str(parent / "best.pt"))
+    assert trained == []  # the same checkpoint: the finished run is restored, nothing trains
+    run(tmp_path, [features], "parent", epochs=1, lr=5e-3)  # pretraining changed, same path
+    assert trained == [1]
+    child = run(tmp_path, [features], "child", epochs=1, pretrained=str(parent / "best.pt"))
+    assert trained == [1, 1]
+    fresh = run(tmp_path, [features], "fresh_child", epochs=1, pretrained=str(parent / "best.pt"))
+    assert_same_weights(final_weights(child), final_weights(fresh))
+
+
+def test_step_schedule_follows_epochs_not_validation(
+    tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scores = iter([0.1, 0.3, 0.5, 0.7, 0.9])  # always improving: a plateau rule would never lower the rate
+
+    def scripted_validation(*_: Any, **__: Any) -> dict[str, float]:
+        return {"val_loss": 1.0, "val_F": next(scores), "val_DOAE": 10.0, "val_RDE": 0.2}
+
+    monkeypatch.setattr(train_module, "validate", scripted_validation)
+    folder = run(tmp_path, [features], "step", epochs=5, lr_step_epochs=2, lr_factor=0.5)
+    assert [float(r["lr"]) for r in read_metrics(folder)] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
+
+
 def test_without_validation_the_last_epoch_is_kept(tmp_path: Path, features: Path) -> None:
     folder = run(tmp_path, [features], "noval", epochs=2, validation_fraction=0.0)
     checkpoint = torch.load(folder / "best.pt", weights_only=True)

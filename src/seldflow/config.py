@@ -98,6 +98,30 @@ def _check_experiments(config: dict[str, Any], schema: dict[str, Any], source: s
     for name in config.get("run_experiments", []):
         if name != config["experiment"] and name not in config.get("experiments", {}):
             raise ConfigError(source, "run_experiments", f"'{name}' is not defined under experiments")
+    _check_chain(config, source)
+
+
+def experiment_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Experiment name -> merged ``train`` settings: the main ``experiment`` and every named one."""
+    experiments = config.get("experiments", {})
+    trains = {config["experiment"]: train_settings_of(config, experiments.get(config["experiment"], {}))}
+    trains.update({name: train_settings_of(config, overrides) for name, overrides in experiments.items()})
+    return trains
+
+
+def dataset_classes(config: Mapping[str, Any]) -> int:
+    """The dataset's class count: ``dataset.n_classes``, else its label format's (as the SELD task resolves it)."""
+    from seldflow.formats import get_label_format
+
+    dataset = config["dataset"]
+    return int(dataset.get("n_classes") or get_label_format(dataset.get("label_format", "dcase2025")).n_classes)
+
+
+def _check_chain(config: Mapping[str, Any], source: str) -> None:
+    """Pretraining experiments and the fine-tunings that start from them (:mod:`seldflow.pretrain.chain`)."""
+    from seldflow.pretrain.chain import check_chain
+
+    check_chain(config, experiment_settings(config), dataset_classes(config), source=source)
 
 
 INHERITED = " (inherited from train.model_args: give the experiment a model_args of its own)"

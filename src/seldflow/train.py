@@ -50,6 +50,7 @@ from seldflow.feature_files import FeatureFile, check_consistent, open_feature_f
 from seldflow.models import build_model, fit_input_norm, has_input_norm
 from seldflow.models.adapters import check_adapter, freeze_for_adapterbit, trainable_summary
 from seldflow.models.runtime import predict_features, resolve_device
+from seldflow.shards import files_digest
 from seldflow.tasks import Task, build_task
 from seldflow.tensorboard_log import TrainingLog
 from seldflow.training_state import (
@@ -162,7 +163,7 @@ class Trainer:
 
     net: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | torch.optim.lr_scheduler.StepLR
     scaler: torch.amp.GradScaler
     loss_fn: nn.Module
     device: torch.device
@@ -171,6 +172,11 @@ class Trainer:
     rank: int = 0
     world_size: int = 1
     augmenter: Augmenter | None = None
+
+    @property
+    def epoch_schedule(self) -> bool:
+        """Whether the learning rate follows the epoch count (StepLR) rather than the validation figure."""
+        return isinstance(self.scheduler, torch.optim.lr_scheduler.StepLR)
 
     @classmethod
     def create(
@@ -188,8 +194,11 @@ class Trainer:
         device: str,
         amp: bool,
         adapterbit: bool = False,
+        lr_step_epochs: int | None = None,
     ) -> Trainer:
-        """``adapterbit``: freeze all but the adapters, biases and head before the optimiser is built."""
+        """``adapterbit``: freeze all but the adapters, biases and head before the optimiser is built.
+        ``lr_step_epochs``: multiply the rate by ``lr_factor`` every that many epochs (PSELDNets' StepLR) instead of
+        on a validation plateau."""
         run_device = resolve_device(device)
         use_amp = amp and run_device.type == "cuda"
         if run_device.type == "cuda":  # reproducible kernels, as in the reference recipe
@@ -201,9 +210,12 @@ class Trainer:
             freeze_for_adapterbit(net)
         trainable = [p for p in net.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=lr_factor, patience=lr_patience
-        )
+        if lr_step_epochs:
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step_epochs, gamma=lr_factor)
+        else:
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max", factor=lr_factor, patience=lr_patience
+            )
         scaler = torch.amp.GradScaler(run_device.type, enabled=use_amp)
         return cls(net, optimizer, scheduler, scaler, loss_fn.to(run_device), run_device, use_amp)
 
@@ -300,10 +312,13 @@ def train(
     loss_args: Mapping[str, float] | None = None,
     augment: Mapping[str, Any] | None = None,
     adapter: Mapping[str, Any] | None = None,
+    reinit_head: bool = False,
+    lr_step_epochs: int | None = None,
 ) -> None:
     """Train ``model`` on the labelled ``train_h5`` files; write the best ``checkpoint`` and ``metrics_csv``.
 
-    AdamW with ``ReduceLROnPlateau`` (mode max) on the task's selection figure, optional early stopping after
+    AdamW with ``ReduceLROnPlateau`` (mode max) on the task's selection figure (or, with ``lr_step_epochs``, the
+    rate times ``lr_factor`` every that many epochs, as PSELDNets' StepLR), optional early stopping after
     ``early_stop_patience`` epochs without improvement, mixed precision only on CUDA. The checkpoint format is
     :mod:`seldflow.checkpoints`. See the module docstring for selection and outputs, :mod:`seldflow.clipstore`
     for validation and the data path, :mod:`seldflow.training_state` for resumption.
@@ -314,9 +329,13 @@ def train(
     ``processes > 1`` spawns that many DDP processes (gloo on CPU, nccl with one CUDA device per process) that run
     this function inside one process group; see :mod:`seldflow.distributed`.
 
-    ``pretrained``: a PSELDNets checkpoint loaded into the fresh model before the first epoch (not on resume);
-    see :func:`seldflow.models.transfer.load_pseldnet`. ``pretrained_audioset``: likewise an AudioSet checkpoint
-    (PANNs CNN14, HTS-AT, PaSST); see :func:`seldflow.models.audioset.load_audioset`.
+    ``pretrained``: a PSELDNets checkpoint, or a seldflow one of the same model (a pretraining experiment's
+    ``best.pt``), loaded into the fresh model before the first epoch (not on resume); see
+    :func:`seldflow.models.transfer.load_pretrained`. A seldflow checkpoint of another class count is refused
+    before training unless ``reinit_head`` (its head then starts fresh). The file's content digest enters the
+    fingerprint, so a checkpoint replaced under the same path (a rerun pretraining) restarts a fine-tuning's state.
+    ``pretrained_audioset``: likewise an AudioSet checkpoint (PANNs CNN14, HTS-AT, PaSST); see
+    :func:`seldflow.models.audioset.load_audioset`.
 
     ``augment``: PSELDNets' batch augmentations (:class:`seldflow.augment.AugmentSettings`); ``adapter``: AdapterBit
     (:class:`seldflow.models.adapters.AdapterSettings`, HTSAT only). Both off when ``None``.
@@ -350,6 +369,11 @@ def train(
     }  # fmt: skip
     if pretrained:  # only when set, so fingerprints of runs without it are unchanged
         arguments["pretrained"] = str(pretrained)
+        arguments["pretrained_digest"] = files_digest([pretrained])
+    if reinit_head:
+        arguments["reinit_head"] = True
+    if lr_step_epochs:
+        arguments["lr_step_epochs"] = lr_step_epochs
     if pretrained_audioset:
         arguments["pretrained_audioset"] = str(pretrained_audioset)
     if augmenter is not None:
@@ -362,7 +386,7 @@ def train(
     trainer = Trainer.create(
         model, channels, resolved_args, loss_fn=run_task.loss(), seed=seed, lr=lr, weight_decay=weight_decay,
         lr_factor=lr_factor, lr_patience=lr_patience, device=device, amp=amp,
-        adapterbit=adapter_settings is not None,
+        adapterbit=adapter_settings is not None, lr_step_epochs=lr_step_epochs,
     )  # fmt: skip
     trainer.augmenter = augmenter
     state_path = Path(state_dir) / STATE_FILE
@@ -371,9 +395,12 @@ def train(
         distributed.seed_rank(seed, rank, 0)
     progress = resumed or Progress()
     if pretrained and resumed is None:  # initialises a fresh run only; a resumed one has its own weights
-        from seldflow.models.transfer import load_pseldnet
+        from seldflow.models.transfer import load_pretrained
 
-        report = load_pseldnet(trainer.net, Path(pretrained))
+        n_classes = int(run_task.spec().get("n_classes") or 0)
+        report = load_pretrained(
+            trainer.net, Path(pretrained), model_name=model, n_classes=n_classes, reinit_head=reinit_head
+        )
         if rank == 0:
             tqdm.write(report.summary(), file=sys.stderr)
     if pretrained_audioset and resumed is None:
@@ -408,6 +435,8 @@ def train(
             batches = epoch_batches(len(store), batch_size, seed, epoch)
             train_loss = _train_epoch(trainer, store, batches, num_workers, epoch=epoch, epochs=epochs)
             scores, score = _evaluate(trainer, run_task, validation, batch_size, epoch, validating=len(val_ids) > 0)
+            if trainer.epoch_schedule:
+                trainer.scheduler.step()
             row = {"epoch": epoch, "train_loss": train_loss, **scores, "lr": current_lr}
             row["seconds"] = round(time.perf_counter() - started, 3)
             progress.history.append(row)
@@ -486,7 +515,8 @@ def _evaluate(
         )
     scores = distributed.broadcast_object(scores)
     score = task.selection_score(scores)
-    trainer.scheduler.step(score)
+    if not trainer.epoch_schedule:
+        trainer.scheduler.step(score)
     return scores, score
 
 

@@ -1,5 +1,7 @@
 """Checkpoint transfer: PSELDNets pretrained weights for fine-tuning, released stereo models for inference.
 
+A pretraining experiment's own checkpoint initialises its fine-tunings through :func:`load_pretrained` (every
+tensor of the same name and shape, the output head re-initialised on request when the vocabularies differ).
 Two kinds of foreign checkpoint are read, always with ``torch.load(map_location="cpu", weights_only=True)`` (tensors
 and plain types only; numpy scalars, which the seed's training loop stores as metrics, are the one extra type
 allowed) and never downloaded: the caller gives a path.
@@ -265,6 +267,68 @@ def copy_checked(model: nn.Module, path: Path, updates: Mapping[str, torch.Tenso
             own[key].copy_(value)
     report.loaded = list(updates)
     report.loaded_values = sum(value.numel() for value in updates.values())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# seldflow checkpoints (a pretraining experiment's best.pt) -> fine-tuning
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def is_seldflow_checkpoint(checkpoint: Any) -> bool:
+    """Whether a loaded checkpoint is one :mod:`seldflow.checkpoints` wrote (model state plus its task)."""
+    return isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("model_state"), Mapping)
+
+
+def load_pretrained(
+    model: nn.Module, path: str | PathLike[str], *, model_name: str, n_classes: int, reinit_head: bool = False
+) -> TransferReport:
+    """Initialise ``model`` (a fresh ``model_name`` network for ``n_classes`` classes) from the checkpoint at ``path``.
+
+    A seldflow checkpoint (a pretraining experiment's ``best.pt``) is copied whole: every tensor of the same name
+    and shape loads. When its task has another class count, the tensors whose shapes follow the class count (the
+    output head) are re-initialised if ``reinit_head``, and otherwise nothing is loaded and a :class:`ConfigError`
+    names ``train.reinit_head`` and both counts; adapters (absent from a checkpoint trained without them) keep
+    their initialisation. Any other file is a PSELDNets checkpoint (:func:`load_pseldnet`, the reference's rules).
+    """
+    path = Path(path)
+    checkpoint = read_checkpoint(path)
+    if not is_seldflow_checkpoint(checkpoint):
+        return load_pseldnet(model, path)
+    source_model = checkpoint.get("model_name")
+    if source_model != model_name:
+        message = f"a {source_model} checkpoint cannot initialise a {model_name} model"
+        raise InputError(path, message, field="model_name")
+    source_classes = int((checkpoint.get("task") or {}).get("n_classes") or 0)
+    if source_classes != n_classes and not reinit_head:
+        raise ConfigError(
+            "train",
+            "reinit_head",
+            f"{path} was trained on {source_classes} classes, the dataset has {n_classes}: set reinit_head: true "
+            "to re-initialise the output head",
+        )
+    state = _tensor_dict(path, checkpoint["model_state"], "seldflow")
+    own = model.state_dict()
+    report = TransferReport(str(path), type(model).__name__, source="seldflow checkpoint")
+    updates: dict[str, torch.Tensor] = {}
+    for key, target in own.items():
+        if key not in state:
+            (report.initialised if any(word in key for word in _HTSAT_EXCLUDED_WORDS) else report.missing).append(key)
+        elif _sized_by_classes(state[key].shape, target.shape, source_classes, n_classes):
+            report.initialised.append(key)  # the output head: re-initialised
+        else:
+            updates[key] = state[key]
+    report.unused = [key for key in state if key not in own]
+    copy_checked(model, path, updates, report)
+    return report
+
+
+def _sized_by_classes(source: torch.Size, target: torch.Size, source_classes: int, n_classes: int) -> bool:
+    """Whether two shapes differ in one dimension only, in proportion to the class counts (a head's outputs); any
+    other difference stays a shape mismatch for :func:`copy_checked` to refuse."""
+    if source_classes == n_classes or len(source) != len(target):
+        return False
+    differing = [i for i, (a, b) in enumerate(zip(source, target, strict=True)) if a != b]
+    return len(differing) == 1 and source[differing[0]] * n_classes == target[differing[0]] * source_classes
 
 
 # ---------------------------------------------------------------------------------------------------------------

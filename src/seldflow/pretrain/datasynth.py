@@ -187,10 +187,13 @@ def export_dcase(
     *,
     formats: Sequence[str] = ("foa", "mic"),
     max_clips: int | None = None,
+    stem_suffix: str = "",
 ) -> int:
     """Write the first ``max_clips`` clips (all by default) as the DCASE2021-style split ``split`` under ``out_root``:
-    ``<fmt>_dev/<split>/<stem>.wav`` (16-bit, as the FLAC holds) and ``metadata_dev/<split>/<stem>.csv`` (labels
-    read and checked, then written in the same format). Each folder is replaced atomically. Returns the clip count.
+    ``<fmt>_dev/<split>/<stem><stem_suffix>.wav`` (16-bit, as the FLAC holds) and ``metadata_dev/<split>/...csv``
+    (labels read and checked, then written in the same format). Each folder is replaced atomically. Returns the clip
+    count. ``stem_suffix`` keeps clip names unique across subsets, whose stems repeat (``fold0_room0_mix000001`` is
+    in every subset of a fold), when several train one model.
     """
     missing = [fmt for fmt in formats if fmt not in subset.clips[0].audio] if subset.clips else []
     if missing:
@@ -200,8 +203,8 @@ def export_dcase(
     for fmt in formats:
         with atomic_dir(root / f"{fmt}_dev" / split) as tmp:
             for clip in clips:
-                write_audio(tmp / f"{clip.stem}.wav", read_clip_audio(clip, fmt), subset.sample_rate)
+                write_audio(tmp / f"{clip.stem}{stem_suffix}.wav", read_clip_audio(clip, fmt), subset.sample_rate)
     with atomic_dir(root / "metadata_dev" / split) as tmp:
         for clip in clips:
-            dcase2021.write_events(tmp / f"{clip.stem}.csv", subset.read_events(clip))
+            dcase2021.write_events(tmp / f"{clip.stem}{stem_suffix}.csv", subset.read_events(clip))
     return len(clips)
