@@ -129,6 +129,7 @@ def _also_pretraining(config: dict[str, Any]) -> None:
         (lambda c: c["experiments"]["mono"].update(mono_splits=["mono-b"]), ["mono-b"]),
         (lambda c: c["features"].update(kind="pfoa"), ["pfoa"]),
         (lambda c: c["dataset"].update(label_format="dcase2024"), ["dcase2024"]),
+        (lambda c: c["dataset"].update(n_classes=12), ["13 classes", "12"]),
         (_also_pretraining, ["pretraining subsets"]),
     ],
 )

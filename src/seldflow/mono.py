@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from seldflow.augment import spatialize_mono
+from seldflow.config import dataset_classes
 from seldflow.errors import ConfigError
 from seldflow.formats import dcase2021
 from seldflow.formats.events import event_table
@@ -28,16 +29,16 @@ from seldflow.io import atomic_dir, write_audio
 from seldflow.labels import LABEL_HOP_SECONDS
 from seldflow.pretrain.chain import MONO_KEY, mono_splits
 from seldflow.synthesize.mixtures import clip_rng
-from seldflow.synthesize.sources import list_bank, read_source
+from seldflow.synthesize.sources import CLASS_FOLDERS, list_bank, read_source
 
 
 def check_mono(config: Mapping[str, Any], trains: Mapping[str, Mapping[str, Any]], *, source: str = "config") -> None:
     """Refuse an experiment's ``mono_splits`` that cannot run, naming the key, before any job.
 
-    The splits must be defined in the ``mono`` section; they hold FOA audio with DCASE2021 labels of the dataset's
-    classes (the source bank's), so the features must be ``foa`` and the dataset's labels ``dcase2021``; the clips
-    come from the synthesis source bank (the procedural one of a synthetic dataset, or ``source_bank.path``); and an
-    experiment trains either on mono splits or on pretraining subsets.
+    The splits must be defined in the ``mono`` section; they hold FOA audio with DCASE2021 labels of the source
+    bank's 13 classes, so the features must be ``foa`` and the dataset's labels ``dcase2021`` with 13 classes; the
+    clips come from the synthesis source bank (the procedural one of a synthetic dataset, or
+    ``source_bank.path``); and an experiment trains either on mono splits or on pretraining subsets.
     """
     defined = (config.get("mono") or {}).get("splits", {})
     for name, train in trains.items():
@@ -58,6 +59,12 @@ def check_mono(config: Mapping[str, Any], trains: Mapping[str, Mapping[str, Any]
         if config["dataset"]["label_format"] != "dcase2021":
             message = (
                 f"mono splits carry dcase2021 labels; dataset.label_format is '{config['dataset']['label_format']}'"
+            )
+            raise ConfigError(source, key, message)
+        if dataset_classes(config) != len(CLASS_FOLDERS):
+            message = (
+                f"mono clips are labelled with the source bank's {len(CLASS_FOLDERS)} classes; the dataset has "
+                f"{dataset_classes(config)} (dataset.n_classes)"
             )
             raise ConfigError(source, key, message)
         synthesis = config.get("synthesis") or {}
