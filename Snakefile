@@ -40,6 +40,11 @@ if PRETRAIN_ENABLED:
     include: "rules/pretrain_synthesis.smk"
 
 
+if MONO_SPLITS:
+
+    include: "rules/mono.smk"
+
+
 if S5_ENABLED and S5_EMBEDDED:
 
     include: "rules/s5_synthesis.smk"

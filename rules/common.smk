@@ -19,6 +19,7 @@ from seldflow.download import marker_path
 from seldflow.feature_kinds import FEATURE_KINDS
 from seldflow.pretrain.chain import (
     checkpoint_path,
+    mono_splits,
     pretraining_subsets,
     pretraining_task_config,
     training_arguments,
@@ -84,6 +85,10 @@ PRETRAIN_SPLITS = sorted(
     }
 )
 PRETRAIN_SPLITS_ROOT = f"{RESULTS}/pretrain/splits"
+# AdapterBit's mono mode (seldflow.mono): splits of the `mono` section, rendered by rule mono_split as DCASE2021-style
+# FOA splits of their own names under MONO_SPLITS_ROOT; experiments train on them with `mono_splits`.
+MONO_SPLITS = list(config.get("mono", {}).get("splits", {}))
+MONO_SPLITS_ROOT = f"{RESULTS}/mono/splits"
 SYNTH = config.get("synthesis", {})
 ROOMS = SYNTH.get("rooms", {})
 # Simulated, measured (converted from a download) and ready-made SOFA rooms share one namespace of room ids.
@@ -96,7 +101,9 @@ ROOM_DOWNLOADS = {"tau": "tau_srir", "metu": "metu_sparg"}
 
 
 wildcard_constraints:
-    split="|".join(re.escape(split) for split in ALL_SPLITS + PRETRAIN_SPLITS),
+    split="|".join(
+        re.escape(split) for split in ALL_SPLITS + PRETRAIN_SPLITS + MONO_SPLITS
+    ),
     shard=r"\d{4}",
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     room="|".join(SIMULATED_ROOMS + list(MEASURED_ROOMS)) or "no-room",
@@ -109,6 +116,8 @@ AUDIO_FORMATS = {name: kind.audio_format for name, kind in FEATURE_KINDS.items()
 def split_root(split):
     if split in PRETRAIN_SPLITS:
         return PRETRAIN_SPLITS_ROOT
+    if split in MONO_SPLITS:
+        return MONO_SPLITS_ROOT
     if split in STARSS_STEREO:
         return STARSS_STEREO_ROOT
     if split in STARSS_WINDOWS:
@@ -122,6 +131,7 @@ def made_split(split):
     """Whether a rule of this workflow writes the split's folders (rather than a download or the user)."""
     return (
         split in PRETRAIN_SPLITS
+        or split in MONO_SPLITS
         or split in STARSS_STEREO
         or split in STARSS_WINDOWS
         or split in L3DAS22_SPLITS
@@ -304,9 +314,10 @@ def experiment_pretrained(wildcards):
 
 
 def experiment_train_features(wildcards):
-    # A pretraining experiment's subsets, or the dataset's training splits.
-    subsets = pretraining_subsets(train_settings(wildcards.experiment))
-    return [features_path(split) for split in subsets or TRAIN_SPLITS]
+    # A pretraining experiment's subsets, a mono-mode experiment's mono splits, or the dataset's training splits.
+    settings = train_settings(wildcards.experiment)
+    splits = pretraining_subsets(settings) or mono_splits(settings) or TRAIN_SPLITS
+    return [features_path(split) for split in splits]
 
 
 def experiment_state_dir(wildcards):
@@ -346,6 +357,10 @@ def source_bank():
 def measured_room_download(wildcards):
     database = ROOM_DOWNLOADS[MEASURED_ROOMS[wildcards.room]["source"]]
     return marker_path(database)
+
+
+def mono_seed(wildcards):
+    return stage_seed("mono", wildcards.split)
 
 
 def mixture_seed(wildcards):

@@ -99,6 +99,7 @@ def _check_experiments(config: dict[str, Any], schema: dict[str, Any], source: s
         if name != config["experiment"] and name not in config.get("experiments", {}):
             raise ConfigError(source, "run_experiments", f"'{name}' is not defined under experiments")
     _check_chain(config, source)
+    _check_mono(config, source)
 
 
 def experiment_settings(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -122,6 +123,17 @@ def _check_chain(config: Mapping[str, Any], source: str) -> None:
     from seldflow.pretrain.chain import check_chain
 
     check_chain(config, experiment_settings(config), dataset_classes(config), source=source)
+
+
+def _check_mono(config: Mapping[str, Any], source: str) -> None:
+    """Experiments that train on the mono splits of AdapterBit's mono mode (:mod:`seldflow.mono`)."""
+    from seldflow.pretrain.chain import mono_splits
+
+    trains = experiment_settings(config)
+    if any(mono_splits(train) for train in trains.values()):
+        from seldflow.mono import check_mono  # imports PyTorch, only when an experiment sets mono_splits
+
+        check_mono(config, trains, source=source)
 
 
 INHERITED = " (inherited from train.model_args: give the experiment a model_args of its own)"

@@ -28,13 +28,20 @@ from seldflow.errors import ConfigError
 PRETRAIN_LABEL_FORMAT = "dcase2021"
 # Audio formats the DataSynthSELD layout holds that the features stage can read (its `sum` is the dry mixture).
 PRETRAIN_FEATURE_KINDS = ("foa", "mic")
+# The key selecting the mono splits of AdapterBit's mono mode (seldflow.mono) as an experiment's training data.
+MONO_KEY = "mono_splits"
 # Keys of an experiment's ``train`` settings that the workflow resolves; :func:`seldflow.train.train` never sees them.
-CHAIN_KEYS = ("pretraining_subsets", "pretrained_from")
+CHAIN_KEYS = ("pretraining_subsets", "pretrained_from", MONO_KEY)
 
 
 def pretraining_subsets(train: Mapping[str, Any]) -> list[str]:
     """The pretraining subsets an experiment trains on (empty for every other experiment)."""
     return list(train.get("pretraining_subsets") or [])
+
+
+def mono_splits(train: Mapping[str, Any]) -> list[str]:
+    """The mono splits an experiment trains on (AdapterBit's mono mode, seldflow.mono; empty for the others)."""
+    return list(train.get(MONO_KEY) or [])
 
 
 def is_pretraining(train: Mapping[str, Any]) -> bool:
