@@ -133,7 +133,7 @@ def _check_mono(config: Mapping[str, Any], source: str) -> None:
     if any(mono_splits(train) for train in trains.values()):
         from seldflow.mono import check_mono  # imports PyTorch, only when an experiment sets mono_splits
 
-        check_mono(config, trains, source=source)
+        check_mono(config, trains, n_classes=dataset_classes(config), source=source)
 
 
 INHERITED = " (inherited from train.model_args: give the experiment a model_args of its own)"

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from seldflow.augment import spatialize_mono
-from seldflow.config import dataset_classes
 from seldflow.errors import ConfigError
 from seldflow.formats import dcase2021
 from seldflow.formats.events import event_table
@@ -32,8 +31,13 @@ from seldflow.synthesize.mixtures import clip_rng
 from seldflow.synthesize.sources import CLASS_FOLDERS, list_bank, read_source
 
 
-def check_mono(config: Mapping[str, Any], trains: Mapping[str, Mapping[str, Any]], *, source: str = "config") -> None:
+def check_mono(
+    config: Mapping[str, Any], trains: Mapping[str, Mapping[str, Any]], *, n_classes: int, source: str = "config"
+) -> None:
     """Refuse an experiment's ``mono_splits`` that cannot run, naming the key, before any job.
+
+    ``n_classes`` is the dataset's class count as :func:`seldflow.config.dataset_classes` resolves it (passed in: the
+    rule's env, torch.yaml, has none of the config module's yaml and jsonschema).
 
     The splits must be defined in the ``mono`` section; they hold FOA audio with DCASE2021 labels of the source
     bank's 13 classes, so the features must be ``foa`` and the dataset's labels ``dcase2021`` with 13 classes; the
@@ -61,10 +65,10 @@ def check_mono(config: Mapping[str, Any], trains: Mapping[str, Mapping[str, Any]
                 f"mono splits carry dcase2021 labels; dataset.label_format is '{config['dataset']['label_format']}'"
             )
             raise ConfigError(source, key, message)
-        if dataset_classes(config) != len(CLASS_FOLDERS):
+        if n_classes != len(CLASS_FOLDERS):
             message = (
                 f"mono clips are labelled with the source bank's {len(CLASS_FOLDERS)} classes; the dataset has "
-                f"{dataset_classes(config)} (dataset.n_classes)"
+                f"{n_classes} (dataset.n_classes)"
             )
             raise ConfigError(source, key, message)
         synthesis = config.get("synthesis") or {}
