@@ -31,3 +31,11 @@ def single_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding slow (end-to-end) tests first, each file's own order kept: `make test` hands whole files to its
+    workers in this order, so the minutes-long files start early and the many quick ones fill in beside them
+    instead of one worker finishing a long file alone at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # a stable sort: only whole files move
