@@ -449,7 +449,8 @@ if S5_ENABLED:
 from seldflow.s5.experiments import (
     LABEL_SOURCES,
     all_runs,
-    demo_runs,
+    listed_runs,
+    main_runs,
     separator_sections,
     split_section,
     summary_runs,
@@ -459,10 +460,11 @@ from seldflow.s5.experiments import (
 # labels (the separator's ceiling); every run is scored in each.
 S5_LABEL_SOURCES = list(LABEL_SOURCES)
 # Named S5 experiments (seldflow.s5.experiments): the resolved separator section of each trained one (the main
-# one first) and the runs scored from them (results/s5/<run>/); s5_all builds the demo runs, the summary the rest.
+# one first) and the runs scored from them (results/s5/<run>/); s5_all builds the main runs, s5_experiments the listed ones, the summary the table's.
 S5_SEPARATORS = separator_sections(S5) if S5_ENABLED else {}
 S5_RUNS = all_runs(S5) if S5_ENABLED else {}
-S5_DEMO_RUNS = [run.name for run in demo_runs(S5)] if S5_ENABLED else []
+S5_MAIN_RUNS = [run.name for run in main_runs(S5)] if S5_ENABLED else []
+S5_LISTED_RUNS = [run.name for run in listed_runs(S5)] if S5_ENABLED else []
 S5_SUMMARY_RUNS = [run.name for run in summary_runs(S5)] if S5_ENABLED else []
 # The Stage-1 detectors the workflow trains (shared by every run), by label source.
 S5_DETECTORS = {

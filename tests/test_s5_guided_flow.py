@@ -27,7 +27,15 @@ from seldflow.config import validate_config
 from seldflow.errors import ConfigError, InputError
 from seldflow.s5 import layout
 from seldflow.s5 import train as s5_train
-from seldflow.s5.experiments import S5Run, all_runs, demo_runs, merge, separator_section, summary_runs
+from seldflow.s5.experiments import (
+    S5Run,
+    all_runs,
+    listed_runs,
+    main_runs,
+    merge,
+    separator_section,
+    summary_runs,
+)
 from seldflow.s5.files import read_tags
 from seldflow.s5.generator import open_generator
 from seldflow.s5.infer import infer_s5
@@ -427,11 +435,13 @@ def test_runs_expand_inference_iterations_along_the_chain() -> None:
         once={"extends": "it2", "inference_iterations": [2]},
         plain={},
     )
-    s5["run_experiments"] = ["plain"]
+    s5["run_experiments"] = ["main", "plain", "it3"]
     s5["summary_experiments"] = ["main", "it3", "once"]
     assert list(all_runs(s5)) == ["main", "it2-inf1", "it2-inf3", "it3-inf1", "it3-inf3", "once-inf2", "plain"]
     assert all_runs(s5)["it3-inf3"] == S5Run("it3-inf3", "it3", 3)
-    assert [run.name for run in demo_runs(s5)] == ["main", "plain"]
+    assert [run.name for run in main_runs(s5)] == ["main"]
+    # s5_experiments leaves the main experiment to s5_all.
+    assert [run.name for run in listed_runs(s5)] == ["plain", "it3-inf1", "it3-inf3"]
     assert [run.name for run in summary_runs(s5)] == ["main", "it3-inf1", "it3-inf3", "once-inf2"]
 
 
@@ -451,7 +461,7 @@ def test_experiment_mistakes_are_config_errors(experiments: dict, lists: dict, k
         for name in s5["experiments"]:
             separator_section(s5, name)
         all_runs(s5)
-        demo_runs(s5)
+        listed_runs(s5)
         summary_runs(s5)
     assert error.value.key == key
 
@@ -468,7 +478,8 @@ def test_the_default_table_is_every_ablation_and_the_iteration_grid() -> None:
     grid = [f"guided_iter{m}-inf{n}" for m in (2, 3, 4) for n in (1, 2, 3, 4)]
     ablations = ["guided_full", "guided_no_time_film", "guided_no_injection", "guided_frozen_sed", "guided_dprnn"]
     assert [run.name for run in summary_runs(s5)] == ["baseline_budget", *ablations, *grid]
-    assert [run.name for run in demo_runs(s5)] == [s5["experiment"], "guided_full"]
+    assert [run.name for run in main_runs(s5)] == [s5["experiment"]]
+    assert [run.name for run in listed_runs(s5)] == ["guided_full"]
     # Same budget: every table experiment trains as long as the baseline row.
     budgets = {
         (separator_section(s5, run.experiment)["epochs"], separator_section(s5, run.experiment)["epoch_length"])

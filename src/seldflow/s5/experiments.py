@@ -153,9 +153,15 @@ def runs_of(s5: Mapping[str, Any], names: Sequence[str], key: str) -> list[S5Run
     return runs
 
 
-def demo_runs(s5: Mapping[str, Any]) -> list[S5Run]:
-    """What ``s5_all`` builds: the main experiment and ``run_experiments`` (without repeats)."""
-    names = list(dict.fromkeys([s5["experiment"], *s5.get("run_experiments", [])]))
+def main_runs(s5: Mapping[str, Any]) -> list[S5Run]:
+    """What ``s5_all`` builds (the baseline system's demo): the runs of the main experiment."""
+    return experiment_runs(s5, s5["experiment"])
+
+
+def listed_runs(s5: Mapping[str, Any]) -> list[S5Run]:
+    """What ``s5_experiments`` builds (the second-place system's demo by default): the runs of
+    ``run_experiments``, without the main experiment's, which ``s5_all`` owns."""
+    names = [name for name in dict.fromkeys(s5.get("run_experiments", [])) if name != s5["experiment"]]
     return runs_of(s5, names, "run_experiments")
 
 
