@@ -46,9 +46,12 @@ demo-stereo: $(STAMP)
 demo-foa: $(STAMP)
 	$(call run_demo,--configfile config/foa_demo.yaml,results/foa_demo/report.html,config/foa_demo.yaml)
 
-# The S5 branch has its own target rule (its own experiment under results/s5/).
+# The S5 branch has its own target rules (its experiments under results/s5/). Its small networks train and infer one
+# thread per job, side by side (two threads per tiny job mostly wait on each other).
+S5_ONE_THREAD := --set-threads s5_tagger=1 s5_sed=1 s5_separator=1 s5_infer=1
+
 demo-s5: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) s5_all
+	$(BIN)/snakemake --cores $(CORES) $(S5_ONE_THREAD) -- s5_all
 	$(BIN)/snakemake --cores $(CORES) s5_all --report results/s5/report.html
 	@cat results/s5/$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('config/config.yaml'))['s5']['experiment'])")/metrics.json; echo
 
@@ -64,7 +67,7 @@ export S5_LISTED_SCORES
 
 # The second-place system's full guided separator (s5.run_experiments), on the S5 branch's data and detectors.
 demo-s5-guided: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) s5_experiments
+	$(BIN)/snakemake --cores $(CORES) $(S5_ONE_THREAD) -- s5_experiments
 	@$(BIN)/python -c "$$S5_LISTED_SCORES"
 
 # The DOAnet branch has its own target rule (its experiments under results/doanet/); its trainings take one thread
@@ -73,10 +76,9 @@ demo-doanet: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --set-threads doanet_train=1 doanet_infer=1 -- doanet_all
 	$(BIN)/snakemake --cores $(CORES) doanet_all --report results/doanet/report.html
 	@cat results/doanet/summary.csv
+
 # The S5 ablation table (s5.summary_experiments): every guided variant and the baseline at their budget, each scored
-# with the baseline tagger, the fine-tuned SED and oracle labels, ranked in one CSV. Its many small networks train
-# and infer one thread per job, side by side (two threads per tiny job mostly wait on each other).
-S5_ONE_THREAD := --set-threads s5_tagger=1 s5_sed=1 s5_separator=1 s5_infer=1
+# with the baseline tagger, the fine-tuned SED and oracle labels, ranked in one CSV.
 s5-table: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) $(S5_ONE_THREAD) -- results/s5/summary.csv
 	@cat results/s5/summary.csv
