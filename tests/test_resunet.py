@@ -22,16 +22,7 @@ TINY = {"n_fft": 256, "hop": 64, "channels": (8, 16, 32), "condition_size": 32}
 SATURATED = 30.0
 
 
-@pytest.fixture
-def one_thread():
-    """Run on one thread: for these tiny tensors thread hand-offs cost more than the arithmetic (several-fold)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny(name: str, **args) -> torch.nn.Module:

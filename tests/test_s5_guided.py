@@ -8,7 +8,6 @@ two U-Net levels, a stand-in detector of width 8.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -40,13 +39,7 @@ UNET = {"n_fft": 128, "hop": 32, "channels": (8, 16), "condition_size": 16}
 FULL = {"sed": SED, "injection": {}, "time_film": {}, "dprnn": {"hidden": 4}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One thread: for these tiny tensors thread hand-offs cost more than the arithmetic."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def guided(name: str = "guided_resunet", seed: int = 0, **args) -> torch.nn.Module:

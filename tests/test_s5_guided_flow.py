@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +68,7 @@ SED_GROUPS = {"layer_decay": 0.5}
 GUIDED_GROUPS = {"pretrained_factor": 0.5, "lr_dprnn": 2e-3, "lr_sed": 4e-3, "sed_layer_decay": 0.5}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
