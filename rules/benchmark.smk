@@ -53,7 +53,7 @@ rule benchmark:
         features=config["features"],
         sample_rate=SAMPLE_RATE,
         # Sizes of the timed comparisons (config `bench`).
-        pfoa_clips=config["bench"]["pfoa_clips"],
+        feature_clips=config["bench"]["feature_clips"],
         repeats=config["bench"]["repeats"],
         decoder=config["bench"]["decoder"],
         # One row per metric: seldflow's scorer against its official scorer restated, on synthetic label

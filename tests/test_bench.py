@@ -13,17 +13,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from seldflow.bench.decoders import compare_decoders
+from seldflow.bench.features import (
+    compare_features,
+    four_channel,
+    naive_foa_logmel_iv,
+    naive_mic_logmel_gcc,
+    naive_pfoa,
+)
 from seldflow.bench.memory import epoch_peak_in_child, training_memory
 from seldflow.bench.outputs import throughput
-from seldflow.bench.pfoa import compare_pfoa, naive_pfoa
 from seldflow.bench.records import BenchReport, Comparison, Figure, StageTiming
 from seldflow.bench.report import render_markdown, write_report
 from seldflow.bench.scorer import metric_difference, naive_metrics
 from seldflow.bench.stages import collect_stage_timings, read_benchmark_tsv, stage_totals
 from seldflow.bench.timing import median_times
-from seldflow.feature_kinds import pfoa
+from seldflow.feature_kinds import foa_logmel_iv, mic_logmel_gcc, pfoa
 from seldflow.metrics.dcase2025 import compute_metrics
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -197,6 +204,26 @@ def test_naive_metrics_thresholds_and_no_pairs() -> None:
     assert nothing["F"] == 0.0 and math.isnan(nothing["DOAE"])
 
 
+@pytest.mark.parametrize(
+    ("naive", "fast", "channels"),
+    [(naive_foa_logmel_iv, foa_logmel_iv, 7), (naive_mic_logmel_gcc, mic_logmel_gcc, 10)],
+)
+def test_plain_four_channel_features_match_seldflows(naive, fast, channels: int) -> None:
+    audio = four_channel(stereo_noise(0.3, seed=2))
+    expected = fast(audio)
+    result = naive(audio)
+    assert result.shape == expected.shape == (channels, 1 + audio.shape[1] // 240, 64)
+    np.testing.assert_allclose(result[:4], expected[:4], atol=1e-3, rtol=0)  # dB mel power
+    np.testing.assert_allclose(result[4:], expected[4:], atol=2e-3, rtol=0)  # intensity or GCC-PHAT
+    # A wave reaching microphone 2 five samples after microphone 1 peaks at lag -5 in both (pair (0, 1)).
+    source = np.random.default_rng(3).standard_normal(7200).astype(np.float32)
+    delayed = np.stack([source, np.roll(source, 5), source, source])
+    lags = [np.argmax(f(delayed, n_mels=32)[4].mean(axis=0)) - 16 for f in (naive_mic_logmel_gcc, mic_logmel_gcc)]
+    assert lags == [-5, -5]
+    with pytest.raises(ValueError, match="4, samples"):
+        naive(np.zeros((2, 100)))
+
+
 def test_metric_difference() -> None:
     a = {"F": 0.5, "DOAE": math.nan, "DistE": 1.0, "RDE": 0.1, "classwise_F": [0.5, 0.25]}
     assert metric_difference(a, dict(a)) == 0.0
@@ -205,8 +232,14 @@ def test_metric_difference() -> None:
 
 
 def test_comparisons_run_on_tiny_inputs() -> None:
-    comparison, diff = compare_pfoa([stereo_noise(0.2)], repeats=1, warmup=0)
-    assert comparison.a_seconds > 0 and comparison.b_seconds > 0 and diff < 2e-3
+    threads = torch.get_num_threads()
+    for kind, clip in (("pfoa", stereo_noise(0.2)), ("mic", four_channel(stereo_noise(0.2)))):
+        comparison, diff = compare_features(kind, [clip], repeats=1, warmup=0)
+        assert comparison.a_seconds > 0 and comparison.b_seconds > 0 and diff < 2e-3
+        assert "per core" in comparison.work and comparison.name == f"{kind.upper()} features"
+    assert torch.get_num_threads() == threads  # the one-thread limit is lifted afterwards
+    with pytest.raises(ValueError, match="no plain reference"):
+        compare_features("logmel", [stereo_noise(0.2)])
     decoders = compare_decoders(d_model=64, length=8, batch=2, repeats=1, warmup=0)
     assert decoders.a_label.startswith("BiMamba") and decoders.b_label.startswith("Conformer")
     assert decoders.a_seconds > 0 and decoders.b_seconds > 0

@@ -49,7 +49,7 @@ def test_benchmark_rule_finishes_and_writes_every_figure(tmp_path: Path) -> None
         assert heading in markdown
     values = benchmark_rows(folder / "benchmark.csv")
     scorers = [f"scorer {metric}" for metric in SCORERS]
-    for comparison in ("PFOA features", *scorers, "decoders (CPU fwd+bwd)"):
+    for comparison in ("PFOA features", "FOA features", "MIC features", *scorers, "decoders (CPU fwd+bwd)"):
         assert values[("comparison", comparison, "ratio_a_over_b")] > 0
     for comparison in scorers:  # both sides' peak memory and the load they ran under
         assert values[("comparison", comparison, "a_peak_rss")] > 0

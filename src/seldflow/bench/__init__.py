@@ -8,9 +8,9 @@ settings), one module per part of the report:
 * :mod:`~seldflow.bench.outputs` turns them into clips/s for synthesis and features and into the real-time factor
   of inference, with clip counts taken from the outputs (WAVs per split, clips per HDF5 file), and reads the
   metrics; :mod:`~seldflow.bench.dryrun` times a no-op ``snakemake -n``;
-* :mod:`~seldflow.bench.pfoa` holds a deliberately plain reference implementation (librosa per channel) of the
-  PFOA features; it checks the optimised :func:`seldflow.feature_kinds.pfoa` numerically and gives the speed-up
-  :func:`compare_pfoa` measures, timed by :mod:`~seldflow.bench.timing`;
+* :mod:`~seldflow.bench.features` holds deliberately plain reference implementations (librosa per channel) of
+  the PFOA, FOA and MIC features; they check :mod:`seldflow.feature_kinds` numerically and give the per-core
+  speed-ups :func:`compare_features` measures, timed by :mod:`~seldflow.bench.timing`;
 * :mod:`~seldflow.bench.scorers` gives one row per registered metric: seldflow's scorer against the official
   scorer restated as it is written, per line, file, frame and class (:mod:`~seldflow.bench.scorer` DCASE2025,
   :mod:`~seldflow.bench.segment_scorer` DCASE2021-2023, :mod:`~seldflow.bench.frame_scorer` DCASE2024,
@@ -36,9 +36,15 @@ report, never in unit-test assertions.
 from seldflow.bench.decoders import compare_decoders, reference_decoders
 from seldflow.bench.dryrun import noop_dry_run
 from seldflow.bench.environment import PACKAGES, cpu_model, environment, git_commit, package_versions
+from seldflow.bench.features import (
+    NAIVE_FEATURES,
+    compare_features,
+    naive_foa_logmel_iv,
+    naive_mic_logmel_gcc,
+    naive_pfoa,
+)
 from seldflow.bench.memory import training_memory, write_synthetic_shards
 from seldflow.bench.outputs import count_wavs, h5_clip_info, metric_figures, throughput
-from seldflow.bench.pfoa import compare_pfoa, naive_pfoa
 from seldflow.bench.records import BenchReport, Comparison, Figure, StageTiming
 from seldflow.bench.report import CSV_HEADER, csv_rows, render_csv, render_markdown, write_report
 from seldflow.bench.run import run_benchmark
@@ -50,6 +56,7 @@ from seldflow.bench.timing import median_times
 
 __all__ = [
     "CSV_HEADER",
+    "NAIVE_FEATURES",
     "PACKAGES",
     "SCORERS",
     "SCORER_CHECKED",
@@ -60,7 +67,7 @@ __all__ = [
     "collect_stage_timings",
     "compare_ca_sdri",
     "compare_decoders",
-    "compare_pfoa",
+    "compare_features",
     "compare_scorer",
     "count_wavs",
     "cpu_model",
@@ -74,7 +81,9 @@ __all__ = [
     "metric_difference",
     "metric_figures",
     "naive_ca_sdri",
+    "naive_foa_logmel_iv",
     "naive_metrics",
+    "naive_mic_logmel_gcc",
     "naive_pfoa",
     "noop_dry_run",
     "package_versions",

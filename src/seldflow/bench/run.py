@@ -13,9 +13,9 @@ from typing import Any
 from seldflow.bench.decoders import compare_decoders
 from seldflow.bench.dryrun import noop_dry_run
 from seldflow.bench.environment import environment
+from seldflow.bench.features import NAIVE_FEATURES, compare_features, four_channel
 from seldflow.bench.memory import training_memory
 from seldflow.bench.outputs import metric_figures, throughput
-from seldflow.bench.pfoa import compare_pfoa
 from seldflow.bench.pretrain_synthesis import compare_room_cost
 from seldflow.bench.records import BenchReport
 from seldflow.bench.s5 import compare_ca_sdri, generator_throughput
@@ -41,11 +41,11 @@ def run_benchmark(
     feature_files: Mapping[str, str | os.PathLike[str]],
     test_splits: Sequence[str],
     metrics_json: str | os.PathLike[str],
-    pfoa_audio_dir: str | os.PathLike[str],
+    feature_audio_dir: str | os.PathLike[str],
     feature_params: Mapping[str, Any],
     scorers: Mapping[str, Any],
     sample_rate: int,
-    pfoa_clips: int,
+    feature_clips: int,
     repeats: int,
     decoder: Mapping[str, int],
     s5: Mapping[str, Any] | None = None,
@@ -76,11 +76,15 @@ def run_benchmark(
     report.throughput.append(noop_dry_run(".", snakefile=snakefile))
 
     params = {k: feature_params[k] for k in ("n_fft", "win_length", "hop_length", "n_mels")}
-    paths = sorted(Path(pfoa_audio_dir).glob("*.wav"))[:pfoa_clips]
-    _log(f"PFOA: {len(paths)} clips of {pfoa_audio_dir}")
-    clips = [read_audio(p, sample_rate=sample_rate, channels=2) for p in paths]
-    pfoa_comparison, _ = compare_pfoa(clips, repeats=repeats, sample_rate=sample_rate, **params)
-    report.comparisons.append(pfoa_comparison)
+    paths = sorted(Path(feature_audio_dir).glob("*.wav"))[:feature_clips]
+    _log(f"features: {len(paths)} clips of {feature_audio_dir}, one thread per side")
+    stereo = [read_audio(p, sample_rate=sample_rate, channels=2) for p in paths]
+    clips = {"pfoa": stereo, "foa": [four_channel(c) for c in stereo], "mic": [four_channel(c) for c in stereo]}
+    for kind in NAIVE_FEATURES:
+        # PFOA with the workflow's STFT settings; FOA and MIC with their functions' (PSELDNets') window and hop.
+        settings = params if kind == "pfoa" else {"n_mels": params["n_mels"]}
+        comparison, _ = compare_features(kind, clips[kind], repeats=repeats, sample_rate=sample_rate, **settings)
+        report.comparisons.append(comparison)
 
     report.comparisons.extend(scorer_rows(**scorers, log=_log))
 
@@ -105,8 +109,10 @@ def run_benchmark(
     report.notes = [
         "Comparisons run in this job, one after the other, on the CPU threads given to it; stage figures come "
         "from the benchmark files of the run that last produced each output (a reused output keeps its old time).",
-        "PFOA timings exclude file reading (clips are loaded first); both implementations see the same arrays, "
-        "and the check column gives their numerical agreement.",
+        "Feature timings exclude file reading (clips are loaded first); both implementations see the same arrays "
+        "on one thread each (torch and the BLAS pools NumPy calls), so the ratio is clips/s per core, and the "
+        "check column gives their numerical agreement. FOA and MIC run on four channels made from the stereo "
+        "test clips (L, R, (L+R)/2, (L-R)/2) with their functions' 1024-point window and 240-sample hop.",
         "Scorer rows include file reading, as scoring a folder does: each side reads all the CSVs of the same "
         "synthetic folders in every run, in a fresh process of its own (time after imports, peak resident memory "
         "of the whole process). The plain side is the official scorer restated as written: each line split and "
