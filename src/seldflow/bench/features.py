@@ -10,6 +10,7 @@ second per core, not which side grabbed more cores.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +30,9 @@ from seldflow.feature_kinds import (
     PFOA_IV_EPS,
     PFOA_LOG_FLOOR,
     feature_kind,
+    foa_logmel_iv,
+    mic_logmel_gcc,
+    pfoa,
 )
 
 
@@ -86,73 +90,61 @@ def _channels(audio: np.ndarray, count: int, what: str) -> np.ndarray:
     return audio
 
 
-def naive_pfoa(
-    stereo: np.ndarray,
-    *,
-    sample_rate: int = 24000,
-    n_fft: int = 1024,
-    win_length: int = 960,
-    hop_length: int = 480,
-    n_mels: int = 64,
-    fmin: float = 20.0,
-    fmax: float = 12000.0,
-) -> np.ndarray:
-    """PFOA features the plain way (:func:`seldflow.feature_kinds.pfoa`'s recipe: peak normalisation, W = (L+R)/2,
-    Y = (L-R)/2, silent Z and X, log10 mel power with a 1e-10 floor, mel-projected unit intensity)."""
+def _settings(function: Callable[..., np.ndarray], params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` over the keyword defaults of seldflow's ``function``: the plain versions take the same settings,
+    whose defaults have one owner (:mod:`seldflow.feature_kinds`)."""
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise TypeError(f"{function.__name__} takes no setting {unknown[0]!r}")
+    return {**defaults, **params}
+
+
+def _stft_settings(settings: dict[str, Any]) -> dict[str, int]:
+    return {key: settings[key] for key in ("n_fft", "win_length", "hop_length")}
+
+
+def _mel_of(settings: dict[str, Any]) -> np.ndarray:
+    return _mel(settings["sample_rate"], settings["n_fft"], settings["n_mels"], settings["fmin"], settings["fmax"])
+
+
+def naive_pfoa(stereo: np.ndarray, **params: Any) -> np.ndarray:
+    """PFOA features the plain way (:func:`seldflow.feature_kinds.pfoa`'s recipe and settings: peak normalisation,
+    W = (L+R)/2, Y = (L-R)/2, silent Z and X, log10 mel power with a 1e-10 floor, mel-projected unit intensity)."""
+    settings = _settings(pfoa, params)
     audio = _channels(stereo, 2, "stereo")
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0:
         audio = audio / peak
     left, right = audio
     silent = np.zeros_like(left)
-    specs = _stfts(
-        [(left + right) / 2, (left - right) / 2, silent, silent],
-        n_fft=n_fft,
-        win_length=win_length,
-        hop_length=hop_length,
-    )
-    mel = _mel(sample_rate, n_fft, n_mels, fmin, fmax)
+    specs = _stfts([(left + right) / 2, (left - right) / 2, silent, silent], **_stft_settings(settings))
+    mel = _mel_of(settings)
     out = _log_mels(specs, mel, PFOA_LOG_FLOOR, 1.0) + _intensity(specs, mel, PFOA_IV_CHANNELS)
     return np.stack(out).astype(np.float32)
 
 
-def naive_foa_logmel_iv(
-    foa: np.ndarray,
-    *,
-    sample_rate: int = 24000,
-    n_fft: int = 1024,
-    win_length: int = 1024,
-    hop_length: int = 240,
-    n_mels: int = 64,
-    fmin: float = 20.0,
-    fmax: float = 12000.0,
-) -> np.ndarray:
-    """FOA ``logmelIV`` the plain way (:func:`seldflow.feature_kinds.foa_logmel_iv`: dB mel power of W, Y, Z, X
-    with an absolute 1e-10 floor, then the mel-projected unit intensity of Y, Z, X)."""
-    specs = _stfts(list(_channels(foa, 4, "FOA")), n_fft=n_fft, win_length=win_length, hop_length=hop_length)
-    mel = _mel(sample_rate, n_fft, n_mels, fmin, fmax)
+def naive_foa_logmel_iv(foa: np.ndarray, **params: Any) -> np.ndarray:
+    """FOA ``logmelIV`` the plain way (:func:`seldflow.feature_kinds.foa_logmel_iv`'s recipe and settings: dB mel
+    power of W, Y, Z, X with an absolute 1e-10 floor, then the mel-projected unit intensity of Y, Z, X)."""
+    settings = _settings(foa_logmel_iv, params)
+    specs = _stfts(list(_channels(foa, 4, "FOA")), **_stft_settings(settings))
+    mel = _mel_of(settings)
     out = _log_mels(specs, mel, DB_AMIN, 10.0) + _intensity(specs, mel, FOA_IV_CHANNELS)
     return np.stack(out).astype(np.float32)
 
 
-def naive_mic_logmel_gcc(
-    mic: np.ndarray,
-    *,
-    sample_rate: int = 24000,
-    n_fft: int = 1024,
-    win_length: int = 1024,
-    hop_length: int = 240,
-    n_mels: int = 64,
-    fmin: float = 20.0,
-    fmax: float = 12000.0,
-) -> np.ndarray:
-    """MIC log-mel and GCC-PHAT the plain way (:func:`seldflow.feature_kinds.mic_logmel_gcc`: dB mel power of
-    the four microphones, then GCC-PHAT of the six pairs over the central ``n_mels`` lags)."""
-    specs = _stfts(
-        list(_channels(mic, 4, "microphone-array")), n_fft=n_fft, win_length=win_length, hop_length=hop_length
-    )
-    mel = _mel(sample_rate, n_fft, n_mels, fmin, fmax)
-    out = _log_mels(specs, mel, DB_AMIN, 10.0) + _gcc_phat(specs, n_fft, n_mels)
+def naive_mic_logmel_gcc(mic: np.ndarray, **params: Any) -> np.ndarray:
+    """MIC log-mel and GCC-PHAT the plain way (:func:`seldflow.feature_kinds.mic_logmel_gcc`'s recipe and
+    settings: dB mel power of the four microphones, then GCC-PHAT of the six pairs over the central ``n_mels``
+    lags)."""
+    settings = _settings(mic_logmel_gcc, params)
+    specs = _stfts(list(_channels(mic, 4, "microphone-array")), **_stft_settings(settings))
+    out = _log_mels(specs, _mel_of(settings), DB_AMIN, 10.0) + _gcc_phat(specs, settings["n_fft"], settings["n_mels"])
     return np.stack(out).astype(np.float32)
 
 
