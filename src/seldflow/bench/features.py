@@ -36,13 +36,6 @@ from seldflow.feature_kinds import (
 )
 
 
-def _mel(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """The HTK-scale, Slaney-normalised filterbank (n_mels, freq), rebuilt per clip as a plain script does."""
-    return librosa.filters.mel(
-        sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=True, norm="slaney"
-    )
-
-
 def _stfts(channels: Sequence[np.ndarray], *, n_fft: int, win_length: int, hop_length: int) -> list[np.ndarray]:
     """One ``librosa.stft`` per channel (periodic Hann, centred, reflect padding), each (freq, T)."""
     return [
@@ -109,7 +102,16 @@ def _stft_settings(settings: dict[str, Any]) -> dict[str, int]:
 
 
 def _mel_of(settings: dict[str, Any]) -> np.ndarray:
-    return _mel(settings["sample_rate"], settings["n_fft"], settings["n_mels"], settings["fmin"], settings["fmax"])
+    """The HTK-scale, Slaney-normalised filterbank (n_mels, freq), rebuilt per clip as a plain script does."""
+    return librosa.filters.mel(
+        sr=settings["sample_rate"],
+        n_fft=settings["n_fft"],
+        n_mels=settings["n_mels"],
+        fmin=settings["fmin"],
+        fmax=settings["fmax"],
+        htk=True,
+        norm="slaney",
+    )
 
 
 def naive_pfoa(stereo: np.ndarray, **params: Any) -> np.ndarray:
