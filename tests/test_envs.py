@@ -69,6 +69,7 @@ CONDA_TO_PYPI: dict[str, str] = {
     "psutil": "psutil",
     "pyroomacoustics": "pyroomacoustics",
     "scipy": "scipy",
+    "threadpoolctl": "threadpoolctl",
     "tqdm": "tqdm",
 }
 # Conda entries that are the environment rather than packages for it: the interpreter (here the venv's own, checked

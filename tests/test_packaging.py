@@ -46,6 +46,7 @@ PROVIDERS = {
     "scipy": {"scipy"},
     "snakemake": {"snakemake"},
     "soundfile": {"soundfile", "pysoundfile"},
+    "threadpoolctl": {"threadpoolctl"},
     "torch": {"torch", "pytorch"},
     "tqdm": {"tqdm"},
     "yaml": {"pyyaml"},
