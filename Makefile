@@ -61,7 +61,8 @@ import json, yaml
 from seldflow.s5.experiments import LABEL_SOURCES, listed_runs
 for run in listed_runs(yaml.safe_load(open("config/config.yaml"))["s5"]):
     metrics = json.load(open(f"results/s5/{run.name}/metrics.json"))
-    print(run.name, *(f"{c}: {metrics[c]['CA-SDRi']:.2f} dB, {metrics[c]['label_accuracy']:.3f}" for c in LABEL_SOURCES))
+    columns = (f"{c} labels {metrics[c]['CA-SDRi']:.2f} dB (accuracy {metrics[c]['label_accuracy']:.3f})" for c in LABEL_SOURCES)
+    print(f"{run.name}: CA-SDRi", " | ".join(columns))
 endef
 export S5_LISTED_SCORES
 
