@@ -77,7 +77,7 @@ def pfoa(
     (which is exactly the rotated FOA W and Y under the dataset's mid/side stereo encoding), then described by
     log10 mel power per channel and the mel-projected, unit-normalised active intensity.
     """
-    audio = _peak_normalise(_check_stereo(stereo))
+    audio = _peak_normalise(check_channels(stereo, 2, "stereo"))
     foa = _stereo_to_pseudo_foa(torch.from_numpy(audio))
     with torch.inference_mode():
         spec = _torch_stft(foa, n_fft=n_fft, win_length=win_length, hop_length=hop_length)
@@ -101,7 +101,7 @@ def logmel(
     As in the baseline, ``power_to_db`` runs once over both channels, so the 80 dB floor is relative to the
     louder channel's peak: the level difference between L and R, the only spatial cue, is preserved.
     """
-    audio = _check_stereo(stereo)
+    audio = check_channels(stereo, 2, "stereo")
     spec = librosa.stft(
         audio,
         n_fft=n_fft,
@@ -138,7 +138,7 @@ def foa_logmel_iv(
     area. STFT: periodic Hann window, centred frames with reflect padding, so ``T = 1 + samples // hop_length``
     (501 for 5 s at the default 10-ms hop). Mel filters: HTK scale with Slaney area normalisation, as PFOA.
     """
-    audio = _check_channels(foa, 4, "FOA")
+    audio = check_channels(foa, 4, "FOA")
     with torch.inference_mode():
         spec = _torch_stft(torch.from_numpy(audio), n_fft=n_fft, win_length=win_length, hop_length=hop_length)
         mel = _pfoa_mel_matrix(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
@@ -170,7 +170,7 @@ def mic_logmel_gcc(
     a wave that reaches microphone ``j`` ``d`` samples before microphone ``i`` peaks at lag ``+d``: the peak sits
     at ``(t_i - t_j) · sample_rate``, the arrival time at the first microphone of the pair minus that at the second.
     """
-    audio = _check_channels(mic, 4, "microphone-array")
+    audio = check_channels(mic, 4, "microphone-array")
     if not 1 <= n_mels <= n_fft:
         raise ValueError(f"GCC-PHAT keeps n_mels lags of an n_fft-point correlation; need 1 <= {n_mels} <= {n_fft}")
     with torch.inference_mode():
@@ -236,7 +236,7 @@ def mirror_audio(audio: np.ndarray, kind: str) -> np.ndarray:
       it onto itself with exactly that exchange; the twin is the scene so rotated: azimuth and elevation both
       change sign. DCASE2025 labels carry no elevation, so the label rows change exactly as for the other kinds.
     """
-    audio = _check_channels(audio, input_channels(kind), f"{kind!r}")
+    audio = check_channels(audio, input_channels(kind), f"{kind!r}")
     if kind == "foa":
         return audio * _FOA_MIRROR_SIGNS
     if kind == "mic":
@@ -244,14 +244,8 @@ def mirror_audio(audio: np.ndarray, kind: str) -> np.ndarray:
     return np.ascontiguousarray(audio[::-1])
 
 
-def _check_stereo(stereo: np.ndarray) -> np.ndarray:
-    audio = np.asarray(stereo, dtype=np.float32)
-    if audio.ndim != 2 or audio.shape[0] != 2:
-        raise ValueError(f"expected stereo audio of shape (2, samples), got {audio.shape}")
-    return np.ascontiguousarray(audio)
-
-
-def _check_channels(audio: np.ndarray, channels: int, what: str) -> np.ndarray:
+def check_channels(audio: np.ndarray, channels: int, what: str) -> np.ndarray:
+    """``audio`` as contiguous float32 ``(channels, samples)``, or a ValueError naming the expected shape."""
     array = np.asarray(audio, dtype=np.float32)
     if array.ndim != 2 or array.shape[0] != channels:
         raise ValueError(f"expected {what} audio of shape ({channels}, samples), got {array.shape}")

@@ -29,6 +29,7 @@ from seldflow.feature_kinds import (
     PFOA_IV_CHANNELS,
     PFOA_IV_EPS,
     PFOA_LOG_FLOOR,
+    check_channels,
     feature_kind,
     foa_logmel_iv,
     mic_logmel_gcc,
@@ -76,13 +77,6 @@ def _gcc_phat(specs: Sequence[np.ndarray], n_fft: int, n_lags: int) -> list[np.n
     return out
 
 
-def _channels(audio: np.ndarray, count: int, what: str) -> np.ndarray:
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim != 2 or audio.shape[0] != count:
-        raise ValueError(f"expected {what} audio of shape ({count}, samples), got {audio.shape}")
-    return audio
-
-
 def _settings(function: Callable[..., np.ndarray], params: dict[str, Any]) -> dict[str, Any]:
     """``params`` over the keyword defaults of seldflow's ``function``: the plain versions take the same settings,
     whose defaults have one owner (:mod:`seldflow.feature_kinds`)."""
@@ -118,7 +112,7 @@ def naive_pfoa(stereo: np.ndarray, **params: Any) -> np.ndarray:
     """PFOA features the plain way (:func:`seldflow.feature_kinds.pfoa`'s recipe and settings: peak normalisation,
     W = (L+R)/2, Y = (L-R)/2, silent Z and X, log10 mel power with a 1e-10 floor, mel-projected unit intensity)."""
     settings = _settings(pfoa, params)
-    audio = _channels(stereo, 2, "stereo")
+    audio = check_channels(stereo, 2, "stereo")
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0:
         audio = audio / peak
@@ -134,7 +128,7 @@ def naive_foa_logmel_iv(foa: np.ndarray, **params: Any) -> np.ndarray:
     """FOA ``logmelIV`` the plain way (:func:`seldflow.feature_kinds.foa_logmel_iv`'s recipe and settings: dB mel
     power of W, Y, Z, X with an absolute 1e-10 floor, then the mel-projected unit intensity of Y, Z, X)."""
     settings = _settings(foa_logmel_iv, params)
-    specs = _stfts(list(_channels(foa, 4, "FOA")), **_stft_settings(settings))
+    specs = _stfts(list(check_channels(foa, 4, "FOA")), **_stft_settings(settings))
     mel = _mel_of(settings)
     out = _log_mels(specs, mel, DB_AMIN, 10.0) + _intensity(specs, mel, FOA_IV_CHANNELS)
     return np.stack(out).astype(np.float32)
@@ -145,7 +139,7 @@ def naive_mic_logmel_gcc(mic: np.ndarray, **params: Any) -> np.ndarray:
     settings: dB mel power of the four microphones, then GCC-PHAT of the six pairs over the central ``n_mels``
     lags)."""
     settings = _settings(mic_logmel_gcc, params)
-    specs = _stfts(list(_channels(mic, 4, "microphone-array")), **_stft_settings(settings))
+    specs = _stfts(list(check_channels(mic, 4, "microphone-array")), **_stft_settings(settings))
     out = _log_mels(specs, _mel_of(settings), DB_AMIN, 10.0) + _gcc_phat(specs, settings["n_fft"], settings["n_mels"])
     return np.stack(out).astype(np.float32)
 
@@ -153,7 +147,7 @@ def naive_mic_logmel_gcc(mic: np.ndarray, **params: Any) -> np.ndarray:
 def four_channel(stereo: np.ndarray) -> np.ndarray:
     """A 4-channel clip for the FOA and MIC rows made from a stereo test clip: L, R, (L+R)/2, (L-R)/2 (the
     features' cost does not depend on what the channels hold, and no extra audio has to be rendered)."""
-    left, right = _channels(stereo, 2, "stereo")
+    left, right = check_channels(stereo, 2, "stereo")
     return np.stack([left, right, (left + right) / 2, (left - right) / 2])
 
 

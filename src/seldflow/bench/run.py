@@ -79,7 +79,8 @@ def run_benchmark(
     paths = sorted(Path(feature_audio_dir).glob("*.wav"))[:feature_clips]
     _log(f"features: {len(paths)} clips of {feature_audio_dir}, one thread per side")
     stereo = [read_audio(p, sample_rate=sample_rate, channels=2) for p in paths]
-    clips = {"pfoa": stereo, "foa": [four_channel(c) for c in stereo], "mic": [four_channel(c) for c in stereo]}
+    four = [four_channel(c) for c in stereo]
+    clips = {"pfoa": stereo, "foa": four, "mic": four}
     for kind in NAIVE_FEATURES:
         # PFOA with the workflow's STFT settings; FOA and MIC with their functions' (PSELDNets') window and hop.
         settings = params if kind == "pfoa" else {"n_mels": params["n_mels"]}
