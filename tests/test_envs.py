@@ -64,6 +64,7 @@ CONDA_TO_PYPI: dict[str, str] = {
     "librosa": "librosa",
     "matplotlib-base": "matplotlib",  # conda-forge's matplotlib without GUI backends; PyPI has one matplotlib
     "netcdf4": "netCDF4",
+    "numba": "numba",
     "numpy": "numpy",
     "pandas": "pandas",
     "psutil": "psutil",

@@ -38,6 +38,7 @@ PROVIDERS = {
     "librosa": {"librosa"},
     "matplotlib": {"matplotlib", "matplotlib-base"},
     "netCDF4": {"netcdf4"},
+    "numba": {"numba"},
     "numpy": {"numpy"},
     "pandas": {"pandas"},
     "psutil": {"psutil"},

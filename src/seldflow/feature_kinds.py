@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import librosa
 import numpy as np
-import torch
 
 from seldflow.labels import SAMPLE_RATE
+from seldflow.spectral import htk_mel_bands, log_floor, spectral_rows
 
 FeatureFunction = Callable[..., np.ndarray]
 
@@ -78,13 +78,22 @@ def pfoa(
     log10 mel power per channel and the mel-projected, unit-normalised active intensity.
     """
     audio = _peak_normalise(check_channels(stereo, 2, "stereo"))
-    foa = _stereo_to_pseudo_foa(torch.from_numpy(audio))
-    with torch.inference_mode():
-        spec = _torch_stft(foa, n_fft=n_fft, win_length=win_length, hop_length=hop_length)
-        mel = _pfoa_mel_matrix(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
-        log_mel = _log10_mel(spec, mel)
-        intensity = _intensity_vectors(spec) @ mel
-        return torch.cat((log_mel, intensity), dim=0).numpy().astype(np.float32, copy=False)
+    bands = htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
+    # Z and X are silent: their spectra are zero, so their log-mels are the floor and their intensity components 0;
+    # only W and Y go through the STFT, and only Y's intensity (Re(W · conj(Y)) over its own length) is computed.
+    rows = spectral_rows(
+        _stereo_to_w_y(audio),
+        n_fft=n_fft,
+        win_length=win_length,
+        hop_length=hop_length,
+        intensity_of=(1,),
+        intensity_eps=PFOA_IV_EPS,
+    )
+    out = np.zeros((7, rows.power.shape[1], n_mels), dtype=np.float32)
+    out[:2] = bands.project(rows.power)
+    log_floor(out[:4], floor=PFOA_LOG_FLOOR, scale=1.0)
+    out[4 + PFOA_IV_CHANNELS.index(1)] = bands.project(rows.intensity[0])
+    return out
 
 
 def logmel(
@@ -139,12 +148,17 @@ def foa_logmel_iv(
     (501 for 5 s at the default 10-ms hop). Mel filters: HTK scale with Slaney area normalisation, as PFOA.
     """
     audio = check_channels(foa, 4, "FOA")
-    with torch.inference_mode():
-        spec = _torch_stft(torch.from_numpy(audio), n_fft=n_fft, win_length=win_length, hop_length=hop_length)
-        mel = _pfoa_mel_matrix(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
-        log_mel = _db_mel(spec, mel)
-        intensity = _intensity_vectors(spec, FOA_IV_CHANNELS) @ mel
-        return torch.cat((log_mel, intensity), dim=0).numpy().astype(np.float32, copy=False)
+    rows = spectral_rows(
+        audio,
+        n_fft=n_fft,
+        win_length=win_length,
+        hop_length=hop_length,
+        intensity_of=FOA_IV_CHANNELS,
+        intensity_eps=PFOA_IV_EPS,
+    )
+    bands = htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
+    log_mel = log_floor(bands.project(rows.power), floor=DB_AMIN, scale=10.0)
+    return np.concatenate((log_mel, bands.project(rows.intensity)))
 
 
 def mic_logmel_gcc(
@@ -173,12 +187,12 @@ def mic_logmel_gcc(
     audio = check_channels(mic, 4, "microphone-array")
     if not 1 <= n_mels <= n_fft:
         raise ValueError(f"GCC-PHAT keeps n_mels lags of an n_fft-point correlation; need 1 <= {n_mels} <= {n_fft}")
-    with torch.inference_mode():
-        spec = _torch_stft(torch.from_numpy(audio), n_fft=n_fft, win_length=win_length, hop_length=hop_length)
-        mel = _pfoa_mel_matrix(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
-        log_mel = _db_mel(spec, mel)
-        gcc = _gcc_phat(spec, n_fft=n_fft, n_lags=n_mels)
-        return torch.cat((log_mel, gcc), dim=0).numpy().astype(np.float32, copy=False)
+    rows = spectral_rows(
+        audio, n_fft=n_fft, win_length=win_length, hop_length=hop_length, gcc_pairs=MIC_PAIRS, gcc_lags=n_mels
+    )
+    bands = htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
+    log_mel = log_floor(bands.project(rows.power), floor=DB_AMIN, scale=10.0)
+    return np.concatenate((log_mel, rows.gcc))
 
 
 @dataclass(frozen=True)
@@ -258,37 +272,11 @@ def _peak_normalise(audio: np.ndarray) -> np.ndarray:
     return audio / peak if peak > 0.0 else audio.copy()
 
 
-def _stereo_to_pseudo_foa(stereo: torch.Tensor) -> torch.Tensor:
-    """(2, N) L/R to (4, N) ACN W, Y, Z, X: inverts L = W + Y, R = W - Y; stereo carries no Z or X."""
-    foa = torch.zeros((4, stereo.shape[1]), dtype=stereo.dtype)
-    foa[0] = (stereo[0] + stereo[1]) / 2
-    foa[1] = (stereo[0] - stereo[1]) / 2
-    return foa
-
-
-def _torch_stft(signal: torch.Tensor, *, n_fft: int, win_length: int, hop_length: int) -> torch.Tensor:
-    """Complex STFT ``(channels, n_fft // 2 + 1, T)`` with a periodic Hann window and reflect padding."""
-    window = torch.hann_window(win_length, periodic=True, dtype=signal.dtype)
-    return torch.stft(
-        signal,
-        n_fft=n_fft,
-        hop_length=hop_length,
-        win_length=win_length,
-        window=window,
-        center=True,
-        pad_mode="reflect",
-        return_complex=True,
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _pfoa_mel_matrix(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
-    """Mel filterbank ``(n_fft // 2 + 1, n_mels)``: HTK mel scale with Slaney area normalisation.
-
-    These are the filters of the seed system's torchaudio ``MelScale``; cached because every clip reuses them.
-    """
-    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=True, norm="slaney")
-    return torch.from_numpy(np.ascontiguousarray(mel.T, dtype=np.float32))
+def _stereo_to_w_y(stereo: np.ndarray) -> np.ndarray:
+    """(2, N) L/R to the pseudo-FOA channels that carry signal, W and Y: inverts L = W + Y, R = W - Y (stereo
+    carries no Z or X)."""
+    left, right = stereo
+    return np.stack(((left + right) / 2, (left - right) / 2))
 
 
 @functools.lru_cache(maxsize=8)
@@ -297,46 +285,3 @@ def _logmel_mel_matrix(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, htk=False, norm="slaney")
     mel.flags.writeable = False
     return mel.T
-
-
-def _log10_mel(spec: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-    """log10 of mel power, ``(channels, T, n_mels)``; log10 rather than dB, as in the seed system."""
-    power = (spec.real**2 + spec.imag**2).transpose(1, 2)
-    return torch.log10(torch.clamp(power @ mel, min=PFOA_LOG_FLOOR))
-
-
-def _db_mel(spec: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-    """Mel power in dB, ``(channels, T, n_mels)``: 10·log10 with an absolute 1e-10 floor, as AmplitudeToDB."""
-    power = (spec.real**2 + spec.imag**2).transpose(1, 2)
-    return 10.0 * torch.log10(torch.clamp(power @ mel, min=DB_AMIN))
-
-
-def _intensity_vectors(spec: torch.Tensor, channels: tuple[int, ...] = PFOA_IV_CHANNELS) -> torch.Tensor:
-    """Unit-norm active intensity Re(W · conj(c)) per bin, ``(3, T, freq)``, components in ``channels`` order.
-
-    Normalising by the vector length keeps only direction; the mel projection then averages directions per band.
-    """
-    reference = spec[0]
-    components = torch.stack([reference.real * spec[c].real + reference.imag * spec[c].imag for c in channels])
-    norm = torch.sqrt(torch.sum(components**2, dim=0)) + PFOA_IV_EPS
-    return (components / norm).transpose(1, 2)
-
-
-def _gcc_phat(spec: torch.Tensor, *, n_fft: int, n_lags: int) -> torch.Tensor:
-    """GCC-PHAT of every pair in :data:`MIC_PAIRS`, ``(6, T, n_lags)``, lags ``-n_lags // 2`` upwards.
-
-    The phase transform keeps only the phase of each bin's cross-spectrum; bins with no energy give 0, not 0/0.
-    One pair at a time on (frame, bin) rows: the inverse FFT runs over contiguous rows, one pair's arrays stay in
-    cache (all six pairs at once are memory-bound), and only the kept lags are copied out instead of rolling all
-    ``n_fft`` of them (together a third less time for the MIC features on one core).
-    """
-    frames = spec.transpose(1, 2).contiguous()  # (channels, T, freq)
-    half = n_lags // 2
-    pairs = []
-    for i, j in MIC_PAIRS:
-        cross = frames[i] * torch.conj(frames[j])
-        magnitude = torch.abs(cross)
-        phat = cross / torch.where(magnitude > 0, magnitude, torch.ones_like(magnitude))
-        correlation = torch.fft.irfft(phat, n=n_fft, dim=-1)  # (T, n_fft lags); lag L at index L mod n_fft
-        pairs.append(torch.cat((correlation[:, n_fft - half :], correlation[:, : n_lags - half]), dim=-1))
-    return torch.stack(pairs)
