@@ -54,6 +54,7 @@ rule benchmark:
         sample_rate=SAMPLE_RATE,
         # Sizes of the timed comparisons (config `bench`).
         feature_clips=config["bench"]["feature_clips"],
+        feature_jobs=config["bench"]["feature_jobs"],
         repeats=config["bench"]["repeats"],
         decoder=config["bench"]["decoder"],
         # One row per metric: seldflow's scorer against its official scorer restated, on synthetic label

@@ -45,7 +45,9 @@ rule features:
         f"{RESULTS}/benchmarks/features/{FEATURE_KIND}/{{split}}/{{shard}}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    # One thread a shard, shards side by side: a feature job's torch work comes in cache-sized blocks too small to
+    # split, and a second OpenMP thread spinning between them made it three times slower (seldflow.spectral).
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=60,

@@ -16,8 +16,10 @@ import pytest
 import torch
 
 from seldflow.bench.decoders import compare_decoders
+from seldflow.bench.feature_jobs import feature_job_memory, job_figures, peaks_at
 from seldflow.bench.features import (
     compare_features,
+    feature_settings,
     four_channel,
     naive_foa_logmel_iv,
     naive_mic_logmel_gcc,
@@ -31,6 +33,7 @@ from seldflow.bench.scorer import metric_difference, naive_metrics
 from seldflow.bench.stages import collect_stage_timings, read_benchmark_tsv, stage_totals
 from seldflow.bench.timing import median_times
 from seldflow.feature_kinds import foa_logmel_iv, mic_logmel_gcc, pfoa
+from seldflow.labels import SAMPLE_RATE
 from seldflow.metrics.dcase2025 import compute_metrics
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -243,6 +246,22 @@ def test_comparisons_run_on_tiny_inputs() -> None:
     decoders = compare_decoders(d_model=64, length=8, batch=2, repeats=1, warmup=0)
     assert decoders.a_label.startswith("BiMamba") and decoders.b_label.startswith("Conformer")
     assert decoders.a_seconds > 0 and decoders.b_seconds > 0
+
+
+def test_feature_jobs_run_each_side_in_a_fresh_process(tmp_path: Path) -> None:
+    clip = four_channel(stereo_noise(5.0))  # a whole 5-s clip: the feature job checks the clip length
+    settings = feature_settings("mic", sample_rate=SAMPLE_RATE)
+    runs = feature_job_memory(tmp_path, {"mic": [clip]}, {"mic": settings}, sizes=[2])
+    assert [(run.side, run.kind, run.clips) for run in runs] == [("plain", "mic", 2), ("seldflow", "mic", 2)]
+    assert all(run.seconds > 0 and run.peak_rss_mb > 100 for run in runs)  # imports included
+    assert peaks_at(runs, "mic", 2) == (runs[0].peak_rss_mb, runs[1].peak_rss_mb)
+    assert [figure.name for figure in job_figures(runs)] == [
+        "mic features, 2 clips, plain per-file script",
+        "mic features, 2 clips, seldflow feature job",
+    ]
+    assert list(tmp_path.iterdir()) == []  # the clip folders and outputs are removed
+    with pytest.raises(RuntimeError, match="feature_child failed"):  # stereo clips for a 4-channel kind
+        feature_job_memory(tmp_path, {"mic": [stereo_noise(5.0)]}, {"mic": settings}, sizes=[1])
 
 
 def test_median_times_interleaves_and_takes_medians() -> None:

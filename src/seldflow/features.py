@@ -82,7 +82,8 @@ def extract_split(
     extract = functools.partial(function, sample_rate=sample_rate, **params)
     shape = (feature_channels(kind), feature_frames(clip_samples, hop_length), n_mels)
 
-    with atomic_file(out_h5) as tmp, h5py.File(tmp, "w") as h5:
+    # No chunk cache: every write is one whole clip's chunk, which a cache would only copy and hold.
+    with atomic_file(out_h5) as tmp, h5py.File(tmp, "w", rdcc_nbytes=0) as h5:
         _write_header(h5, kind=kind, sample_rate=sample_rate, channels=shape[0], config=config, label_frames=n_frames)
         _write_clip_names(h5, names)
         features = _per_clip_dataset(h5, "features", len(names), shape)

@@ -181,9 +181,25 @@ def content_digest(h5: h5py.File) -> str:
         if dataset.dtype.kind == "O":
             digest.update("\n".join(_text(v) for v in dataset[()]).encode())
             continue
-        for start in range(0, dataset.shape[0] if dataset.ndim else 1, 256):
-            digest.update(np.ascontiguousarray(dataset[start : start + 256]).tobytes())
+        if dataset.ndim == 0:
+            digest.update(np.ascontiguousarray(dataset[()]))
+            continue
+        # About a MB at a time, hashed from the array's own buffer: the digest is the same for any step, and a
+        # feature job's memory stays one step above a clip's however many clips the shard holds.
+        step = _rows_per_step(dataset)
+        for start in range(0, dataset.shape[0], step):
+            digest.update(np.ascontiguousarray(dataset[start : start + step]))
     return digest.hexdigest()
+
+
+# Bytes of a dataset content_digest reads at a time.
+DIGEST_STEP_BYTES = 1 << 20
+
+
+def _rows_per_step(dataset: h5py.Dataset) -> int:
+    """Leading-axis rows of ``dataset`` in about :data:`DIGEST_STEP_BYTES` (at least one)."""
+    row_bytes = dataset.dtype.itemsize * math.prod(dataset.shape[1:])
+    return max(1, DIGEST_STEP_BYTES // max(row_bytes, 1))
 
 
 def write_index(shards: Sequence[str | os.PathLike[str]], out_h5: str | os.PathLike[str]) -> None:

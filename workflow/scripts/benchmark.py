@@ -27,6 +27,7 @@ with exit_on_error():
         scorers=params.scorers,
         sample_rate=params.sample_rate,
         feature_clips=params.feature_clips,
+        feature_jobs=params.feature_jobs,
         repeats=params.repeats,
         decoder=params.decoder,
         s5=params.s5,

@@ -91,6 +91,13 @@ def _settings(function: Callable[..., np.ndarray], params: dict[str, Any]) -> di
     return {**defaults, **params}
 
 
+def feature_settings(kind: str, **params: Any) -> dict[str, Any]:
+    """Every setting a feature job of ``kind`` needs (sample rate, STFT, mel bands): ``params`` over the defaults
+    of seldflow's function for ``kind``."""
+    settings = _settings(feature_kind(kind).function, params)
+    return {key: settings[key] for key in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels")}
+
+
 def _stft_settings(settings: dict[str, Any]) -> dict[str, int]:
     return {key: settings[key] for key in ("n_fft", "win_length", "hop_length")}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -13,7 +14,8 @@ from typing import Any
 from seldflow.bench.decoders import compare_decoders
 from seldflow.bench.dryrun import noop_dry_run
 from seldflow.bench.environment import environment
-from seldflow.bench.features import NAIVE_FEATURES, compare_features, four_channel
+from seldflow.bench.feature_jobs import feature_job_memory, job_figures, peaks_at
+from seldflow.bench.features import NAIVE_FEATURES, compare_features, feature_settings, four_channel
 from seldflow.bench.memory import training_memory
 from seldflow.bench.outputs import metric_figures, throughput
 from seldflow.bench.pretrain_synthesis import compare_room_cost
@@ -51,6 +53,7 @@ def run_benchmark(
     s5: Mapping[str, Any] | None = None,
     pretrain: Mapping[str, Any] | None = None,
     threads: int | None = None,
+    feature_jobs: Sequence[int] = (),
     title: str = "seldflow benchmark",
     repo: str | os.PathLike[str] = ".",
     snakefile: str | os.PathLike[str] = "Snakefile",
@@ -62,7 +65,9 @@ def run_benchmark(
     generator opened on ``root`` (``split``, default train) with the ``generator`` settings, over ``mixtures``
     soundscapes from ``seed``, and the CA-SDRi scorer against the plain loop on the ``soundscapes``, ``oracle`` and
     ``estimates`` folders.
-    ``pretrain`` (None: no row) compares a shard of ``clips`` pretraining mixtures (``settings``: the
+    ``feature_jobs`` (clip counts; empty: none) adds each kind's feature job against the plain per-file script,
+    both extracting WAV folders of those sizes in fresh processes: their peak memory, the largest size's also in
+    the feature rows. ``pretrain`` (None: no row) compares a shard of ``clips`` pretraining mixtures (``settings``: the
     ``pretraining`` section) with one of the single-room renderer (:mod:`seldflow.bench.pretrain_synthesis`).
     """
     report = BenchReport(title=title)
@@ -75,17 +80,7 @@ def run_benchmark(
     _log("no-op dry run")
     report.throughput.append(noop_dry_run(".", snakefile=snakefile))
 
-    params = {k: feature_params[k] for k in ("n_fft", "win_length", "hop_length", "n_mels")}
-    paths = sorted(Path(feature_audio_dir).glob("*.wav"))[:feature_clips]
-    _log(f"features: {len(paths)} clips of {feature_audio_dir}, one thread per side")
-    stereo = [read_audio(p, sample_rate=sample_rate, channels=2) for p in paths]
-    four = [four_channel(c) for c in stereo]
-    clips = {"pfoa": stereo, "foa": four, "mic": four}
-    for kind in NAIVE_FEATURES:
-        # PFOA with the workflow's STFT settings; FOA and MIC with their functions' (PSELDNets') window and hop.
-        settings = params if kind == "pfoa" else {"n_mels": params["n_mels"]}
-        comparison, _ = compare_features(kind, clips[kind], repeats=repeats, sample_rate=sample_rate, **settings)
-        report.comparisons.append(comparison)
+    _feature_rows(report, feature_audio_dir, feature_params, sample_rate, feature_clips, repeats, feature_jobs)
 
     report.comparisons.extend(scorer_rows(**scorers, log=_log))
 
@@ -147,6 +142,44 @@ def run_benchmark(
             "The CA-SDRi timings include reading the WAV files, as scoring a folder does; both read the same files."
         )
     return report
+
+
+def _feature_rows(
+    report: BenchReport,
+    audio_dir: str | os.PathLike[str],
+    feature_params: Mapping[str, Any],
+    sample_rate: int,
+    clips: int,
+    repeats: int,
+    job_sizes: Sequence[int],
+) -> None:
+    """Append the per-core feature comparisons (and, with ``job_sizes``, the feature jobs' memory) to ``report``."""
+    params = {k: feature_params[k] for k in ("n_fft", "win_length", "hop_length", "n_mels")}
+    paths = sorted(Path(audio_dir).glob("*.wav"))[:clips]
+    _log(f"features: {len(paths)} clips of {audio_dir}, one thread per side")
+    stereo = [read_audio(p, sample_rate=sample_rate, channels=2) for p in paths]
+    four = [four_channel(c) for c in stereo]
+    clips_by_kind = {"pfoa": stereo, "foa": four, "mic": four}
+    # PFOA with the workflow's STFT settings; FOA and MIC with their functions' (PSELDNets') window and hop.
+    settings = {
+        kind: feature_settings(
+            kind, sample_rate=sample_rate, **(params if kind == "pfoa" else {"n_mels": params["n_mels"]})
+        )
+        for kind in NAIVE_FEATURES
+    }
+    comparisons = {
+        kind: compare_features(kind, clips_by_kind[kind], repeats=repeats, **settings[kind])[0]
+        for kind in NAIVE_FEATURES
+    }
+    if job_sizes:
+        _log(f"feature jobs: folders of {', '.join(map(str, job_sizes))} clips, each side in a fresh process")
+        with tempfile.TemporaryDirectory(prefix="seldflow-feature-jobs-") as scratch:
+            runs = feature_job_memory(scratch, clips_by_kind, settings, sizes=job_sizes)
+        report.memory.extend(job_figures(runs))
+        for kind, comparison in comparisons.items():
+            plain, ours = peaks_at(runs, kind, max(job_sizes))
+            comparisons[kind] = dataclasses.replace(comparison, a_peak_mb=plain, b_peak_mb=ours)
+    report.comparisons.extend(comparisons.values())
 
 
 def _s5_rows(report: BenchReport, s5: Mapping[str, Any], repeats: int) -> None:
