@@ -55,6 +55,16 @@ rule benchmark:
         # Sizes of the timed comparisons (config `bench`).
         feature_clips=config["bench"]["feature_clips"],
         feature_jobs=config["bench"]["feature_jobs"],
+        # Two training jobs one after the other, then side by side (the demo's network, batch and input shape).
+        training_job={
+            "model": config["train"]["model"],
+            "channels": FEATURE_KINDS[FEATURE_KIND].output_channels,
+            "frames": feature_frames(CLIP_SAMPLES, config["features"]["hop_length"]),
+            "mels": config["features"]["n_mels"],
+            "batch": config["train"]["batch_size"],
+            "steps": config["bench"]["concurrency_steps"],
+        },
+        spin_count=config["runtime"]["openmp_spin_count"],
         repeats=config["bench"]["repeats"],
         decoder=config["bench"]["decoder"],
         # One row per metric: seldflow's scorer against its official scorer restated, on synthetic label

@@ -16,7 +16,8 @@ from seldflow.config import (
     validate_config,
 )
 from seldflow.download import marker_path
-from seldflow.feature_kinds import FEATURE_KINDS
+from seldflow.openmp import set_spin_count
+from seldflow.feature_kinds import FEATURE_KINDS, feature_frames
 from seldflow.pretrain.chain import (
     checkpoint_path,
     mono_splits,
@@ -39,6 +40,9 @@ validate_config(
     schema_path=Path(workflow.basedir) / "config" / "schema.yaml",
     source="config",
 )
+
+# Idle OpenMP threads of every job spin briefly, then sleep (seldflow.openmp): jobs side by side do not collapse.
+set_spin_count(config["runtime"]["openmp_spin_count"])
 
 EXPERIMENT = config["experiment"]
 DATASET_ROOT = config["dataset"]["root"]

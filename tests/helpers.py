@@ -54,6 +54,7 @@ def tiny_config() -> dict[str, Any]:
         "repeats": 1,
         "feature_clips": 2,
         "feature_jobs": [1],
+        "concurrency_steps": 1,
         "decoder": {"d_model": 64, "length": 8, "batch": 2, "repeats": 1},
         "scorers": {"files": 20, "frames": 30, "repeats": 1, "soundscapes": 6, "soundscape_samples": 400},
     }

@@ -28,6 +28,8 @@ with exit_on_error():
         sample_rate=params.sample_rate,
         feature_clips=params.feature_clips,
         feature_jobs=params.feature_jobs,
+        training_job=params.training_job,
+        spin_count=params.spin_count,
         repeats=params.repeats,
         decoder=params.decoder,
         s5=params.s5,

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from seldflow.bench.concurrency import TrainingJob, concurrency_rows
 from seldflow.bench.decoders import compare_decoders
 from seldflow.bench.dryrun import noop_dry_run
 from seldflow.bench.environment import environment
@@ -54,6 +55,8 @@ def run_benchmark(
     pretrain: Mapping[str, Any] | None = None,
     threads: int | None = None,
     feature_jobs: Sequence[int] = (),
+    training_job: Mapping[str, Any] | None = None,
+    spin_count: int | None = None,
     title: str = "seldflow benchmark",
     repo: str | os.PathLike[str] = ".",
     snakefile: str | os.PathLike[str] = "Snakefile",
@@ -67,8 +70,11 @@ def run_benchmark(
     ``estimates`` folders.
     ``feature_jobs`` (clip counts; empty: none) adds each kind's feature job against the plain per-file script,
     both extracting WAV folders of those sizes in fresh processes: their peak memory, the largest size's also in
-    the feature rows. ``pretrain`` (None: no row) compares a shard of ``clips`` pretraining mixtures (``settings``: the
-    ``pretraining`` section) with one of the single-room renderer (:mod:`seldflow.bench.pretrain_synthesis`).
+    the feature rows. ``training_job`` (:class:`seldflow.bench.concurrency.TrainingJob` fields; None or 0
+    steps: no rows) times two training jobs on ``threads`` threads each, one after the other and side by side, with
+    OpenMP spinning ``spin_count`` rounds (required with it) and with its default. ``pretrain`` (None: no row)
+    compares a shard of ``clips`` pretraining mixtures (``settings``: the ``pretraining`` section) with one of the
+    single-room renderer (:mod:`seldflow.bench.pretrain_synthesis`).
     """
     report = BenchReport(title=title)
     report.environment = environment(repo, threads=threads)
@@ -94,6 +100,13 @@ def run_benchmark(
             )
         report.comparisons.append(comparison)
         report.throughput.extend(figures)
+
+    if training_job is not None and training_job["steps"] > 0:
+        job = TrainingJob(**training_job)
+        _log(f"training side by side: {job}")
+        if spin_count is None:
+            raise ValueError("run_benchmark: training_job needs the workflow's spin_count")
+        report.comparisons.extend(concurrency_rows(job, threads or 1, spin_count))
 
     _log("training memory")
     with tempfile.TemporaryDirectory(prefix="seldflow-memory-") as scratch:
