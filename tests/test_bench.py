@@ -25,6 +25,7 @@ from seldflow.bench.features import (
     naive_mic_logmel_gcc,
     naive_pfoa,
 )
+from seldflow.bench.input_pipeline import input_pipeline_rows
 from seldflow.bench.memory import epoch_peak_in_child, training_memory
 from seldflow.bench.outputs import throughput
 from seldflow.bench.records import BenchReport, Comparison, Figure, StageTiming
@@ -262,6 +263,17 @@ def test_feature_jobs_run_each_side_in_a_fresh_process(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # the clip folders and outputs are removed
     with pytest.raises(RuntimeError, match="feature_child failed"):  # stereo clips for a 4-channel kind
         feature_job_memory(tmp_path, {"mic": [stereo_noise(5.0)]}, {"mic": settings}, sizes=[1])
+
+
+def test_input_pipeline_rows_time_the_store_against_the_step(tmp_path: Path) -> None:
+    comparison, figures = input_pipeline_rows(
+        tmp_path, clips=8, batch=4, shape=(7, 11, 16), step_seconds=0.5, threads=2
+    )
+    assert comparison.a_seconds == 0.5 and comparison.b_seconds > 0
+    assert [figure.name for figure in figures] == ["clip store, streamed", "clip store, in memory", "training step"]
+    assert figures[2].value == pytest.approx(8.0)  # 4 clips per 0.5-s step
+    assert all(figure.value > 0 and figure.unit == "samples/s" for figure in figures)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_median_times_interleaves_and_takes_medians() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 from helpers import TINY_MODEL, constant_model, stereo_target, write_feature_file
 
 import seldflow.train as train_module
-from seldflow.clipstore import epoch_batches, split_validation
+from seldflow.clipstore import ClipStore, epoch_batches, iterate_batches, read_clips, split_validation
 from seldflow.errors import ConfigError, InputError
 from seldflow.feature_files import open_feature_file
 from seldflow.infer import infer_split
@@ -301,6 +302,43 @@ def test_streaming_and_loader_workers_do_not_change_the_result(tmp_path: Path, f
     in_memory = run(tmp_path, [features], "memory")
     streamed = run(tmp_path, [features], "stream", max_memory_mb=0, num_workers=1)
     assert_same_weights(final_weights(in_memory), final_weights(streamed))
+    read_ahead = run(tmp_path, [features], "read_ahead", max_memory_mb=0, num_workers=0)
+    assert_same_weights(final_weights(in_memory), final_weights(read_ahead))
+
+
+@pytest.mark.parametrize("with_handles", [True, False])
+def test_read_clips_returns_the_clips_in_the_order_asked(features: Path, with_handles: bool) -> None:
+    file = open_feature_file(features)
+    indices = np.array([5, 2, 3, 4, 0, 9, 10])  # runs (2-4, 9-10) and single clips, out of order
+    with h5py.File(features, "r") as h5:
+        expected = np.stack([h5["features"][i] for i in indices])
+        handles = {0: h5} if with_handles else None
+        got, targets = read_clips([file], indices, build_task(None), handles)
+    np.testing.assert_array_equal(got, expected)
+    assert targets.shape[0] == len(indices)
+
+
+def test_a_streamed_store_is_read_one_batch_ahead_in_a_thread(features: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = open_feature_file(features)
+    task = build_task(None)
+    store = ClipStore([file], np.arange(len(file.names)), task, max_memory_mb=0)
+    batches = epoch_batches(len(store), 3, seed=0, epoch=0)
+    expected = [store.batch(batch) for batch in batches]
+    readers: list[str] = []
+    read = store.batch
+
+    def recorded(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        readers.append(threading.current_thread().name)
+        return read(positions)
+
+    monkeypatch.setattr(store, "batch", recorded)
+    got = list(iterate_batches(store, batches, num_workers=0))
+    assert len(got) == len(expected) > 1
+    for (features_got, labels_got), (features_expected, labels_expected) in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(features_got.numpy(), features_expected)
+        np.testing.assert_array_equal(labels_got.numpy(), labels_expected)
+    assert readers and all(name.startswith("seldflow-read-ahead") for name in readers)
+    store.close()
 
 
 def test_several_input_files_are_combined(tmp_path: Path, features: Path) -> None:

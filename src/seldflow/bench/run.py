@@ -17,6 +17,7 @@ from seldflow.bench.dryrun import noop_dry_run
 from seldflow.bench.environment import environment
 from seldflow.bench.feature_jobs import feature_job_memory, job_figures, peaks_at
 from seldflow.bench.features import NAIVE_FEATURES, compare_features, feature_settings, four_channel
+from seldflow.bench.input_pipeline import input_pipeline_rows
 from seldflow.bench.memory import training_memory
 from seldflow.bench.outputs import metric_figures, throughput
 from seldflow.bench.pretrain_synthesis import compare_room_cost
@@ -29,7 +30,9 @@ from seldflow.s5.generator import open_generator
 
 # What run_benchmark's ``s5`` mapping must hold; ``split`` (the bank split the generator draws from) is optional.
 S5_KEYS = ("root", "generator", "mixtures", "seed", "soundscapes", "oracle", "estimates")
-S5_DEFAULT_SPLIT = "train"  # the one split both the development set and the embedded dataset have
+S5_DEFAULT_SPLIT = "train"
+# Synthetic clips the input-pipeline rows read an epoch of (two shards of 128 at the demo's feature shape).
+INPUT_PIPELINE_CLIPS = 256  # the one split both the development set and the embedded dataset have
 
 
 def _log(message: str) -> None:
@@ -106,7 +109,20 @@ def run_benchmark(
         _log(f"training side by side: {job}")
         if spin_count is None:
             raise ValueError("run_benchmark: training_job needs the workflow's spin_count")
-        report.comparisons.extend(concurrency_rows(job, threads or 1, spin_count))
+        rows = concurrency_rows(job, threads or 1, spin_count)
+        report.comparisons.extend(rows)
+        _log("input pipeline: clip store alone")
+        with tempfile.TemporaryDirectory(prefix="seldflow-store-") as scratch:
+            comparison, figures = input_pipeline_rows(
+                scratch,
+                clips=INPUT_PIPELINE_CLIPS,
+                batch=job.batch,
+                shape=(job.channels, job.frames, job.mels),
+                step_seconds=rows[0].a_seconds / (2 * job.steps),  # the workflow's row: two lone jobs
+                threads=threads or 1,
+            )
+        report.comparisons.append(comparison)
+        report.throughput.extend(figures)
 
     _log("training memory")
     with tempfile.TemporaryDirectory(prefix="seldflow-memory-") as scratch:
