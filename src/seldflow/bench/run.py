@@ -138,6 +138,27 @@ def run_benchmark(
         "on one thread each (torch and the BLAS pools NumPy calls), so the ratio is clips/s per core, and the "
         "check column gives their numerical agreement. FOA and MIC run on four channels made from the stereo "
         "test clips (L, R, (L+R)/2, (L-R)/2) with their functions' 1024-point window and 240-sample hop.",
+        "Where the feature time went (one core, FOA, 5-s clip): torch.stft of all four channels at once took 12.8 ms "
+        "(the same frames in blocks of 32 through torch.fft.rfft: 2.5 ms, a block's spectra staying in the core's "
+        "cache); the per-bin power, intensity and phase transform on strided real/imaginary views ran at a tenth of "
+        "a compiled loop's speed (numba kernels now; a float division checked for a zero divisor kept the loop from "
+        "vectorising: 0.6 of the intensity's 0.8 ms); the dense mel matrix is 97% zeros (8 bands of filters now "
+        "multiply 4,504 of its 32,832 entries); PFOA's two silent channels were transformed like the others. What "
+        "is left is mostly the FFTs themselves (seldflow.spectral).",
+        "Feature jobs: each side extracts the same WAV folder in a fresh process on one thread, as the feature rule "
+        "runs (the plain script reads each file with soundfile and saves one .npy per clip; seldflow's job writes "
+        "the HDF5 shard), at two folder sizes; peak RSS includes the imports of both. The job's peak had grown with "
+        "the shard: hashing it for the shard's digest read 256 clips at a time (a MB at a time now), and h5py's "
+        "chunk cache held written chunks (off: each write is one whole clip). A second torch thread made the job "
+        "three times slower (its OpenMP thread spinning between small blocks), so the rule runs one thread a shard.",
+        "Training side by side: two training jobs (the demo's network and batch, all cores each, as the train rule "
+        "runs) one after the other, then both at once after their imports; ratio = total time one after the other / "
+        "side by side. GNU OpenMP's idle threads spin some 300,000 rounds before sleeping, taking the cores the other "
+        "job is waiting for; the workflow sets GOMP_SPINCOUNT (runtime.openmp_spin_count) for every job.",
+        "Input pipeline: the clip store alone reads one shuffled epoch of the demo's batches from two synthetic "
+        "shards (page cache), streamed and in memory; the step is a lone job's of the side-by-side row. A streamed "
+        "batch was read with h5py's point selection (158 samples/s); it is now read run by run (clip by clip for a "
+        "shuffled batch), and the next batch is read in a thread while the model steps.",
         "Scorer rows include file reading, as scoring a folder does: each side reads all the CSVs of the same "
         "synthetic folders in every run, in a fresh process of its own (time after imports, peak resident memory "
         "of the whole process). The plain side is the official scorer restated as written: each line split and "
