@@ -25,7 +25,7 @@ import librosa
 import numpy as np
 
 from seldflow.labels import SAMPLE_RATE
-from seldflow.spectral import htk_mel_bands, log_floor, spectral_rows
+from seldflow.spectral import frame_count, htk_mel_bands, log_floor, spectral_rows
 
 FeatureFunction = Callable[..., np.ndarray]
 
@@ -235,8 +235,9 @@ def input_channels(kind: str) -> int:
 
 
 def feature_frames(clip_samples: int, hop_length: int) -> int:
-    """Frames of a centred STFT (every kind pads ``n_fft // 2`` on each side): 251 for 5 s at a 20 ms hop."""
-    return 1 + clip_samples // hop_length
+    """Frames of a clip's features (every kind's STFT is centred, :func:`seldflow.spectral.frame_count`): 251 for
+    5 s at a 20 ms hop."""
+    return frame_count(clip_samples, hop_length)
 
 
 def mirror_audio(audio: np.ndarray, kind: str) -> np.ndarray:
