@@ -23,8 +23,8 @@ import numpy as np
 import soundfile as sf
 
 from seldflow.bench.features import NAIVE_FEATURES, thread_limit
-from seldflow.bench.scorer_child import peak_rss_mb
 from seldflow.features import extract_split
+from seldflow.process_memory import peak_rss_mb
 
 SIDES = ("plain", "seldflow")
 

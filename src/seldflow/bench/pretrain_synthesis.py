@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from seldflow.process_memory import peak_rss_mb
 
 if TYPE_CHECKING:
     from seldflow.bench.records import Comparison, Figure
@@ -206,21 +207,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = render_shard(args["renderer"], args["inputs"], args["out_dir"], args["job"])
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
     return 0
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB: Linux's ``VmHWM``, which starts afresh with the new program.
-
-    Not ``getrusage``: Linux carries ``ru_maxrss`` over ``fork`` and ``exec``, so a child would report its parent's
-    peak whenever that is larger. Elsewhere ``ru_maxrss`` is the fallback (kilobytes on Linux, bytes on macOS).
-    """
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
 
 
 if __name__ == "__main__":

@@ -12,16 +12,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import resource
-import sys
 import time
 from collections.abc import Sequence
 
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (``ru_maxrss`` is in KB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+from seldflow.process_memory import peak_rss_mb
 
 
 def main(argv: Sequence[str] | None = None) -> int:
