@@ -89,10 +89,11 @@ def pfoa(
         intensity_of=(1,),
         intensity_eps=PFOA_IV_EPS,
     )
-    out = np.zeros((7, rows.power.shape[1], n_mels), dtype=np.float32)
-    out[:2] = bands.project(rows.power)
+    projected = bands.project(rows.bins)  # W, Y power; Y intensity
+    out = np.zeros((7, projected.shape[1], n_mels), dtype=np.float32)
+    out[:2] = projected[:2]
     log_floor(out[:4], floor=PFOA_LOG_FLOOR, scale=1.0)
-    out[4 + PFOA_IV_CHANNELS.index(1)] = bands.project(rows.intensity[0])
+    out[4 + PFOA_IV_CHANNELS.index(1)] = projected[2]
     return out
 
 
@@ -156,9 +157,9 @@ def foa_logmel_iv(
         intensity_of=FOA_IV_CHANNELS,
         intensity_eps=PFOA_IV_EPS,
     )
-    bands = htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
-    log_mel = log_floor(bands.project(rows.power), floor=DB_AMIN, scale=10.0)
-    return np.concatenate((log_mel, bands.project(rows.intensity)))
+    out = htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax)).project(rows.bins)
+    log_floor(out[:4], floor=DB_AMIN, scale=10.0)
+    return out
 
 
 def mic_logmel_gcc(
@@ -190,9 +191,11 @@ def mic_logmel_gcc(
     rows = spectral_rows(
         audio, n_fft=n_fft, win_length=win_length, hop_length=hop_length, gcc_pairs=MIC_PAIRS, gcc_lags=n_mels
     )
-    bands = htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
-    log_mel = log_floor(bands.project(rows.power), floor=DB_AMIN, scale=10.0)
-    return np.concatenate((log_mel, rows.gcc))
+    out = np.empty((4 + len(MIC_PAIRS), *rows.gcc.shape[1:]), dtype=np.float32)
+    htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax)).project(rows.power, out=out[:4])
+    log_floor(out[:4], floor=DB_AMIN, scale=10.0)
+    out[4:] = rows.gcc
+    return out
 
 
 @dataclass(frozen=True)

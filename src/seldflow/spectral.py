@@ -67,12 +67,21 @@ def stft_blocks(
 
 @dataclass(frozen=True)
 class SpectralRows:
-    """What the feature kinds take from a clip's STFT, frame-major: ``power (channels, T, freq)``; the unit
-    intensity ``(components, T, freq)`` and the central GCC-PHAT lags ``(pairs, T, lags)`` when asked for."""
+    """What the feature kinds take from a clip's STFT, frame-major: ``bins (channels + components, T, freq)``, the
+    power of every channel followed by the unit intensity components asked for (one array, so one mel projection
+    serves both), and the central GCC-PHAT lags ``(pairs, T, lags)`` when asked for."""
 
-    power: np.ndarray
-    intensity: np.ndarray | None
+    bins: np.ndarray
+    channels: int
     gcc: np.ndarray | None
+
+    @property
+    def power(self) -> np.ndarray:
+        return self.bins[: self.channels]
+
+    @property
+    def intensity(self) -> np.ndarray:
+        return self.bins[self.channels :]
 
 
 def spectral_rows(
@@ -91,16 +100,16 @@ def spectral_rows(
     samples)``, one STFT block at a time so each block's spectra are used while they are in cache."""
     channels, samples = audio.shape
     frames, bins = frame_count(samples, hop_length), n_fft // 2 + 1
-    power = np.empty((channels, frames, bins), dtype=np.float32)
     components = np.asarray(intensity_of, dtype=np.int64)
-    intensity = np.empty((components.size, frames, bins), dtype=np.float32) if components.size else None
+    rows = np.empty((channels + components.size, frames, bins), dtype=np.float32)
+    power, intensity = rows[:channels], rows[channels:]
     pairs = np.asarray(gcc_pairs, dtype=np.int64).reshape(-1, 2)
     gcc = np.empty((len(pairs), frames, gcc_lags), dtype=np.float32) if len(pairs) else None
     half = gcc_lags // 2
     for start, spec in stft_blocks(audio, n_fft=n_fft, win_length=win_length, hop_length=hop_length):
         interleaved = spec.view(np.float32)
         power_rows(interleaved, power, start)
-        if intensity is not None:
+        if components.size:
             unit_intensity_rows(interleaved, components, np.float32(intensity_eps), intensity, start)
         if gcc is not None:
             # lag L at index L mod n_fft of the inverse transform; only the kept lags are copied out
@@ -109,7 +118,7 @@ def spectral_rows(
             stop = start + spec.shape[1]
             gcc[:, start:stop, :half] = correlation[..., n_fft - half :]
             gcc[:, start:stop, half:] = correlation[..., : gcc_lags - half]
-    return SpectralRows(power=power, intensity=intensity, gcc=gcc)
+    return SpectralRows(bins=rows, channels=channels, gcc=gcc)
 
 
 @dataclass(frozen=True)
@@ -136,14 +145,19 @@ class MelBands:
     def n_mels(self) -> int:
         return self.matrix.shape[1]
 
-    def project(self, rows: np.ndarray) -> np.ndarray:
-        """``rows (..., freq) @ matrix`` as float32 ``(..., n_mels)``."""
+    def project(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``rows (..., freq) @ matrix`` as float32 ``(..., n_mels)``, written into ``out`` (C-contiguous, that
+        shape) when given."""
         flat = rows.reshape(-1, rows.shape[-1])
-        out = np.zeros((flat.shape[0], self.n_mels), dtype=np.float32)
+        if out is None:
+            out = np.empty((*rows.shape[:-1], self.n_mels), dtype=np.float32)
+        result = out.reshape(flat.shape[0], self.n_mels)  # a view: out is C-contiguous
         for first, end, low, high, weights in self.groups:
             if high > low:
-                out[:, first:end] = flat[:, low:high] @ weights
-        return out.reshape(*rows.shape[:-1], self.n_mels)
+                np.matmul(flat[:, low:high], weights, out=result[:, first:end])
+            else:
+                result[:, first:end] = 0.0
+        return out
 
 
 @functools.lru_cache(maxsize=8)

@@ -126,7 +126,7 @@ def run_benchmark(
 
     _log("training memory")
     with tempfile.TemporaryDirectory(prefix="seldflow-memory-") as scratch:
-        report.memory = training_memory(scratch)
+        report.memory.extend(training_memory(scratch))  # after the feature jobs' figures
 
     _log(f"decoders: {dict(decoder)}")
     report.comparisons.append(compare_decoders(**{"repeats": repeats, **decoder}))  # decoder may set repeats
