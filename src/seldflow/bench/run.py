@@ -142,9 +142,9 @@ def run_benchmark(
         "(the same frames in blocks of 32 through torch.fft.rfft: 2.5 ms, a block's spectra staying in the core's "
         "cache); the per-bin power, intensity and phase transform on strided real/imaginary views ran at a tenth of "
         "a compiled loop's speed (numba kernels now; a float division checked for a zero divisor kept the loop from "
-        "vectorising: 0.6 of the intensity's 0.8 ms); the dense mel matrix is 97% zeros (8 bands of filters now "
-        "multiply 4,504 of its 32,832 entries); PFOA's two silent channels were transformed like the others. What "
-        "is left is mostly the FFTs themselves (seldflow.spectral).",
+        "vectorising: 0.6 of the intensity's 0.8 ms); the dense mel matrix is 97% zeros (16 groups of filters now "
+        "multiply 2,504 of its 32,832 entries, each over the band of bins it covers); PFOA's two silent channels "
+        "were transformed like the others. What is left is mostly the FFTs themselves (seldflow.spectral).",
         "Feature jobs: each side extracts the same WAV folder in a fresh process on one thread, as the feature rule "
         "runs (the plain script reads each file with soundfile and saves one .npy per clip; seldflow's job writes "
         "the HDF5 shard), at two folder sizes; peak RSS includes the imports of both. The job's peak had grown with "
