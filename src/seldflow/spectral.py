@@ -152,6 +152,8 @@ class MelBands:
         flat = rows.reshape(-1, rows.shape[-1])
         if out is None:
             out = np.empty((*rows.shape[:-1], self.n_mels), dtype=np.float32)
+        elif not out.flags.c_contiguous or out.shape != (*rows.shape[:-1], self.n_mels):
+            raise ValueError(f"project writes into a C-contiguous {(*rows.shape[:-1], self.n_mels)} array")
         result = out.reshape(flat.shape[0], self.n_mels)  # a view: out is C-contiguous
         for first, end, low, high, weights in self.groups:
             if high > low:
