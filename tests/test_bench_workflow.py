@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, SNAKEMAKE, run_snakemake, tiny_config, write_config
 
+from seldflow.bench.feature_jobs import SIDE_LABELS
 from seldflow.bench.scorers import SCORERS
 
 # Far beyond a normal run on two shared cores; a hang fails the test instead of stalling the suite.
@@ -45,7 +46,7 @@ def test_benchmark_rule_finishes_and_writes_every_figure(tmp_path: Path) -> None
 
     folder = workdir / "results" / "benchmark"
     markdown = (folder / "benchmark.md").read_text()
-    for heading in ("## Comparisons", "## Throughput", "## Training memory", "## Model metrics", "## Stages"):
+    for heading in ("## Comparisons", "## Throughput", "## Memory", "## Model metrics", "## Stages"):
         assert heading in markdown
     values = benchmark_rows(folder / "benchmark.csv")
     scorers = [f"scorer {metric}" for metric in SCORERS]
@@ -57,7 +58,17 @@ def test_benchmark_rule_finishes_and_writes_every_figure(tmp_path: Path) -> None
         assert values[("comparison", comparison, "load_average_1min")] >= 0
     assert not [item for _, item, _ in values if item in ("S5 generator", "CA-SDRi scorer")]  # no S5 section
     memory = {item: value for (section, item, _), value in values.items() if section == "memory"}
-    assert len(memory) == 4 and all(value > 0 for value in memory.values()), memory
+    assert len([item for item in memory if item.startswith("training epoch")]) == 4, memory
+    jobs = [f"{kind} features, 1 clips, {side}" for kind in ("pfoa", "foa", "mic") for side in SIDE_LABELS.values()]
+    assert sorted(item for item in memory if "features, 1 clips" in item) == sorted(jobs), memory
+    assert all(value > 0 for value in memory.values()), memory
+    for kind in ("PFOA", "FOA", "MIC"):  # the feature rows carry the jobs' peaks
+        assert values[("comparison", f"{kind} features", "a_peak_rss")] > 0
+    for row in (
+        "training side by side, GOMP_SPINCOUNT=1000 (the workflow's)",
+        "input pipeline: streamed clip store vs model step",
+    ):
+        assert values[("comparison", row, "ratio_a_over_b")] > 0
     assert math.isfinite(values[("throughput", "no-op dry run", "value")])
     assert ("throughput", "features dev-train-synth", "value") in values
     assert 0.0 <= values[("metrics", "F", "value")] <= 1.0

@@ -22,6 +22,8 @@ from seldflow.bench.records import Figure
 from seldflow.io import write_audio
 
 CHILD_MODULE = "seldflow.bench.feature_child"
+# How the report names each side's job.
+SIDE_LABELS = {"plain": "plain per-file script", "seldflow": "seldflow feature job"}
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,9 @@ def feature_job_memory(
 
 def job_figures(runs: Sequence[JobRun]) -> list[Figure]:
     """One memory figure per job, for the report's memory table."""
-    labels = {"plain": "plain per-file script", "seldflow": "seldflow feature job"}
     return [
         Figure(
-            f"{run.kind} features, {run.clips} clips, {labels[run.side]}",
+            f"{run.kind} features, {run.clips} clips, {SIDE_LABELS[run.side]}",
             run.peak_rss_mb,
             "MB RSS (peak)",
             f"fresh process, imports of both sides included; {run.seconds:.2f} s for the folder",

@@ -98,7 +98,9 @@ def render_markdown(report: BenchReport) -> str:
         )
         lines.append("")
     lines += _figure_section("Throughput (from the workflow's benchmark files and outputs)", report.throughput)
-    lines += _figure_section("Training memory (an epoch of batches read from feature shards)", report.memory)
+    lines += _figure_section(
+        "Memory (feature jobs over WAV folders; a training epoch of batches read from feature shards)", report.memory
+    )
     lines += _figure_section("Model metrics (metrics.json)", report.metrics, ("metric", "value", "unit", "meaning"))
     if report.stages:
         lines += ["## Stages (Snakemake `benchmark:` files)", ""]
