@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from seldflow.bench.memory import CHILD_TIMEOUT_S, child_environment
 from seldflow.bench.records import Comparison
@@ -44,30 +46,43 @@ def run_together(job: TrainingJob, threads: int, copies: int, environ: Mapping[s
     """Start ``copies`` jobs, release them together once all are ready, return each one's result (``seconds``,
     ``spin_count``)."""
     command = [sys.executable, "-m", CHILD_MODULE, *job.arguments(threads)]
-    children = [
-        subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(environ)
-        )
-        for _ in range(copies)
-    ]
-    try:
-        for child in children:
+    with ExitStack() as stack:
+        # stderr to files, not pipes: a child's warnings filling an unread pipe would block it before "ready"
+        logs = [stack.enter_context(tempfile.TemporaryFile(mode="w+")) for _ in range(copies)]
+        children = [
+            subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=dict(environ)
+            )
+            for log in logs
+        ]
+        stack.callback(_kill_running, children)
+        for child, log in zip(children, logs, strict=True):
             if child.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"{CHILD_MODULE} failed before its steps: {child.stderr.read()[-2000:]}")
+                child.wait(timeout=CHILD_TIMEOUT_S)
+                raise RuntimeError(f"{CHILD_MODULE} failed before its steps: {_tail(log)}")
         for child in children:
             child.stdin.write("go\n")
             child.stdin.flush()
         results = []
-        for child in children:
-            out, err = child.communicate(timeout=CHILD_TIMEOUT_S)
+        for child, log in zip(children, logs, strict=True):
+            out, _ = child.communicate(timeout=CHILD_TIMEOUT_S)
             if child.returncode != 0:
-                raise RuntimeError(f"{CHILD_MODULE} failed (exit {child.returncode}): {err[-2000:]}")
+                raise RuntimeError(f"{CHILD_MODULE} failed (exit {child.returncode}): {_tail(log)}")
             results.append(json.loads(out.strip().splitlines()[-1]))
         return results
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
+
+
+def _tail(log: IO[str]) -> str:
+    """The end of a child's stderr file."""
+    log.seek(0)
+    return log.read()[-2000:]
+
+
+def _kill_running(children: Sequence[subprocess.Popen[str]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def spin_environment(spin_count: int | None) -> dict[str, str]:
