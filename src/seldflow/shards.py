@@ -181,9 +181,6 @@ def content_digest(h5: h5py.File) -> str:
         if dataset.dtype.kind == "O":
             digest.update("\n".join(_text(v) for v in dataset[()]).encode())
             continue
-        if dataset.ndim == 0:
-            digest.update(np.ascontiguousarray(dataset[()]))
-            continue
         # About a MB at a time, hashed from the array's own buffer: the digest is the same for any step, and a
         # feature job's memory stays one step above a clip's however many clips the shard holds.
         step = _rows_per_step(dataset)

@@ -25,32 +25,34 @@ from seldflow.tasks import build_task
 SHARD_CLIPS = 128
 
 
-def store_seconds_per_batch(
-    folder: str | Path, *, clips: int, batch: int, shape: tuple[int, int, int], max_memory_mb: float
-) -> float:
-    """Seconds per batch of one shuffled epoch read from a :class:`ClipStore` over ``clips`` synthetic clips."""
-    work = Path(folder) / f"store-{clips}"
-    work.mkdir(parents=True, exist_ok=True)
+def store_seconds_per_batch(index: Path, *, clips: int, batch: int, max_memory_mb: float) -> float:
+    """Seconds per batch of one shuffled epoch read from a :class:`ClipStore` over the ``clips`` clips of
+    ``index``, streamed (``max_memory_mb`` 0) or held in memory."""
+    store = ClipStore([open_feature_file(index)], np.arange(clips), build_task(None), max_memory_mb=max_memory_mb)
     try:
-        file = open_feature_file(write_synthetic_shards(work, clips, SHARD_CLIPS, shape))
-        store = ClipStore([file], np.arange(clips), build_task(None), max_memory_mb=max_memory_mb)
         batches = epoch_batches(clips, batch, seed=0, epoch=0)
         start = time.perf_counter()
         for positions in batches:
             store.batch(positions)
-        seconds = (time.perf_counter() - start) / len(batches)
-        store.close()
-        return seconds
+        return (time.perf_counter() - start) / len(batches)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        store.close()
 
 
 def input_pipeline_rows(
     folder: str | Path, *, clips: int, batch: int, shape: tuple[int, int, int], step_seconds: float, threads: int
 ) -> tuple[Comparison, list[Figure]]:
-    """The streamed store against the model step (ratio > 1: the store is faster), and samples/s of each."""
-    streamed = store_seconds_per_batch(folder, clips=clips, batch=batch, shape=shape, max_memory_mb=0)
-    in_memory = store_seconds_per_batch(folder, clips=clips, batch=batch, shape=shape, max_memory_mb=1 << 20)
+    """The streamed store against the model step (ratio > 1: the store is faster), and samples/s of each; the
+    synthetic shards are written once in ``folder`` for both modes and removed afterwards."""
+    work = Path(folder) / f"store-{clips}"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        index = write_synthetic_shards(work, clips, SHARD_CLIPS, shape)
+        streamed, in_memory = (
+            store_seconds_per_batch(index, clips=clips, batch=batch, max_memory_mb=limit) for limit in (0, 1 << 20)
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     comparison = Comparison(
         name="input pipeline: streamed clip store vs model step",
         work=f"one batch of {batch} clips {shape}: read from HDF5 shards (page cache) / one training step",

@@ -30,9 +30,9 @@ from seldflow.s5.generator import open_generator
 
 # What run_benchmark's ``s5`` mapping must hold; ``split`` (the bank split the generator draws from) is optional.
 S5_KEYS = ("root", "generator", "mixtures", "seed", "soundscapes", "oracle", "estimates")
-S5_DEFAULT_SPLIT = "train"
+S5_DEFAULT_SPLIT = "train"  # the one split both the development set and the embedded dataset have
 # Synthetic clips the input-pipeline rows read an epoch of (two shards of 128 at the demo's feature shape).
-INPUT_PIPELINE_CLIPS = 256  # the one split both the development set and the embedded dataset have
+INPUT_PIPELINE_CLIPS = 256
 
 
 def _log(message: str) -> None:
