@@ -88,3 +88,34 @@ def test_odd_files_are_left_to_soundfile(tmp_path: Path) -> None:
             path.write_bytes(content)
         assert plain_wav_layout(path) is None, name
         assert PlainWavReader().read(path) is None and PlainWavReader().layout(path) is None, name
+
+
+def test_reader_judges_each_header_even_among_files_of_one_size(tmp_path: Path) -> None:
+    """The reader reuses the verdict of the last file of a size only where every header byte the parser reads is
+    the same: files of that size whose rate, channel count, sample format or chunks differ are read as
+    libsndfile reads them, and one that is not a plain WAV is declined."""
+    first = tmp_path / "first.wav"
+    sf.write(str(first), np.linspace(-0.5, 0.5, 200, dtype=np.float32).reshape(100, 2), 8000, subtype="PCM_16")
+    data = bytearray(first.read_bytes())
+    fmt = data.index(b"fmt ") + 8
+    rate = bytearray(data)
+    rate[fmt + 4 : fmt + 8] = (16000).to_bytes(4, "little")
+    mono = bytearray(data)  # one channel of twice the frames: channels, byte rate and block align
+    mono[fmt + 2 : fmt + 4] = (1).to_bytes(2, "little")
+    mono[fmt + 8 : fmt + 12] = (16000).to_bytes(4, "little")
+    mono[fmt + 12 : fmt + 14] = (2).to_bytes(2, "little")
+    renamed = bytearray(data)
+    renamed[data.index(b"data") : data.index(b"data") + 4] = b"junk"
+    reader = PlainWavReader()
+    for name, content in {"first": data, "rate": rate, "mono": mono, "renamed": renamed, "again": data}.items():
+        path = tmp_path / f"{name}.wav"
+        path.write_bytes(bytes(content))
+        layout = reader.layout(path)
+        if name == "renamed":
+            assert layout is None and plain_wav_layout(path) is None
+            continue
+        info = sf.info(str(path))
+        assert layout == plain_wav_layout(path)
+        assert (layout.sample_rate, layout.channels, layout.frames) == (info.samplerate, info.channels, info.frames)
+        expected, _ = sf.read(str(path), dtype="float32", always_2d=True)
+        np.testing.assert_array_equal(reader.samples(layout), expected)

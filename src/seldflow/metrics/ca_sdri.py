@@ -122,21 +122,25 @@ class LabelMatch:
         return not self.fp and not self.fn
 
 
-def _term_means(sdri: Sequence[np.ndarray], n_terms: Sequence[int]) -> np.ndarray:
-    """Each soundscape's CA-SDRi: the float32 mean of its terms (its TP SDRis ``sdri[k]``, then zeros up to
-    ``n_terms[k]`` terms, one per FP and FN); NaN without terms, as the official mean over none.
+def _term_means(sdri: Sequence[Sequence[float]], n_terms: Sequence[int]) -> np.ndarray:
+    """Each soundscape's CA-SDRi: the float32 mean of its terms (its TP SDRis ``sdri[k]``, float32 values, then
+    zeros up to ``n_terms[k]`` terms, one per FP and FN); NaN without terms, as the official mean over none.
 
     Bit for bit ``np.mean`` of each soundscape's terms (its float32 sum, divided by the count in float64 and
-    rounded to float32), computed for all soundscapes with as many terms at once.
+    rounded to float32): the soundscapes with as many terms are summed as the rows of one zero-padded float32
+    array, which numpy sums as it sums one soundscape's terms (the zeros count: from 8 terms on numpy adds in a
+    pairwise order). Built from lists: a batch holds a few dozen soundscapes of a few terms each.
     """
-    counts = np.asarray(n_terms, dtype=np.int64)
-    means = np.full(len(counts), np.nan, dtype=COMPUTE_DTYPE)
-    for n in np.unique(counts[counts > 0]).tolist():
-        members = np.flatnonzero(counts == n)
-        terms = np.zeros((len(members), n), COMPUTE_DTYPE)
-        for row, k in enumerate(members.tolist()):
-            terms[row, : len(sdri[k])] = sdri[k]
-        means[members] = (terms.sum(axis=1).astype(np.float64) / n).astype(COMPUTE_DTYPE)
+    groups: dict[int, tuple[list[int], list[list[float]]]] = {}
+    for k, (values, n) in enumerate(zip(sdri, n_terms, strict=True)):
+        if n:
+            members, terms = groups.setdefault(n, ([], []))
+            members.append(k)
+            terms.append([*values, *[0.0] * (n - len(values))])
+    means = np.full(len(n_terms), np.nan, dtype=COMPUTE_DTYPE)
+    for n, (members, terms) in groups.items():
+        sums = np.array(terms, dtype=COMPUTE_DTYPE).sum(axis=1)
+        means[members] = (sums.astype(np.float64) / n).astype(COMPUTE_DTYPE)
     return means
 
 
@@ -146,7 +150,7 @@ def _n_terms(match: LabelMatch) -> int:
 
 def _soundscape_result(match: LabelMatch, sdri: np.ndarray) -> tuple[float, dict[str, Any]]:
     """The soundscape's CA-SDRi (:func:`_term_means`) and its details."""
-    score = float(_term_means([np.asarray(sdri, dtype=COMPUTE_DTYPE)], [_n_terms(match)])[0])
+    score = float(_term_means([np.asarray(sdri, dtype=COMPUTE_DTYPE).tolist()], [_n_terms(match)])[0])
     details = {
         "CA-SDRi": score,
         "SDRi": {label: float(value) for label, value in zip(match.tp, sdri, strict=True)},
@@ -364,6 +368,8 @@ def _open(path: str, reader: PlainWavReader) -> _File:
 
 def _check_target(target: _File, mixture: _File) -> None:
     """Header checks of an oracle or estimated target: mono, with the mixture's sample rate and length."""
+    if target[1:4] == (1, mixture.samplerate, mixture.frames):
+        return
     path = target.path
     if target.channels != 1:
         raise InputError(path, f"has {target.channels} channels; targets and estimates must be mono")
@@ -401,16 +407,20 @@ def _read_soundscape(soundscape: _Soundscape, reader: PlainWavReader, batch: _Ba
     if mixture.frames == 0:
         raise InputError(soundscape.mixture, "mixture has no samples")
     rows, start = batch.place(match, mixture.frames)
-    if rows is not None:
-        mixture.samples_into(reader, REFERENCE_CHANNEL, rows.mixtures[start])
-        rows.mixtures[start + 1 : start + len(match.tp)] = rows.mixtures[start]
-    position = {label: start + index for index, label in enumerate(match.tp)}
-    for files, arrays in ((soundscape.references, "references"), (soundscape.estimates, "estimates")):
+    if rows is None:
+        for path in (*soundscape.references.values(), *soundscape.estimates.values()):
+            _check_target(_open(path, reader), mixture)
+        return
+    mixture.samples_into(reader, REFERENCE_CHANNEL, rows.mixtures[start])
+    rows.mixtures[start + 1 : start + len(match.tp)] = rows.mixtures[start]
+    position = dict(zip(match.tp, range(start, start + len(match.tp))))
+    for files, out in ((soundscape.references, rows.references), (soundscape.estimates, rows.estimates)):
         for label, path in files.items():
             target = _open(path, reader)
             _check_target(target, mixture)
-            if rows is not None and label in position:
-                target.samples_into(reader, 0, getattr(rows, arrays)[position[label]])
+            row = position.get(label)
+            if row is not None:
+                target.samples_into(reader, 0, out[row])
 
 
 class _Batch:
@@ -420,14 +430,14 @@ class _Batch:
     def __init__(self, dataset: _Dataset) -> None:
         self.dataset = dataset
         self.rows: _Rows | None = None
-        self.pending: list[tuple[LabelMatch, int]] = []
+        self.pending: list[LabelMatch] = []  # their TP classes took the rows in this order
 
     def place(self, match: LabelMatch, length: int) -> tuple[_Rows | None, int]:
         """Take a soundscape: the rows its TP classes are to be written to and the first of them (None without
         TP classes). A full batch, or one of another length, is scored first."""
         count = len(match.tp)
         if not count:
-            self.pending.append((match, 0))
+            self.pending.append(match)
             return None, 0
         if self.rows is None or not self.rows.fits(length, count):
             self.score()
@@ -435,7 +445,7 @@ class _Batch:
                 self.rows = _Rows(length, max(BATCH_SAMPLES // (3 * length), count))
         start = self.rows.used
         self.rows.used += count
-        self.pending.append((match, start))
+        self.pending.append(match)
         return self.rows, start
 
     def score(self) -> None:
@@ -446,10 +456,13 @@ class _Batch:
         time.
         """
         values = self.rows.sdri() if self.rows is not None and self.rows.used else np.zeros(0, COMPUTE_DTYPE)
-        sdri = [values[start : start + len(match.tp)] for match, start in self.pending]
-        scores = _term_means(sdri, [_n_terms(match) for match, _ in self.pending]).tolist()
-        for (match, _), score, part in zip(self.pending, scores, sdri, strict=True):
-            self.dataset.add(score, match.tp, part.tolist(), match.fp, match.fn)
+        values, first, sdri = values.tolist(), 0, []
+        for match in self.pending:  # their TP classes took the rows in this order
+            sdri.append(values[first : first + len(match.tp)])
+            first += len(match.tp)
+        scores = _term_means(sdri, [_n_terms(match) for match in self.pending]).tolist()
+        for match, score, part in zip(self.pending, scores, sdri, strict=True):
+            self.dataset.add(score, match.tp, part, match.fp, match.fn)
         self.pending = []
         if self.rows is not None:
             self.rows.used = 0
