@@ -413,7 +413,7 @@ def _read_soundscape(soundscape: _Soundscape, reader: PlainWavReader, batch: _Ba
         return
     mixture.samples_into(reader, REFERENCE_CHANNEL, rows.mixtures[start])
     rows.mixtures[start + 1 : start + len(match.tp)] = rows.mixtures[start]
-    position = dict(zip(match.tp, range(start, start + len(match.tp))))
+    position = {label: start + index for index, label in enumerate(match.tp)}
     for files, out in ((soundscape.references, rows.references), (soundscape.estimates, rows.estimates)):
         for label, path in files.items():
             target = _open(path, reader)
