@@ -473,6 +473,34 @@ def test_all_recordings_at_once_count_as_recording_by_recording(seed: int) -> No
             assert together.angle_sum == pytest.approx(doanet.angle_sum, rel=1e-12)
 
 
+@pytest.mark.parametrize(("chunk", "matched_chunks"), [(1, 7), (2, 3), (3, 1)])
+def test_cells_of_several_chunks_matched_together_count_as_recording_by_recording(
+    chunk: int, matched_chunks: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLEAR-MOT cells of several chunks wait and are matched in one pass: each recording's tracks keep their
+    own identities there (a track of one chunk never continues one of another), whatever the chunking."""
+    rng = np.random.default_rng(11)
+    recordings = [random_recording(rng, 2, coarse=index % 2 == 0) for index in range(11)]
+    clear = ClearMotCounts()
+    for ref, pred in recordings:
+        clear += clear_mot_counts(
+            tracks_from_table(ref, split_at_gaps=True), tracks_from_table(pred, split_at_gaps=False), 25.0
+        )
+    monkeypatch.setattr(Tally, "chunk", chunk)
+    monkeypatch.setattr(Tally, "matched_chunks", matched_chunks)
+    tally = Tally(doa_threshold=25.0)
+    tally.add([ref for ref, _ in recordings], [pred for _, pred in recordings])
+    report = tally.report()["clear_mot"]
+    assert (report["matches"], report["FN"], report["FP"], report["IDS"], report["n_ref"]) == (
+        clear.matches,
+        clear.fn,
+        clear.fp,
+        clear.switches,
+        clear.n_ref,
+    )
+    assert report["MOTP"] == pytest.approx(clear.distance_sum / clear.matches, rel=1e-12)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Folders scored a chunk of recordings at a time (flat memory): the same report as all tables at once
 # --------------------------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ indices for later events, while a predicted track keeps its identity across gaps
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -83,11 +84,17 @@ DEFAULT_GATE_DEG = 20.0
 _INTEGER_COLUMNS = frozenset({"frame", "class", "track"})
 # Cost of a gated-out pair in the CLEAR-MOT assignment: above any sum of real angles, so valid pairs come first.
 _GATED_COST = 1e6
+# Identities and steps of the CLEAR-MOT cells that wait to be matched (a chunk holds far fewer than 2**31).
+_CELL_INDEX = np.int32
 # Relative gap below which two pairings of a 2 x 2 frame count as tied (linear_sum_assignment then decides).
 CLEAR_MARGIN = 1e-9
-# Recordings scored together (and, from folders, read together): bounds the working memory of scoring a folder to
-# a few MB, below the official loop's, which holds one recording at a time.
-RECORDING_CHUNK = 200
+# Recordings read and prepared together (their tables, rows and DOAnet counts): bounds the working memory of
+# scoring a folder to a few MB (the official loop holds one recording at a time).
+RECORDING_CHUNK = 100
+# Chunks whose CLEAR-MOT cells (a few numbers per common frame, far smaller than the rows they come from) are
+# matched in one pass: the frame-by-frame matching costs about the same per pass whatever it holds, so a pass of
+# 200 recordings' cells keeps the speed of scoring 200 at once with the rows of half as many in memory.
+MATCHED_CHUNKS = 2
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -446,11 +453,13 @@ def compute_metrics(
 class Tally:
     """:func:`compute_metrics` over recordings given a few at a time, in sorted name order: the counts of both
     metrics add up over recordings, so a folder can be scored a chunk of :data:`RECORDING_CHUNK` files at a time
-    with flat memory (``seldflow score``, :func:`seldflow.score.score_dirs`). Recordings are scored in chunks of
-    :data:`RECORDING_CHUNK` counted from the first, however they are handed in, so the sums, and the numbers to
-    the last bit, do not depend on how the recordings arrive."""
+    with flat memory (``seldflow score``, :func:`seldflow.score.score_dirs`). Recordings are prepared in chunks of
+    :data:`RECORDING_CHUNK` and their CLEAR-MOT cells matched :data:`MATCHED_CHUNKS` chunks at a time, counted
+    from the first, however they are handed in, so the sums, and the numbers to the last bit, do not depend on
+    how the recordings arrive."""
 
     chunk = RECORDING_CHUNK
+    matched_chunks = MATCHED_CHUNKS
 
     def __init__(self, *, doa_threshold: float = DEFAULT_GATE_DEG) -> None:
         if not doa_threshold > 0:
@@ -459,6 +468,7 @@ class Tally:
         self.doanet, self.clear = DoaCounts(), ClearMotCounts()
         self.recordings = self.without_predictions = 0
         self._waiting: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        self._cells: list[_CellBlock] = []  # of the chunks prepared since the last matching pass
 
     def add(self, references: Sequence[np.ndarray], predictions: Sequence[np.ndarray | None]) -> None:
         """The next recordings: their reference tables and prediction tables (None: no predictions)."""
@@ -483,12 +493,22 @@ class Tally:
         recordings = _Recordings(refs, preds)
         refs.clear(), preds.clear()
         self.doanet += recordings.doanet_counts()
-        self.clear += recordings.clear_mot_counts(self.doa_threshold)
+        crowded, cells = recordings.clear_mot_parts(self.doa_threshold)
+        self.clear += crowded
+        self._cells.append(cells)
+        if len(self._cells) >= self.matched_chunks:
+            self._match()
+
+    def _match(self) -> None:
+        self.clear += match_cells(self._cells, self.doa_threshold)
+        self._cells = []
 
     def report(self) -> dict[str, Any]:
         """The report of every recording added (the DOAnet keys, ``counts``, ``clear_mot`` and ``settings``)."""
         if self._waiting[0]:
             self._score(*self._waiting)
+        if self._cells:
+            self._match()
         doanet = self.doanet
         return {
             **doanet_scores(doanet),
@@ -516,7 +536,8 @@ def doanet_counts_of(refs: list[np.ndarray], preds: list[np.ndarray]) -> DoaCoun
 
 def clear_mot_counts_of(refs: list[np.ndarray], preds: list[np.ndarray], gate_deg: float) -> ClearMotCounts:
     """The sum of :func:`clear_mot_counts` over recordings, computed for all recordings together."""
-    return _Recordings(refs, preds).clear_mot_counts(gate_deg)
+    crowded, cells = _Recordings(refs, preds).clear_mot_parts(gate_deg)
+    return crowded + match_cells([cells], gate_deg)
 
 
 def _row_labels(*columns: np.ndarray) -> np.ndarray:
@@ -627,18 +648,20 @@ class _Recordings:
             n_pred=int(n_pred.sum()),
         )
 
-    def clear_mot_counts(self, gate_deg: float) -> ClearMotCounts:
-        """:func:`clear_mot_counts` summed over the recordings.
+    def clear_mot_parts(self, gate_deg: float) -> tuple[ClearMotCounts, _CellBlock]:
+        """:func:`clear_mot_counts` summed over the recordings, in two parts: the counts of the recordings with a
+        crowded frame, and the cells of the others, for :func:`match_cells`.
 
         CLEAR-MOT carries each reference track's last match from frame to frame, so frames are taken in turn:
         step ``k`` handles the ``k``-th frame with both references and predictions of every recording at once.
-        Frames hold at most two detections per side here (DCASE2020 files cannot hold more); a recording with a
-        more crowded frame is scored by :func:`clear_mot_counts` on its own.
+        Frames hold at most two detections per side there (DCASE2020 files cannot hold more); a recording with a
+        more crowded frame is scored by :func:`clear_mot_counts` on its own, with ``gate_deg`` (the cells take the
+        gate when they are matched).
         """
         crowded = set(self.ref.recording[self.ref.slot >= N_SLOTS].tolist())
         crowded |= set(self.pred.recording[self.pred.slot >= N_SLOTS].tolist())
         if not crowded:
-            return self._clear_mot_counts(gate_deg)
+            return ClearMotCounts(), self._cells()
         total = ClearMotCounts()
         for recording in sorted(crowded):
             total += clear_mot_counts(
@@ -648,69 +671,121 @@ class _Recordings:
             )
         keep = [index for index in range(self.ref.n_recordings) if index not in crowded]
         rest = _Recordings([self.ref.table(index) for index in keep], [self.pred.table(index) for index in keep])
-        return total + rest._clear_mot_counts(gate_deg)
+        return total, rest._cells()
 
-    def _clear_mot_counts(self, gate_deg: float) -> ClearMotCounts:
+    def _cells(self) -> _CellBlock:
+        """The common frames (references and predictions both present) of recordings without a crowded frame."""
         ref_rows, pred_rows = self.ref.slot_rows(self.total), self.pred.slot_rows(self.total)
         ref_ident = self.ref.identities(ref_rows, split_at_gaps=True)
         pred_ident = self.pred.identities(pred_rows, split_at_gaps=False)
         common = np.flatnonzero((ref_rows[:, 0] >= 0) & (pred_rows[:, 0] >= 0))  # global frames, ascending
         ref_rows, pred_rows = ref_rows[common], pred_rows[common]
-        cells = _ClearMotCells(ref_rows, pred_rows, ref_ident, pred_ident, self.ref.xyz, self.pred.xyz, gate_deg)
-        step = rank_within(self.ref.recording[ref_rows[:, 0]])  # common frames of a recording, in frame order
-        last = np.full(int(ref_ident.max(initial=-1)) + 1, -1, dtype=np.int64)
-        matches, distance_sum, switches = 0, 0.0, 0
-        for k in range(int(step.max(initial=-1)) + 1):
-            found, angle_sum, switched = cells.match(np.flatnonzero(step == k), last)
-            matches, distance_sum, switches = matches + found, distance_sum + angle_sum, switches + switched
-        return ClearMotCounts(
-            matches=matches,
-            distance_sum=distance_sum,
-            fn=len(self.ref.rows) - matches,
-            fp=len(self.pred.rows) - matches,
-            switches=switches,
-            n_ref=len(self.ref.rows),
+        return _CellBlock(
+            ref_ident=np.where(ref_rows >= 0, ref_ident[ref_rows], -1).astype(_CELL_INDEX),
+            pred_ident=np.where(pred_rows >= 0, pred_ident[pred_rows], -1).astype(_CELL_INDEX),
+            angles=clear_mot_angles(self.ref.xyz[ref_rows], self.pred.xyz[pred_rows]),  # (n, 2, 2)
+            # common frames of a recording, in frame order
+            step=rank_within(self.ref.recording[ref_rows[:, 0]]).astype(_CELL_INDEX),
+            ref_tracks=int(ref_ident.max(initial=-1)) + 1,
+            pred_tracks=int(pred_ident.max(initial=-1)) + 1,
+            ref_rows=len(self.ref.rows),
+            pred_rows=len(self.pred.rows),
         )
 
 
+@dataclass(frozen=True)
+class _CellBlock:
+    """The CLEAR-MOT cells of some recordings: per common frame, the identities in its two reference and two
+    predicted slots (-1: empty slot), the angles between them, and the frame's rank among its recording's common
+    frames (``step``); with the number of identities of each side and of rows (detections) of each side."""
+
+    ref_ident: np.ndarray
+    pred_ident: np.ndarray
+    angles: np.ndarray
+    step: np.ndarray
+    ref_tracks: int
+    pred_tracks: int
+    ref_rows: int
+    pred_rows: int
+
+
+def match_cells(blocks: Sequence[_CellBlock], gate_deg: float) -> ClearMotCounts:
+    """The CLEAR-MOT counts of the recordings of ``blocks``, their frames matched in one pass: step ``k`` matches
+    the ``k``-th common frame of every recording at once."""
+    cells = _ClearMotCells(blocks, gate_deg)
+    last = np.full(cells.ref_tracks, -1, dtype=np.int64)
+    matches, distance_sum, switches = 0, 0.0, 0
+    for step in cells.steps():
+        found, angle_sum, switched = cells.match(step, last)
+        matches, distance_sum, switches = matches + found, distance_sum + angle_sum, switches + switched
+    ref_rows, pred_rows = sum(block.ref_rows for block in blocks), sum(block.pred_rows for block in blocks)
+    return ClearMotCounts(
+        matches=matches,
+        distance_sum=distance_sum,
+        fn=ref_rows - matches,
+        fp=pred_rows - matches,
+        switches=switches,
+        n_ref=ref_rows,
+    )
+
+
+def _joined(blocks: Sequence[_CellBlock], name: str, order: np.ndarray) -> np.ndarray:
+    """One array of every block, in ``order``; identities numbered on from the blocks before (-1 stays -1)."""
+    parts, base = [], 0
+    for block in blocks:
+        part = getattr(block, name)
+        if name.endswith("_ident"):
+            part = np.where(part >= 0, part + base, -1).astype(_CELL_INDEX)
+            base += getattr(block, f"{name[: -len('_ident')]}_tracks")
+        parts.append(part)
+    return np.concatenate(parts)[order]
+
+
 class _ClearMotCells:
-    """The common frames of :func:`_clear_mot_stacked` (at most 2 x 2 detections each) and their matching, many
-    frames of different recordings at a time, by the rules of :func:`_frame_pairs`."""
+    """The common frames of some recordings (at most 2 x 2 detections each), ordered by step, and their matching,
+    one step (a frame of each of many recordings) at a time, by the rules of :func:`_frame_pairs`. Held in the
+    fewest arrays (identities, angles and the gate's verdict; the rest is derived step by step): the cells of many
+    recordings wait here."""
 
-    def __init__(
-        self,
-        ref_rows: np.ndarray,
-        pred_rows: np.ndarray,
-        ref_ident: np.ndarray,
-        pred_ident: np.ndarray,
-        ref_xyz: np.ndarray,
-        pred_xyz: np.ndarray,
-        gate_deg: float,
-    ) -> None:
-        self.ref_valid, self.pred_valid = ref_rows >= 0, pred_rows >= 0
-        self.ref_ident = np.where(self.ref_valid, ref_ident[ref_rows], -1)
-        self.pred_ident = np.where(self.pred_valid, pred_ident[pred_rows], -2)
-        self.angles = clear_mot_angles(ref_xyz[ref_rows], pred_xyz[pred_rows])  # (n, 2, 2)
-        both = self.ref_valid[:, :, None] & self.pred_valid[:, None, :]
-        self.allowed = both & (self.angles <= gate_deg)
-        self.cost = np.where(self.allowed, self.angles, _GATED_COST)
+    def __init__(self, blocks: Sequence[_CellBlock], gate_deg: float) -> None:
+        blocks = [block for block in blocks if len(block.step)]
+        self.ref_tracks = sum(block.ref_tracks for block in blocks)
+        if not blocks:
+            self.bounds = np.zeros(1, dtype=np.int64)
+            return
+        step = np.concatenate([block.step for block in blocks])
+        order = np.argsort(step, kind="stable")  # a step's cells stay in recording order
+        self.bounds = np.searchsorted(step[order], np.arange(int(step.max()) + 2))
+        self.ref_ident, self.pred_ident = _joined(blocks, "ref_ident", order), _joined(blocks, "pred_ident", order)
+        self.angles = _joined(blocks, "angles", order)
+        self.allowed = self.angles <= gate_deg
+        self.allowed &= (self.ref_ident >= 0)[:, :, None]
+        self.allowed &= (self.pred_ident >= 0)[:, None, :]
 
-    def match(self, cells: np.ndarray, last: np.ndarray) -> tuple[int, float, int]:
+    def steps(self) -> list[slice]:
+        """The cells of each step, in turn."""
+        bounds = self.bounds.tolist()
+        return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+
+    def match(self, cells: slice, last: np.ndarray) -> tuple[int, float, int]:
         """Match ``cells`` (one frame of each of several recordings), updating ``last`` (reference identity ->
         predicted identity of its last match, -1 for none); returns matches, their angle sum and switches."""
-        rows = np.arange(len(cells))
         rid, pid = self.ref_ident[cells], self.pred_ident[cells]
         allowed, angles = self.allowed[cells], self.angles[cells]
+        ref_valid, pred_valid = rid >= 0, pid >= 0
+        pid = np.where(pred_valid, pid, -2)  # an empty predicted slot never equals an empty previous match (-1)
+        rows = np.arange(len(rid))
         previous = np.where(rid >= 0, last[np.maximum(rid, 0)], -1)  # (n, 2)
-        kept = np.full((len(cells), 2), -1)  # reference slot -> predicted slot it keeps, or -1
-        taken = np.zeros((len(cells), 2), dtype=bool)
+        kept = np.full((len(rid), 2), -1)  # reference slot -> predicted slot it keeps, or -1
+        taken = np.zeros((len(rid), 2), dtype=bool)
         for i in range(2):  # reference slot 0 first, as the tracks come in the frame
             j = np.where(pid[:, 0] == previous[:, i], 0, np.where(pid[:, 1] == previous[:, i], 1, -1))
             column = np.maximum(j, 0)
             keep = (previous[:, i] >= 0) & (j >= 0) & allowed[rows, i, column] & ~taken[rows, column]
             kept[keep, i] = j[keep]
             taken[keep, column[keep]] = True
-        new = _new_pairs(self.cost[cells], self.ref_valid[cells] & (kept < 0), self.pred_valid[cells] & ~taken)
+        cost = np.where(allowed, angles, _GATED_COST)
+        new = _new_pairs(cost, ref_valid & (kept < 0), pred_valid & ~taken)
         new = np.where((new >= 0) & allowed[rows[:, None], [0, 1], np.maximum(new, 0)], new, -1)
         switched = (new >= 0) & (previous >= 0) & (previous != pid[rows[:, None], np.maximum(new, 0)])
         paired = np.maximum(kept, new)  # a reference slot is kept or new, never both
