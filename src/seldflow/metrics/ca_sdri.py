@@ -330,53 +330,53 @@ def _collect(mixture_dir: Path, ref_dir: Path, pred_dir: Path, labels: Collectio
     return soundscapes
 
 
-class _File(NamedTuple):
-    """An audio file whose header has been read: what it says, as ``soundfile.info`` reports it, and for a plain
-    WAV its layout (its samples then wait in the reader's buffer until the next file is read)."""
+class _OtherFile(NamedTuple):
+    """The header of an audio file that is not a plain WAV, as ``soundfile.info`` reports it (the first three
+    fields in :class:`seldflow.io.WavLayout`'s order, so both are checked alike); its samples come from libsndfile."""
 
-    path: str
+    sample_rate: int
     channels: int
-    samplerate: int
     frames: int
-    layout: WavLayout | None
-
-    def samples_into(self, reader: PlainWavReader, channel: int, out: np.ndarray) -> None:
-        """Write one channel's float32 samples into ``out``: from the reader's buffer for a plain WAV (read by
-        :func:`_open` just before), by libsndfile otherwise."""
-        if self.layout is not None:
-            reader.samples(self.layout, channel, out)
-        else:
-            out[...] = sf.read(self.path, dtype=COMPUTE_DTYPE, always_2d=True)[0][:, channel]
+    path: str
 
 
-def _open(path: str, reader: PlainWavReader) -> _File:
-    """The header of an audio file: a plain WAV is read whole in one go and parsed directly
-    (:class:`seldflow.io.PlainWavReader`); any other file by libsndfile (and any file that cannot be opened, so
-    its error reads as libsndfile's)."""
+_Header = WavLayout | _OtherFile
+
+
+def _open(path: str, reader: PlainWavReader) -> _Header:
+    """The header of an audio file: a plain WAV is read whole in one go and parsed directly (its layout, its
+    samples in ``reader``'s buffer until the next file; :class:`seldflow.io.PlainWavReader`); any other file by
+    libsndfile (and any file that cannot be opened, so its error reads as libsndfile's)."""
     try:
         layout = reader.layout(path)
     except OSError:
         layout = None
     if layout is not None:
-        return _File(path, layout.channels, layout.sample_rate, layout.frames, layout)
+        return layout
     try:
         info = sf.info(path)
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
         raise InputError(path, f"cannot read audio header: {exc}") from None
-    return _File(path, info.channels, info.samplerate, info.frames, None)
+    return _OtherFile(info.samplerate, info.channels, info.frames, path)
 
 
-def _check_target(target: _File, mixture: _File) -> None:
-    """Header checks of an oracle or estimated target: mono, with the mixture's sample rate and length."""
-    if target[1:4] == (1, mixture.samplerate, mixture.frames):
-        return
-    path = target.path
+def _samples_into(header: _Header, reader: PlainWavReader, channel: int, out: np.ndarray) -> None:
+    """Write one channel's float32 samples of the file :func:`_open` read last into ``out``."""
+    if type(header) is WavLayout:
+        reader.samples(header, channel, out)
+    else:
+        out[...] = sf.read(header.path, dtype=COMPUTE_DTYPE, always_2d=True)[0][:, channel]
+
+
+def _target_error(path: str, target: _Header, mixture: _Header) -> InputError:
+    """Why an oracle or estimated target's header fails its checks: mono, the mixture's sample rate and length."""
     if target.channels != 1:
-        raise InputError(path, f"has {target.channels} channels; targets and estimates must be mono")
-    if target.samplerate != mixture.samplerate:
-        raise InputError(path, f"sample rate {target.samplerate} Hz differs from the mixture's {mixture.samplerate} Hz")
-    if target.frames != mixture.frames:
-        raise InputError(path, f"has {target.frames} samples, the mixture {mixture.frames} (no truncation)")
+        return InputError(path, f"has {target.channels} channels; targets and estimates must be mono")
+    if target.sample_rate != mixture.sample_rate:
+        return InputError(
+            path, f"sample rate {target.sample_rate} Hz differs from the mixture's {mixture.sample_rate} Hz"
+        )
+    return InputError(path, f"has {target.frames} samples, the mixture {mixture.frames} (no truncation)")
 
 
 class _Rows:
@@ -401,26 +401,30 @@ class _Rows:
 def _read_soundscape(soundscape: _Soundscape, reader: PlainWavReader, batch: _Batch) -> None:
     """Check every file of a soundscape (the mixture first, then its oracle targets, then its estimates), opening
     each once, and write the samples the score needs into the batch's rows: the TP classes' estimates and oracle
-    targets and mixture channel 0; the other files' headers alone are read."""
+    targets and mixture channel 0; of the other files only the headers are looked at."""
     match = LabelMatch.of(soundscape.references, soundscape.estimates)
     mixture = _open(soundscape.mixture, reader)
     if mixture.frames == 0:
         raise InputError(soundscape.mixture, "mixture has no samples")
+    expected = (mixture.sample_rate, 1, mixture.frames)  # a target's rate, channels and length
     rows, start = batch.place(match, mixture.frames)
     if rows is None:
         for path in (*soundscape.references.values(), *soundscape.estimates.values()):
-            _check_target(_open(path, reader), mixture)
+            target = _open(path, reader)
+            if target[:3] != expected:
+                raise _target_error(path, target, mixture)
         return
-    mixture.samples_into(reader, REFERENCE_CHANNEL, rows.mixtures[start])
+    _samples_into(mixture, reader, REFERENCE_CHANNEL, rows.mixtures[start])
     rows.mixtures[start + 1 : start + len(match.tp)] = rows.mixtures[start]
     position = {label: start + index for index, label in enumerate(match.tp)}
     for files, out in ((soundscape.references, rows.references), (soundscape.estimates, rows.estimates)):
         for label, path in files.items():
             target = _open(path, reader)
-            _check_target(target, mixture)
+            if target[:3] != expected:
+                raise _target_error(path, target, mixture)
             row = position.get(label)
             if row is not None:
-                target.samples_into(reader, 0, out[row])
+                _samples_into(target, reader, 0, out[row])
 
 
 class _Batch:
