@@ -102,8 +102,7 @@ def sdri_db(estimates: np.ndarray, references: np.ndarray, mixture_ch0: np.ndarr
     return snr_db(estimates, refs) - snr_db(mixture, refs)
 
 
-@dataclass(frozen=True)
-class LabelMatch:
+class LabelMatch(NamedTuple):
     """The label-only pairing of one soundscape: sorted TP, FP and FN class names (silence excluded)."""
 
     tp: tuple[str, ...]
