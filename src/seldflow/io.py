@@ -297,7 +297,8 @@ def _as_float(samples: np.ndarray, layout: WavLayout, out: np.ndarray | None = N
     return out
 
 
-# File sizes whose last header :class:`PlainWavReader` keeps (a dataset's sources come in a few sizes).
+# File sizes whose last header :class:`PlainWavReader` keeps, and layouts whose buffer views it keeps (a dataset's
+# sources come in a few sizes and layouts).
 _TEMPLATES = 64
 
 

@@ -367,6 +367,15 @@ def _samples_into(header: _Header, reader: PlainWavReader, channel: int, out: np
         out[...] = sf.read(header.path, dtype=COMPUTE_DTYPE, always_2d=True)[0][:, channel]
 
 
+def _open_target(path: str, reader: PlainWavReader, mixture: _Header, expected: tuple[int, int, int]) -> _Header:
+    """:func:`_open` of an oracle or estimated target, whose rate, channels and length must be ``expected`` (the
+    mixture's rate and length, one channel; :func:`_target_error` says which differs)."""
+    target = _open(path, reader)
+    if target[:3] != expected:
+        raise _target_error(path, target, mixture)
+    return target
+
+
 def _target_error(path: str, target: _Header, mixture: _Header) -> InputError:
     """Why an oracle or estimated target's header fails its checks: mono, the mixture's sample rate and length."""
     if target.channels != 1:
@@ -409,18 +418,14 @@ def _read_soundscape(soundscape: _Soundscape, reader: PlainWavReader, batch: _Ba
     rows, start = batch.place(match, mixture.frames)
     if rows is None:
         for path in (*soundscape.references.values(), *soundscape.estimates.values()):
-            target = _open(path, reader)
-            if target[:3] != expected:
-                raise _target_error(path, target, mixture)
+            _open_target(path, reader, mixture, expected)
         return
     _samples_into(mixture, reader, REFERENCE_CHANNEL, rows.mixtures[start])
     rows.mixtures[start + 1 : start + len(match.tp)] = rows.mixtures[start]
     position = {label: start + index for index, label in enumerate(match.tp)}
     for files, out in ((soundscape.references, rows.references), (soundscape.estimates, rows.estimates)):
         for label, path in files.items():
-            target = _open(path, reader)
-            if target[:3] != expected:
-                raise _target_error(path, target, mixture)
+            target = _open_target(path, reader, mixture, expected)
             row = position.get(label)
             if row is not None:
                 _samples_into(target, reader, 0, out[row])

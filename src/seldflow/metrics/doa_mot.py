@@ -494,6 +494,7 @@ class Tally:
         refs.clear(), preds.clear()
         self.doanet += recordings.doanet_counts()
         crowded, cells = recordings.clear_mot_parts(self.doa_threshold)
+        del recordings  # its rows are freed before a matching pass, which needs only the cells
         self.clear += crowded
         self._cells.append(cells)
         if len(self._cells) >= self.matched_chunks:
@@ -729,16 +730,16 @@ def match_cells(blocks: Sequence[_CellBlock], gate_deg: float) -> ClearMotCounts
     )
 
 
-def _joined(blocks: Sequence[_CellBlock], name: str, order: np.ndarray) -> np.ndarray:
-    """One array of every block, in ``order``; identities numbered on from the blocks before (-1 stays -1)."""
-    parts, base = [], 0
-    for block in blocks:
-        part = getattr(block, name)
-        if name.endswith("_ident"):
-            part = np.where(part >= 0, part + base, -1).astype(_CELL_INDEX)
-            base += getattr(block, f"{name[: -len('_ident')]}_tracks")
-        parts.append(part)
-    return np.concatenate(parts)[order]
+def _numbered_on(identities: Sequence[np.ndarray], tracks: Sequence[int]) -> np.ndarray:
+    """The identities of several blocks (``tracks[b]`` of them in block ``b``) joined, each block's numbered on
+    from the blocks before it, so no two blocks share one (-1, an empty slot, stays -1)."""
+    bases = np.cumsum([0, *tracks[:-1]]).tolist()
+    return np.concatenate(
+        [
+            np.where(ident >= 0, ident + base, -1).astype(_CELL_INDEX)
+            for ident, base in zip(identities, bases, strict=True)
+        ]
+    )
 
 
 class _ClearMotCells:
@@ -756,8 +757,10 @@ class _ClearMotCells:
         step = np.concatenate([block.step for block in blocks])
         order = np.argsort(step, kind="stable")  # a step's cells stay in recording order
         self.bounds = np.searchsorted(step[order], np.arange(int(step.max()) + 2))
-        self.ref_ident, self.pred_ident = _joined(blocks, "ref_ident", order), _joined(blocks, "pred_ident", order)
-        self.angles = _joined(blocks, "angles", order)
+        ref = _numbered_on([block.ref_ident for block in blocks], [block.ref_tracks for block in blocks])
+        pred = _numbered_on([block.pred_ident for block in blocks], [block.pred_tracks for block in blocks])
+        self.ref_ident, self.pred_ident = ref[order], pred[order]
+        self.angles = np.concatenate([block.angles for block in blocks])[order]
         self.allowed = self.angles <= gate_deg
         self.allowed &= (self.ref_ident >= 0)[:, :, None]
         self.allowed &= (self.pred_ident >= 0)[:, None, :]
