@@ -255,6 +255,8 @@ def test_feature_jobs_run_each_side_in_a_fresh_process(tmp_path: Path) -> None:
     runs = feature_job_memory(tmp_path, {"mic": [clip]}, {"mic": settings}, sizes=[2])
     assert [(run.side, run.kind, run.clips) for run in runs] == [("plain", "mic", 2), ("seldflow", "mic", 2)]
     assert all(run.seconds > 0 and run.peak_rss_mb > 100 for run in runs)  # imports included
+    assert all(run.after_warm_up for run in runs)  # both sides ran a clip before the peak started afresh
+    assert "after both sides ran one clip" in job_figures(runs)[0].meaning
     assert peaks_at(runs, "mic", 2) == (runs[0].peak_rss_mb, runs[1].peak_rss_mb)
     assert [figure.name for figure in job_figures(runs)] == [
         "mic features, 2 clips, plain per-file script",

@@ -185,12 +185,16 @@ def test_a_scorer_row_holds_both_times_both_peaks_and_the_conditions(tmp_path: P
     assert "8 clips" in comparison.work and "16 CSV files" in comparison.work
     assert comparison.check.startswith("max |Δ| of F, DOAE, DistE, RDE = ")
     assert "DCASE2025_seld_baseline" in comparison.a_label
+    assert comparison.peak_from == "since the process started, imports of both sides included"
 
     report = BenchReport(comparisons=[comparison])
     markdown = render_markdown(report)
     assert "| peak MB A / B | threads | load |" in markdown
     metrics = {metric for section, item, metric, *_ in csv_rows(report) if item == "scorer dcase2025"}
     assert metrics == {"a_seconds", "b_seconds", "ratio_a_over_b", "a_peak_rss", "b_peak_rss", "load_average_1min"}
+    assert "(since the process started, imports of both sides included)" in markdown  # the peak cell says so
+    peak_notes = [note for _, item, metric, _, _, note in csv_rows(report) if metric.endswith("_peak_rss")]
+    assert len(peak_notes) == 2 and all(note.endswith("imports of both sides included") for note in peak_notes)
 
 
 def test_scorer_rows_write_score_and_delete_one_set_per_metric() -> None:
@@ -201,10 +205,14 @@ def test_scorer_rows_write_score_and_delete_one_set_per_metric() -> None:
         seed=4,
         soundscapes=2,
         soundscape_samples=200,
+        warm_up=2,
         metrics=("dcase2023", "doa-mot", "ca-sdri"),
         log=messages.append,
     )
     assert [row.name for row in rows] == ["scorer dcase2023", "scorer doa-mot", "scorer ca-sdri"]
+    # every run scored a two-clip set with both implementations first and restarted its peak there
+    warmed = ["after both sides ran 2 clips"] * 2 + ["after both sides ran 2 soundscapes"]
+    assert [row.peak_from for row in rows] == warmed
     assert all("3 clips" in row.work for row in rows[:2]) and "2 clips" in rows[2].work and "WAV" in rows[2].work
     assert any("timing on 6 files" in message for message in messages)
     assert not scorer_rows(files=3, frames=12, seed=4, soundscapes=0, metrics=("ca-sdri",))  # no soundscapes, no row

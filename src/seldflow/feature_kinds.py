@@ -78,22 +78,21 @@ def pfoa(
     log10 mel power per channel and the mel-projected, unit-normalised active intensity.
     """
     audio = _peak_normalise(check_channels(stereo, 2, "stereo"))
-    bands = htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
     # Z and X are silent: their spectra are zero, so their log-mels are the floor and their intensity components 0;
     # only W and Y go through the STFT, and only Y's intensity (Re(W · conj(Y)) over its own length) is computed.
     rows = spectral_rows(
         _stereo_to_w_y(audio),
+        htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax)),
         n_fft=n_fft,
         win_length=win_length,
         hop_length=hop_length,
         intensity_of=(1,),
         intensity_eps=PFOA_IV_EPS,
     )
-    projected = bands.project(rows.bins)  # W, Y power; Y intensity
-    out = np.zeros((7, projected.shape[1], n_mels), dtype=np.float32)
-    out[:2] = projected[:2]
+    out = np.zeros((7, rows.mels.shape[1], n_mels), dtype=np.float32)
+    out[:2] = rows.power  # W, Y
     log_floor(out[:4], floor=PFOA_LOG_FLOOR, scale=1.0)
-    out[4 + PFOA_IV_CHANNELS.index(1)] = projected[2]
+    out[4 + PFOA_IV_CHANNELS.index(1)] = rows.intensity[0]
     return out
 
 
@@ -151,13 +150,14 @@ def foa_logmel_iv(
     audio = check_channels(foa, 4, "FOA")
     rows = spectral_rows(
         audio,
+        htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax)),
         n_fft=n_fft,
         win_length=win_length,
         hop_length=hop_length,
         intensity_of=FOA_IV_CHANNELS,
         intensity_eps=PFOA_IV_EPS,
     )
-    out = htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax)).project(rows.bins)
+    out = rows.mels
     log_floor(out[:4], floor=DB_AMIN, scale=10.0)
     return out
 
@@ -189,10 +189,16 @@ def mic_logmel_gcc(
     if not 1 <= n_mels <= n_fft:
         raise ValueError(f"GCC-PHAT keeps n_mels lags of an n_fft-point correlation; need 1 <= {n_mels} <= {n_fft}")
     rows = spectral_rows(
-        audio, n_fft=n_fft, win_length=win_length, hop_length=hop_length, gcc_pairs=MIC_PAIRS, gcc_lags=n_mels
+        audio,
+        htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax)),
+        n_fft=n_fft,
+        win_length=win_length,
+        hop_length=hop_length,
+        gcc_pairs=MIC_PAIRS,
+        gcc_lags=n_mels,
     )
     out = np.empty((4 + len(MIC_PAIRS), *rows.gcc.shape[1:]), dtype=np.float32)
-    htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax)).project(rows.power, out=out[:4])
+    out[:4] = rows.power
     log_floor(out[:4], floor=DB_AMIN, scale=10.0)
     out[4:] = rows.gcc
     return out

@@ -22,3 +22,20 @@ def peak_rss_mb() -> float:
                 return int(line.split()[1]) / 1024
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+
+
+def reset_peak() -> bool:
+    """Start this process's ``VmHWM`` afresh from its resident memory now; False where the system cannot.
+
+    Writing 5 to ``/proc/self/clear_refs`` (Linux) does it. A measuring child calls it after warming up every side
+    it compares, so the peak it reports counts what the measured work holds above a baseline both sides share,
+    not which library code each side happened to map first: how many pages of a shared library a first call maps
+    depends on the page cache (the kernel maps cached pages around each fault), which made the same job's peak
+    vary by tens of MB between an idle machine and one that had just run a workflow.
+    """
+    clear_refs = Path("/proc/self/clear_refs")
+    try:
+        clear_refs.write_text("5")
+    except OSError:
+        return False
+    return True

@@ -67,62 +67,6 @@ def stft_blocks(
 
 
 @dataclass(frozen=True)
-class SpectralRows:
-    """What the feature kinds take from a clip's STFT, frame-major: ``bins (channels + components, T, freq)``, the
-    power of every channel followed by the unit intensity components asked for (one array, so one mel projection
-    serves both), and the central GCC-PHAT lags ``(pairs, T, lags)`` when asked for."""
-
-    bins: np.ndarray
-    channels: int
-    gcc: np.ndarray | None
-
-    @property
-    def power(self) -> np.ndarray:
-        return self.bins[: self.channels]
-
-    @property
-    def intensity(self) -> np.ndarray:
-        return self.bins[self.channels :]
-
-
-def spectral_rows(
-    audio: np.ndarray,
-    *,
-    n_fft: int,
-    win_length: int,
-    hop_length: int,
-    intensity_of: tuple[int, ...] = (),
-    intensity_eps: float = 0.0,
-    gcc_pairs: tuple[tuple[int, int], ...] = (),
-    gcc_lags: int = 0,
-) -> SpectralRows:
-    """Power, unit intensity (of channels ``intensity_of`` against channel 0) and GCC-PHAT (``gcc_lags`` lags
-    around 0 of each pair in ``gcc_pairs``, lag ``k - gcc_lags // 2`` at index ``k``) of float32 ``(channels,
-    samples)``, one STFT block at a time so each block's spectra are used while they are in cache."""
-    channels, samples = audio.shape
-    frames, bins = frame_count(samples, hop_length), n_fft // 2 + 1
-    components = np.asarray(intensity_of, dtype=np.int64)
-    rows = np.empty((channels + components.size, frames, bins), dtype=np.float32)
-    power, intensity = rows[:channels], rows[channels:]
-    pairs = np.asarray(gcc_pairs, dtype=np.int64).reshape(-1, 2)
-    gcc = np.empty((len(pairs), frames, gcc_lags), dtype=np.float32) if len(pairs) else None
-    half = gcc_lags // 2
-    for start, spec in stft_blocks(audio, n_fft=n_fft, win_length=win_length, hop_length=hop_length):
-        interleaved = spec.view(np.float32)
-        power_rows(interleaved, power, start)
-        if components.size:
-            unit_intensity_rows(interleaved, components, np.float32(intensity_eps), intensity, start)
-        if gcc is not None:
-            # lag L at index L mod n_fft of the inverse transform; only the kept lags are copied out
-            phat = phase_transform(interleaved, pairs).view(np.complex64)
-            correlation = torch.fft.irfft(torch.from_numpy(phat), n=n_fft, dim=-1).numpy()
-            stop = start + spec.shape[1]
-            gcc[:, start:stop, :half] = correlation[..., n_fft - half :]
-            gcc[:, start:stop, half:] = correlation[..., : gcc_lags - half]
-    return SpectralRows(bins=rows, channels=channels, gcc=gcc)
-
-
-@dataclass(frozen=True)
 class MelBands:
     """A mel filterbank ``(freq, n_mels)`` kept as groups of consecutive filters, each with the band of bins its
     filters cover; :meth:`project` equals ``rows @ matrix`` but multiplies only those bands."""
@@ -169,6 +113,69 @@ def htk_mel_bands(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: 
     ``MelScale``), cached: every clip reuses them."""
     mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=True, norm="slaney")
     return MelBands.of(mel.T)
+
+
+@dataclass(frozen=True)
+class SpectralRows:
+    """What the feature kinds take from a clip's STFT, frame-major: ``mels (channels + components, T, n_mels)``, the
+    mel-projected power of every channel followed by the mel-projected unit intensity components asked for, and the
+    central GCC-PHAT lags ``(pairs, T, lags)`` when asked for."""
+
+    mels: np.ndarray
+    channels: int
+    gcc: np.ndarray | None
+
+    @property
+    def power(self) -> np.ndarray:
+        return self.mels[: self.channels]
+
+    @property
+    def intensity(self) -> np.ndarray:
+        return self.mels[self.channels :]
+
+
+def spectral_rows(
+    audio: np.ndarray,
+    bands: MelBands,
+    *,
+    n_fft: int,
+    win_length: int,
+    hop_length: int,
+    intensity_of: tuple[int, ...] = (),
+    intensity_eps: float = 0.0,
+    gcc_pairs: tuple[tuple[int, int], ...] = (),
+    gcc_lags: int = 0,
+) -> SpectralRows:
+    """Power and unit intensity (of channels ``intensity_of`` against channel 0) projected on ``bands``, and
+    GCC-PHAT (``gcc_lags`` lags around 0 of each pair in ``gcc_pairs``, lag ``k - gcc_lags // 2`` at index ``k``), of
+    float32 ``(channels, samples)``.
+
+    One STFT block at a time, so each block's spectra are used while they are in cache, and projected per block:
+    the per-bin rows of a whole clip (7.2 MB for FOA's seven 501-frame rows of 513 bins) are never held, a block's
+    (0.46 MB) is.
+    """
+    channels, samples = audio.shape
+    frames, bins = frame_count(samples, hop_length), n_fft // 2 + 1
+    components = np.asarray(intensity_of, dtype=np.int64)
+    mels = np.empty((channels + components.size, frames, bands.n_mels), dtype=np.float32)
+    pairs = np.asarray(gcc_pairs, dtype=np.int64).reshape(-1, 2)
+    gcc = np.empty((len(pairs), frames, gcc_lags), dtype=np.float32) if len(pairs) else None
+    half = gcc_lags // 2
+    for start, spec in stft_blocks(audio, n_fft=n_fft, win_length=win_length, hop_length=hop_length):
+        interleaved = spec.view(np.float32)
+        stop = start + spec.shape[1]
+        rows = np.empty((mels.shape[0], spec.shape[1], bins), dtype=np.float32)
+        power_rows(interleaved, rows[:channels], 0)
+        if components.size:
+            unit_intensity_rows(interleaved, components, np.float32(intensity_eps), rows[channels:], 0)
+        mels[:, start:stop] = bands.project(rows)
+        if gcc is not None:
+            # lag L at index L mod n_fft of the inverse transform; only the kept lags are copied out
+            phat = phase_transform(interleaved, pairs).view(np.complex64)
+            correlation = torch.fft.irfft(torch.from_numpy(phat), n=n_fft, dim=-1).numpy()
+            gcc[:, start:stop, :half] = correlation[..., n_fft - half :]
+            gcc[:, start:stop, half:] = correlation[..., : gcc_lags - half]
+    return SpectralRows(mels=mels, channels=channels, gcc=gcc)
 
 
 def log_floor(mel_power: np.ndarray, *, floor: float, scale: float) -> np.ndarray:

@@ -37,8 +37,8 @@ class Comparison:
     """Two timings of the same work; ``ratio = a_seconds / b_seconds`` and ``meaning`` says how to read it.
 
     Optionally what the measurement ran under and used: each side's peak resident memory (MB, each measured in a
-    fresh process), the threads it ran on and the machine's 1-minute load average when it started (NaN / empty
-    where not measured).
+    fresh process) and where it counts from (:func:`peak_origin`), the threads it ran on and the machine's 1-minute
+    load average when it started (NaN / empty where not measured).
     """
 
     name: str
@@ -51,12 +51,21 @@ class Comparison:
     check: str = ""
     a_peak_mb: float = math.nan
     b_peak_mb: float = math.nan
+    peak_from: str = ""
     threads: str = ""
     load_average: float = math.nan
 
     @property
     def ratio(self) -> float:
         return self.a_seconds / self.b_seconds if self.b_seconds > 0 else math.nan
+
+
+def peak_origin(warm_up: str | None) -> str:
+    """Where a measuring child's peak counts from: after both sides ran ``warm_up`` (what they ran, e.g. "one
+    clip"), or, where there was none or the peak could not be restarted, since the process started."""
+    if warm_up:
+        return f"after both sides ran {warm_up}"
+    return "since the process started, imports of both sides included"
 
 
 @dataclass

@@ -59,8 +59,8 @@ def render_markdown(report: BenchReport) -> str:
         lines += ["## Comparisons (measured in this run)", ""]
         lines += [
             "Each ratio is *time of A / time of B* for the same work; the meaning column says how to read it. Peak "
-            "memory is each side's resident maximum in a fresh process (n/a: not measured); load is the machine's "
-            "1-minute load average when the comparison started.",
+            "memory is each side's resident maximum in a fresh process (n/a: not measured), counted from where its "
+            "cell says; load is the machine's 1-minute load average when the comparison started.",
             "",
         ]
         lines += _table(
@@ -89,7 +89,7 @@ def render_markdown(report: BenchReport) -> str:
                     f"**{_fmt(c.ratio)}×**",
                     c.meaning,
                     c.check,
-                    f"{_fmt(c.a_peak_mb)} / {_fmt(c.b_peak_mb)}",
+                    f"{_fmt(c.a_peak_mb)} / {_fmt(c.b_peak_mb)}" + (f" ({c.peak_from})" if c.peak_from else ""),
                     c.threads or "n/a",
                     _fmt(c.load_average),
                 )
@@ -151,8 +151,8 @@ def csv_rows(report: BenchReport) -> list[tuple[str, str, str, str, str, str]]:
         rows.append(("comparison", c.name, "b_seconds", repr(c.b_seconds), "s", c.b_label))
         rows.append(("comparison", c.name, "ratio_a_over_b", repr(c.ratio), "", f"{c.meaning}; {c.check}".strip("; ")))
         for metric, value, note in (
-            ("a_peak_rss", c.a_peak_mb, c.a_label),
-            ("b_peak_rss", c.b_peak_mb, c.b_label),
+            ("a_peak_rss", c.a_peak_mb, "; ".join(filter(None, (c.a_label, c.peak_from)))),
+            ("b_peak_rss", c.b_peak_mb, "; ".join(filter(None, (c.b_label, c.peak_from)))),
         ):
             if math.isfinite(value):
                 rows.append(("comparison", c.name, metric, repr(value), "MB", note))

@@ -15,7 +15,7 @@ from seldflow.bench.concurrency import TrainingJob, concurrency_rows
 from seldflow.bench.decoders import compare_decoders
 from seldflow.bench.dryrun import noop_dry_run
 from seldflow.bench.environment import environment
-from seldflow.bench.feature_jobs import feature_job_memory, job_figures, peaks_at
+from seldflow.bench.feature_jobs import feature_job_memory, job_figures, peak_from, peaks_at
 from seldflow.bench.features import NAIVE_FEATURES, compare_features, feature_settings, four_channel
 from seldflow.bench.input_pipeline import input_pipeline_rows
 from seldflow.bench.memory import training_memory
@@ -67,10 +67,10 @@ def run_benchmark(
     """Gather every section of the report; the timed comparisons run here, one after the other.
 
     ``scorers`` sizes the scorer rows (:func:`seldflow.bench.scorers.scorer_rows`: ``files``, ``frames``,
-    ``seed``, ``repeats``). ``s5`` (None: no S5 rows) adds the DCASE2025 Task 4 rows: the throughput of the
-    generator opened on ``root`` (``split``, default train) with the ``generator`` settings, over ``mixtures``
-    soundscapes from ``seed``, and the CA-SDRi scorer against the plain loop on the ``soundscapes``, ``oracle`` and
-    ``estimates`` folders.
+    ``seed``, ``repeats``, ``warm_up``, the CA-SDRi ``soundscapes`` and ``soundscape_samples``). ``s5`` (None: no
+    S5 rows) adds the DCASE2025 Task 4 rows: the throughput of the generator opened on ``root`` (``split``, default
+    train) with the ``generator`` settings, over ``mixtures`` soundscapes from ``seed``, and the CA-SDRi scorer
+    against the plain loop on the ``soundscapes``, ``oracle`` and ``estimates`` folders.
     ``feature_jobs`` (clip counts; empty: none) adds each kind's feature job against the plain per-file script,
     both extracting WAV folders of those sizes in fresh processes: their peak memory, the largest size's also in
     the feature rows. ``training_job`` (:class:`seldflow.bench.concurrency.TrainingJob` fields; None or 0
@@ -233,7 +233,8 @@ def _feature_rows(
         report.memory.extend(job_figures(runs))
         for kind, comparison in comparisons.items():
             plain, ours = peaks_at(runs, kind, max(job_sizes))
-            comparisons[kind] = dataclasses.replace(comparison, a_peak_mb=plain, b_peak_mb=ours)
+            peaks = {"a_peak_mb": plain, "b_peak_mb": ours, "peak_from": peak_from(runs)}
+            comparisons[kind] = dataclasses.replace(comparison, **peaks)
     report.comparisons.extend(comparisons.values())
 
 

@@ -1,10 +1,12 @@
 """One scorer run in a process of its own: its time, its peak resident memory and its scores.
 
-Run as ``python -m seldflow.bench.scorer_child IMPLEMENTATION METRIC FOLDER...``; prints
-``{"seconds": ..., "peak_rss_mb": ..., "scores": {...}}`` as the last line of stdout.
-:func:`seldflow.bench.scorers.compare_scorer` starts it for each side of a scorer row, so both start from
-the same imports (both implementations are imported whichever runs) and their peaks are comparable. The time
-covers the scoring call alone (file reading included), not the interpreter's start or the imports.
+Run as ``python -m seldflow.bench.scorer_child IMPLEMENTATION METRIC FOLDER... [--warm-up FOLDER...]``; prints
+``{"seconds": ..., "peak_rss_mb": ..., "peak_after_warm_up": ..., "scores": {...}}`` as the last line of stdout.
+:func:`seldflow.bench.scorers.compare_scorer` starts it for each side of a scorer row. Both implementations are
+imported whichever runs, and with ``--warm-up`` both first score those (small) folders, after which the process's
+peak starts afresh (:func:`seldflow.process_memory.reset_peak`): the two sides then start from the same imports,
+first-call code pages and caches, and their peaks differ by what the scoring of the measured folders holds. The
+time covers that scoring call alone (file reading included), not the interpreter's start, imports or warm-up.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import time
 from collections.abc import Sequence
 
-from seldflow.process_memory import peak_rss_mb
+from seldflow.process_memory import peak_rss_mb, reset_peak
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,11 +30,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         help="its input folders (references and predictions; for CA-SDRi mixtures, oracle targets and estimates)",
     )
+    parser.add_argument("--warm-up", nargs="+", default=[], help="folders both implementations score first")
     args = parser.parse_args(argv)
 
-    from seldflow.bench.scorers import SCORERS, run_scorer
+    from seldflow.bench.scorers import IMPLEMENTATIONS, SCORERS, run_scorer
 
     checked = SCORERS[args.metric].checked
+    warmed = False
+    if args.warm_up:
+        for implementation in IMPLEMENTATIONS:
+            run_scorer(implementation, args.metric, *args.warm_up)
+        gc.collect()
+        warmed = reset_peak()
     gc.collect()
     start = time.perf_counter()
     scores = run_scorer(args.implementation, args.metric, *args.folders)
@@ -40,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {
         "seconds": seconds,
         "peak_rss_mb": peak_rss_mb(),
+        "peak_after_warm_up": warmed,
         "scores": {name: float(scores[name]) for name in checked},
     }
     print(json.dumps(result))

@@ -15,7 +15,9 @@ what scoring costs:
 
 Each run happens in a fresh process (:mod:`seldflow.bench.scorer_child`), which times the scoring alone (after its
 imports) and reports its peak resident memory and the scores, so the two sides start alike, the memory figures
-are comparable, and the numbers of the two are compared.
+are comparable, and the numbers of the two are compared. With a warm-up set (a few clips of the same kind) each
+run first scores it with both implementations and counts its peak from there, so the peaks compare what scoring
+the measured folders holds, not which library code each side maps on its first call.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 from seldflow.bench.frame_scorer import FRAME_CHECKED, plain_frame
 from seldflow.bench.label_sets import write_label_set
 from seldflow.bench.memory import child_result
-from seldflow.bench.records import Comparison
+from seldflow.bench.records import Comparison, peak_origin
 from seldflow.bench.s5 import naive_ca_sdri, write_soundscape_set
 from seldflow.bench.scorer import SCORER_CHECKED, plain_dcase2025
 from seldflow.bench.segment_scorer import SEGMENT_CHECKED, plain_segment
@@ -137,15 +139,19 @@ def largest_difference(a: Mapping[str, Any], b: Mapping[str, Any], names: Sequen
     return worst
 
 
-def scorer_in_child(implementation: str, inputs: ScorerInput) -> dict[str, Any]:
-    """One timed run in a fresh process: ``seconds`` of scoring, ``peak_rss_mb`` and the checked ``scores``."""
-    return child_result(CHILD_MODULE, [implementation, inputs.metric, *map(str, inputs.folders)])
+def scorer_in_child(implementation: str, inputs: ScorerInput, warm_up: ScorerInput | None = None) -> dict[str, Any]:
+    """One timed run in a fresh process, after both implementations scored ``warm_up`` when given: ``seconds`` of
+    scoring, ``peak_rss_mb``, ``peak_after_warm_up`` and the checked ``scores``."""
+    warm = ["--warm-up", *map(str, warm_up.folders)] if warm_up else []
+    return child_result(CHILD_MODULE, [implementation, inputs.metric, *map(str, inputs.folders), *warm])
 
 
-def compare_scorer(inputs: ScorerInput, *, repeats: int = 1) -> tuple[Comparison, float]:
+def compare_scorer(
+    inputs: ScorerInput, *, repeats: int = 1, warm_up: ScorerInput | None = None
+) -> tuple[Comparison, float]:
     """Time the plain reference (A) against seldflow (B) on ``inputs``, each run in its own process, taking
-    turns; returns the comparison (medians of ``repeats`` runs, the largest peak memory of each side) and the
-    largest difference of the checked metrics."""
+    turns (each first scoring ``warm_up`` with both, when given); returns the comparison (medians of ``repeats``
+    runs, the largest peak memory of each side) and the largest difference of the checked metrics."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     pair = SCORERS[inputs.metric]
@@ -153,7 +159,7 @@ def compare_scorer(inputs: ScorerInput, *, repeats: int = 1) -> tuple[Comparison
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in IMPLEMENTATIONS}
     for _ in range(repeats):
         for implementation in IMPLEMENTATIONS:
-            runs[implementation].append(scorer_in_child(implementation, inputs))
+            runs[implementation].append(scorer_in_child(implementation, inputs, warm_up))
     a, b = runs[PLAIN], runs[SELDFLOW]
     difference = largest_difference(a[0]["scores"], b[0]["scores"], pair.checked)
     shown = ", ".join(f"{name} {b[0]['scores'][name]:.4g}" for name in pair.checked[:2])
@@ -168,10 +174,18 @@ def compare_scorer(inputs: ScorerInput, *, repeats: int = 1) -> tuple[Comparison
         check=f"max |Δ| of {', '.join(pair.checked)} = {difference:.1e} ({shown})",
         a_peak_mb=max(run["peak_rss_mb"] for run in a),
         b_peak_mb=max(run["peak_rss_mb"] for run in b),
+        peak_from=_peak_from(warm_up, [*a, *b]),
         threads=THREADS,
         load_average=load,
     )
     return comparison, difference
+
+
+def _peak_from(warm_up: ScorerInput | None, runs: Sequence[Mapping[str, Any]]) -> str:
+    """Where the row's peaks count from: after the warm-up set, when every run could restart its peak there."""
+    warmed = warm_up is not None and all(run["peak_after_warm_up"] for run in runs)
+    unit = "soundscapes" if warm_up and warm_up.kind == "WAV" else "clips"
+    return peak_origin(f"{warm_up.clips} {unit}" if warmed and warm_up else None)
 
 
 def write_inputs(folder: Path, metric: str, *, files: int, frames: int, soundscapes: int, samples: int, seed: int):
@@ -193,27 +207,25 @@ def scorer_rows(
     soundscapes: int = 0,
     soundscape_samples: int = 4000,
     repeats: int = 1,
+    warm_up: int = 0,
     metrics: Sequence[str] = tuple(SCORERS),
     log: Callable[[str], None] = lambda message: None,
 ) -> list[Comparison]:
     """One row per metric, on folders written to a scratch folder (deleted afterwards) and scored by both sides
     ``repeats`` times: ``files`` label clips of ``frames`` frames; ``soundscapes`` S5 soundscapes of
-    ``soundscape_samples`` samples for CA-SDRi (no CA-SDRi row when 0)."""
+    ``soundscape_samples`` samples for CA-SDRi (no CA-SDRi row when 0). With ``warm_up`` > 0 every run first scores
+    a set of that many clips (soundscapes) with both implementations, and its peak counts from there."""
     rows = []
     for metric in metrics:
         if metric == CA_SDRI and soundscapes < 1:
             continue
         with tempfile.TemporaryDirectory(prefix=f"seldflow-{metric}-") as scratch:
             log(f"scorer {metric}: writing its folders")
-            inputs = write_inputs(
-                Path(scratch),
-                metric,
-                files=files,
-                frames=frames,
-                soundscapes=soundscapes,
-                samples=soundscape_samples,
-                seed=seed,
-            )
+            sizes = {"frames": frames, "samples": soundscape_samples, "seed": seed}
+            inputs = write_inputs(Path(scratch) / "measured", metric, files=files, soundscapes=soundscapes, **sizes)
+            warm = None
+            if warm_up:
+                warm = write_inputs(Path(scratch) / "warm-up", metric, files=warm_up, soundscapes=warm_up, **sizes)
             log(f"scorer {metric}: timing on {inputs.files} files")
-            rows.append(compare_scorer(inputs, repeats=repeats)[0])
+            rows.append(compare_scorer(inputs, repeats=repeats, warm_up=warm)[0])
     return rows
