@@ -20,12 +20,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import librosa
 import numpy as np
 
 from seldflow.labels import SAMPLE_RATE
-from seldflow.spectral import frame_count, htk_mel_bands, log_floor, spectral_rows
+from seldflow.spectral import SpectralRows, frame_count, htk_mel_bands, log_floor, spectral_rows
 
 FeatureFunction = Callable[..., np.ndarray]
 
@@ -80,15 +81,8 @@ def pfoa(
     audio = _peak_normalise(check_channels(stereo, 2, "stereo"))
     # Z and X are silent: their spectra are zero, so their log-mels are the floor and their intensity components 0;
     # only W and Y go through the STFT, and only Y's intensity (Re(W · conj(Y)) over its own length) is computed.
-    rows = spectral_rows(
-        _stereo_to_w_y(audio),
-        htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax)),
-        n_fft=n_fft,
-        win_length=win_length,
-        hop_length=hop_length,
-        intensity_of=(1,),
-        intensity_eps=PFOA_IV_EPS,
-    )
+    stft = (sample_rate, n_fft, win_length, hop_length, n_mels, fmin, fmax)
+    rows = _mel_rows(_stereo_to_w_y(audio), *stft, intensity_of=(1,), intensity_eps=PFOA_IV_EPS)
     out = np.zeros((7, rows.mels.shape[1], n_mels), dtype=np.float32)
     out[:2] = rows.power  # W, Y
     log_floor(out[:4], floor=PFOA_LOG_FLOOR, scale=1.0)
@@ -148,15 +142,8 @@ def foa_logmel_iv(
     (501 for 5 s at the default 10-ms hop). Mel filters: HTK scale with Slaney area normalisation, as PFOA.
     """
     audio = check_channels(foa, 4, "FOA")
-    rows = spectral_rows(
-        audio,
-        htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax)),
-        n_fft=n_fft,
-        win_length=win_length,
-        hop_length=hop_length,
-        intensity_of=FOA_IV_CHANNELS,
-        intensity_eps=PFOA_IV_EPS,
-    )
+    stft = (sample_rate, n_fft, win_length, hop_length, n_mels, fmin, fmax)
+    rows = _mel_rows(audio, *stft, intensity_of=FOA_IV_CHANNELS, intensity_eps=PFOA_IV_EPS)
     out = rows.mels
     log_floor(out[:4], floor=DB_AMIN, scale=10.0)
     return out
@@ -188,20 +175,30 @@ def mic_logmel_gcc(
     audio = check_channels(mic, 4, "microphone-array")
     if not 1 <= n_mels <= n_fft:
         raise ValueError(f"GCC-PHAT keeps n_mels lags of an n_fft-point correlation; need 1 <= {n_mels} <= {n_fft}")
-    rows = spectral_rows(
-        audio,
-        htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax)),
-        n_fft=n_fft,
-        win_length=win_length,
-        hop_length=hop_length,
-        gcc_pairs=MIC_PAIRS,
-        gcc_lags=n_mels,
-    )
+    stft = (sample_rate, n_fft, win_length, hop_length, n_mels, fmin, fmax)
+    rows = _mel_rows(audio, *stft, gcc_pairs=MIC_PAIRS, gcc_lags=n_mels)
     out = np.empty((4 + len(MIC_PAIRS), *rows.gcc.shape[1:]), dtype=np.float32)
     out[:4] = rows.power
     log_floor(out[:4], floor=DB_AMIN, scale=10.0)
     out[4:] = rows.gcc
     return out
+
+
+def _mel_rows(
+    audio: np.ndarray,
+    sample_rate: int,
+    n_fft: int,
+    win_length: int,
+    hop_length: int,
+    n_mels: int,
+    fmin: float,
+    fmax: float,
+    **products: Any,
+) -> SpectralRows:
+    """:func:`spectral_rows` of ``audio`` on the HTK mel bands every kind of this module projects on, with the
+    per-bin ``products`` the kind asks for (intensity components, GCC-PHAT pairs)."""
+    bands = htk_mel_bands(sample_rate, n_fft, n_mels, float(fmin), float(fmax))
+    return spectral_rows(audio, bands, n_fft=n_fft, win_length=win_length, hop_length=hop_length, **products)
 
 
 @dataclass(frozen=True)
