@@ -144,10 +144,13 @@ def run_benchmark(
         "a compiled loop's speed (numba kernels now; a float division checked for a zero divisor kept the loop from "
         "vectorising: 0.6 of the intensity's 0.8 ms); the dense mel matrix is 97% zeros (16 groups of filters now "
         "multiply 2,504 of its 32,832 entries, each over the band of bins it covers); PFOA's two silent channels "
-        "were transformed like the others. What is left is mostly the FFTs themselves (seldflow.spectral).",
+        "were transformed like the others; each block's per-bin rows are projected as they are made, so a clip's "
+        "rows (7.2 MB for FOA) are never held whole. What is left is mostly the FFTs themselves (seldflow.spectral).",
         "Feature jobs: each side extracts the same WAV folder in a fresh process on one thread, as the feature rule "
         "runs (the plain script reads each file with soundfile and saves one .npy per clip; seldflow's job writes "
-        "the HDF5 shard), at two folder sizes; peak RSS includes the imports of both. The job's peak had grown with "
+        "the HDF5 shard), at two folder sizes. Both import both implementations and run both over one clip before "
+        "the measured job, then restart the peak (/proc/self/clear_refs): imports and first-call library pages, "
+        "whose count depends on the page cache, weigh the same on both sides. The job's peak had grown with "
         "the shard: hashing it for the shard's digest read 256 clips at a time (a MB at a time now), and h5py's "
         "chunk cache held written chunks (off: each write is one whole clip). A second torch thread made the job "
         "three times slower (its OpenMP thread spinning between small blocks), so the rule runs one thread a shard.",
@@ -160,8 +163,9 @@ def run_benchmark(
         "batch was read with h5py's point selection (158 samples/s); it is now read run by run (clip by clip for a "
         "shuffled batch), and the next batch is read in a thread while the model steps.",
         "Scorer rows include file reading, as scoring a folder does: each side reads all the CSVs of the same "
-        "synthetic folders in every run, in a fresh process of its own (time after imports, peak resident memory "
-        "of the whole process). The plain side is the official scorer restated as written: each line split and "
+        "synthetic folders in every run, in a fresh process of its own (time after imports; peak resident memory "
+        "counted after both implementations scored a small warm-up set, bench.scorers.warm_up). The plain side "
+        "is the official scorer restated as written: each line split and "
         "converted in Python, each file, frame and class visited in turn, one Hungarian assignment per frame and "
         "class; its numbers equal seldflow's (check column) and the official ones on the parity fixtures.",
         "Where the scorers' time went (profiled on 10,000 DCASE2025 clips): reading, not scoring. seldflow parsed "
@@ -180,15 +184,15 @@ def run_benchmark(
         "are the same. What is left is mostly the system calls and copying each file (the open, read and close of "
         "the 9,800 files alone take about 85 ms of some 165 ms in all on the 2-core machine); reading in a second "
         "thread or into one larger buffer was slower (the GIL; cache misses).",
-        "Peak memory includes the imports both sides share (about 375 MB). The official DOA-MOT and CA-SDRi loops "
-        "read one recording or soundscape at a time, so their peak is about the imports alone (DOA-MOT: 4 MB more, "
-        "its file list and one recording). seldflow score held a DOA-MOT folder's label tables (115 MB more for "
+        "Peak memory includes the imports, first-call code and caches both sides share after the warm-up. The "
+        "official DOA-MOT and CA-SDRi loops read one recording or soundscape at a time, so their peak is about that "
+        "baseline (DOA-MOT: 3 MB more, its file list and one recording). seldflow score held a DOA-MOT folder's "
+        "label tables (115 MB more for "
         "20,000 files); it now reads and prepares 100 recordings at a time (the counts add up over recordings) and "
         "matches the CLEAR-MOT cells of 200 recordings in one frame-by-frame pass (the pass costs the same whatever "
-        "it holds), so its peak is flat in the number of files: the imports, the file names, pandas' first use and "
-        "one chunk's tables and working arrays (about 10 MB above the imports, 5-6 MB above the official loop, of "
-        "which about 3 MB is the first use of pandas' parser and of numpy's sorting, which the official loop never "
-        "calls). CA-SDRi reads one soundscape at a time and scores a few dozen together.",
+        "it holds), so its peak is flat in the number of files: the baseline, the file names (1.5 MB) and one "
+        "chunk's tables and working arrays, with the heap they leave behind (about 6 MB above the baseline, 3 MB "
+        "above the official loop). CA-SDRi reads one soundscape at a time and scores a few dozen together.",
         "Timings on a shared machine vary between runs; read the ratios, measured side by side, rather than "
         "the absolute times.",
     ]
