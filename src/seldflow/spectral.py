@@ -165,9 +165,9 @@ def spectral_rows(
         interleaved = spec.view(np.float32)
         stop = start + spec.shape[1]
         rows = np.empty((mels.shape[0], spec.shape[1], bins), dtype=np.float32)
-        power_rows(interleaved, rows[:channels], 0)
+        power_rows(interleaved, rows[:channels])
         if components.size:
-            unit_intensity_rows(interleaved, components, np.float32(intensity_eps), rows[channels:], 0)
+            unit_intensity_rows(interleaved, components, np.float32(intensity_eps), rows[channels:])
         mels[:, start:stop] = bands.project(rows)
         if gcc is not None:
             # lag L at index L mod n_fft of the inverse transform; only the kept lags are copied out
@@ -194,13 +194,12 @@ _kernel = njit(cache=True, error_model="numpy")
 
 
 @_kernel
-def power_rows(spec: np.ndarray, out: np.ndarray, start: int) -> None:  # pragma: no cover - compiled
-    """``|X|²`` of a block (interleaved ``(channels, frames, 2·freq)``) into rows ``start…`` of ``out (channels,
-    T, freq)``."""
+def power_rows(spec: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``|X|²`` of a block (interleaved ``(channels, frames, 2·freq)``) into ``out (channels, frames, freq)``."""
     channels, frames, width = spec.shape
     for c in range(channels):
         for t in range(frames):
-            row = out[c, start + t]
+            row = out[c, t]
             for k in range(width // 2):
                 re, im = spec[c, t, 2 * k], spec[c, t, 2 * k + 1]
                 row[k] = re * re + im * im
@@ -208,17 +207,17 @@ def power_rows(spec: np.ndarray, out: np.ndarray, start: int) -> None:  # pragma
 
 @_kernel
 def unit_intensity_rows(
-    spec: np.ndarray, components: np.ndarray, eps: float, out: np.ndarray, start: int
+    spec: np.ndarray, components: np.ndarray, eps: float, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     """Active intensity ``Re(X_0 · conj(X_c))`` of each channel ``c`` in ``components``, divided per bin by the
-    length of the vector they form plus ``eps``, into rows ``start…`` of ``out (components, T, freq)``."""
+    length of the vector they form plus ``eps``, into ``out (components, frames, freq)``."""
     _, frames, width = spec.shape
     bins = width // 2
     norm = np.empty(bins, dtype=np.float32)
     for t in range(frames):
         norm[:] = 0.0
         for j in range(components.shape[0]):
-            row = out[j, start + t]
+            row = out[j, t]
             c = components[j]
             for k in range(bins):
                 value = spec[0, t, 2 * k] * spec[c, t, 2 * k] + spec[0, t, 2 * k + 1] * spec[c, t, 2 * k + 1]
@@ -227,7 +226,7 @@ def unit_intensity_rows(
         for k in range(bins):
             norm[k] = np.sqrt(norm[k]) + eps
         for j in range(components.shape[0]):
-            row = out[j, start + t]
+            row = out[j, t]
             for k in range(bins):
                 row[k] = row[k] / norm[k]
 
