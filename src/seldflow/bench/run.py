@@ -165,9 +165,9 @@ def run_benchmark(
         "Scorer rows include file reading, as scoring a folder does: each side reads all the CSVs of the same "
         "synthetic folders in every run, in a fresh process of its own (time after imports; peak resident memory "
         "counted after both implementations scored a small warm-up set, bench.scorers.warm_up). The plain side "
-        "is the official scorer restated as written: each line split and "
-        "converted in Python, each file, frame and class visited in turn, one Hungarian assignment per frame and "
-        "class; its numbers equal seldflow's (check column) and the official ones on the parity fixtures.",
+        "is the official scorer restated as written: each line split and converted in Python, each file, frame "
+        "and class visited in turn, one Hungarian assignment per frame and class; its numbers equal seldflow's "
+        "(check column) and the official ones on the parity fixtures.",
         "Where the scorers' time went (profiled on 10,000 DCASE2025 clips): reading, not scoring. seldflow parsed "
         "and checked each field in Python (about nine tenths of its time, 50 of 55 s on the shared 2-core "
         "machine), where the plain official reader only splits and converts; scoring itself was vectorised "
@@ -187,10 +187,9 @@ def run_benchmark(
         "Peak memory includes the imports, first-call code and caches both sides share after the warm-up. The "
         "official DOA-MOT and CA-SDRi loops read one recording or soundscape at a time, so their peak is about that "
         "baseline (DOA-MOT: 3 MB more, its file list and one recording). seldflow score held a DOA-MOT folder's "
-        "label tables (115 MB more for "
-        "20,000 files); it now reads and prepares 100 recordings at a time (the counts add up over recordings) and "
-        "matches the CLEAR-MOT cells of 200 recordings in one frame-by-frame pass (the pass costs the same whatever "
-        "it holds), so its peak is flat in the number of files: the baseline, the file names (1.5 MB) and one "
+        "label tables (115 MB more for 20,000 files); it now reads and prepares 100 recordings at a time (the "
+        "counts add up over recordings) and matches the CLEAR-MOT cells of 200 recordings in one frame-by-frame "
+        "pass (the pass costs the same whatever it holds), so its peak is flat in the number of files: the baseline, the file names (1.5 MB) and one "
         "chunk's tables and working arrays, with the heap they leave behind (about 6 MB above the baseline, 3 MB "
         "above the official loop). CA-SDRi reads one soundscape at a time and scores a few dozen together.",
         "Timings on a shared machine vary between runs; read the ratios, measured side by side, rather than "
