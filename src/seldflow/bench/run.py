@@ -189,9 +189,10 @@ def run_benchmark(
         "baseline (DOA-MOT: 3 MB more, its file list and one recording). seldflow score held a DOA-MOT folder's "
         "label tables (115 MB more for 20,000 files); it now reads and prepares 100 recordings at a time (the "
         "counts add up over recordings) and matches the CLEAR-MOT cells of 200 recordings in one frame-by-frame "
-        "pass (the pass costs the same whatever it holds), so its peak is flat in the number of files: the baseline, the file names (1.5 MB) and one "
-        "chunk's tables and working arrays, with the heap they leave behind (about 6 MB above the baseline, 3 MB "
-        "above the official loop). CA-SDRi reads one soundscape at a time and scores a few dozen together.",
+        "pass (the pass costs the same whatever it holds), so its peak is flat in the number of files: the "
+        "baseline, the file names (1.5 MB) and one chunk's tables and working arrays, with the heap they leave "
+        "behind (about 6 MB above the baseline, 3 MB above the official loop). CA-SDRi reads one soundscape at a "
+        "time and scores a few dozen together.",
         "Timings on a shared machine vary between runs; read the ratios, measured side by side, rather than "
         "the absolute times.",
     ]
