@@ -90,14 +90,10 @@ class MelBands:
     def n_mels(self) -> int:
         return self.matrix.shape[1]
 
-    def project(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``rows (..., freq) @ matrix`` as float32 ``(..., n_mels)``, written into ``out`` (C-contiguous, that
-        shape) when given."""
+    def project(self, rows: np.ndarray) -> np.ndarray:
+        """``rows (..., freq) @ matrix`` as float32 ``(..., n_mels)``."""
         flat = rows.reshape(-1, rows.shape[-1])
-        if out is None:
-            out = np.empty((*rows.shape[:-1], self.n_mels), dtype=np.float32)
-        elif not out.flags.c_contiguous or out.shape != (*rows.shape[:-1], self.n_mels):
-            raise ValueError(f"project writes into a C-contiguous {(*rows.shape[:-1], self.n_mels)} array")
+        out = np.empty((*rows.shape[:-1], self.n_mels), dtype=np.float32)
         result = out.reshape(flat.shape[0], self.n_mels)  # a view: out is C-contiguous
         for first, end, low, high, weights in self.groups:
             if high > low:
