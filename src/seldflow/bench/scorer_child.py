@@ -36,13 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from seldflow.bench.scorers import IMPLEMENTATIONS, SCORERS, run_scorer
 
     checked = SCORERS[args.metric].checked
-    warmed = False
     if args.warm_up:
         for implementation in IMPLEMENTATIONS:
             run_scorer(implementation, args.metric, *args.warm_up)
-        gc.collect()
-        warmed = reset_peak()
     gc.collect()
+    warmed = bool(args.warm_up) and reset_peak()
     start = time.perf_counter()
     scores = run_scorer(args.implementation, args.metric, *args.folders)
     seconds = time.perf_counter() - start

@@ -183,9 +183,9 @@ def compare_scorer(
 
 def _peak_from(warm_up: ScorerInput | None, runs: Sequence[Mapping[str, Any]]) -> str:
     """Where the row's peaks count from: after the warm-up set, when every run could restart its peak there."""
-    warmed = warm_up is not None and all(run["peak_after_warm_up"] for run in runs)
-    unit = "soundscapes" if warm_up and warm_up.kind == "WAV" else "clips"
-    return peak_origin(f"{warm_up.clips} {unit}" if warmed and warm_up else None)
+    if warm_up is None or not all(run["peak_after_warm_up"] for run in runs):
+        return peak_origin(None)
+    return peak_origin(f"{warm_up.clips} {'soundscapes' if warm_up.kind == 'WAV' else 'clips'}")
 
 
 def write_inputs(folder: Path, metric: str, *, files: int, frames: int, soundscapes: int, samples: int, seed: int):
