@@ -25,6 +25,7 @@ from seldflow.errors import ConfigError, InputError
 from seldflow.formats.dcase2021 import write_events
 from seldflow.metrics import METRICS, get_metric
 from seldflow.metrics.doa_mot import (
+    DEFAULT_GATE_DEG,
     ClearMotCounts,
     DoaCounts,
     DoaSlots,
@@ -473,12 +474,29 @@ def test_all_recordings_at_once_count_as_recording_by_recording(seed: int) -> No
             assert together.angle_sum == pytest.approx(doanet.angle_sum, rel=1e-12)
 
 
-@pytest.mark.parametrize(("chunk", "matched_chunks"), [(1, 7), (2, 3), (3, 1)])
-def test_cells_of_several_chunks_matched_together_count_as_recording_by_recording(
-    chunk: int, matched_chunks: int, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("reference", "prediction"),
+    [
+        # one reference, two predictions equally near: the first takes it, so the second is a switch in frame 1
+        (events((0, 0, 0, 10, 0), (1, 0, 0, 10, 0)), events((0, 0, 0, 10, 0), (0, 0, 1, 10, 0), (1, 0, 1, 10, 0))),
+        # two references equally near one prediction: the first takes it, so its new partner in frame 1 switches
+        (events((0, 0, 0, 10, 0), (0, 0, 1, 10, 0), (1, 0, 0, 10, 0)), events((0, 0, 0, 10, 0), (1, 0, 1, 10, 0))),
+    ],
+)
+def test_a_tie_between_free_tracks_goes_to_the_first_as_the_solver_does(
+    reference: np.ndarray, prediction: np.ndarray
 ) -> None:
-    """The CLEAR-MOT cells of several chunks wait and are matched in one pass: each recording's tracks keep their
-    own identities there (a track of one chunk never continues one of another), whatever the chunking."""
+    expected = clear_mot_counts(
+        tracks_from_table(reference, split_at_gaps=True), tracks_from_table(prediction, split_at_gaps=False)
+    )
+    at_once = clear_mot_counts_of([reference], [prediction], DEFAULT_GATE_DEG)
+    assert expected.switches == 1 and (at_once.matches, at_once.switches) == (expected.matches, expected.switches)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 11])
+def test_chunks_of_recordings_count_as_recording_by_recording(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recordings scored a chunk at a time: each recording's tracks keep their own identities (a track of one
+    recording never continues one of another), whatever the chunking."""
     rng = np.random.default_rng(11)
     recordings = [random_recording(rng, 2, coarse=index % 2 == 0) for index in range(11)]
     clear = ClearMotCounts()
@@ -487,7 +505,6 @@ def test_cells_of_several_chunks_matched_together_count_as_recording_by_recordin
             tracks_from_table(ref, split_at_gaps=True), tracks_from_table(pred, split_at_gaps=False), 25.0
         )
     monkeypatch.setattr(Tally, "chunk", chunk)
-    monkeypatch.setattr(Tally, "matched_chunks", matched_chunks)
     tally = Tally(doa_threshold=25.0)
     tally.add([ref for ref, _ in recordings], [pred for _, pred in recordings])
     report = tally.report()["clear_mot"]

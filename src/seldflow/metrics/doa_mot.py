@@ -45,7 +45,6 @@ indices for later events, while a predicted track keeps its identity across gaps
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 from scipy.optimize import linear_sum_assignment
 
 from seldflow.csv_bulk import Layout, read_numeric_files, whole_numbers
@@ -84,17 +84,13 @@ DEFAULT_GATE_DEG = 20.0
 _INTEGER_COLUMNS = frozenset({"frame", "class", "track"})
 # Cost of a gated-out pair in the CLEAR-MOT assignment: above any sum of real angles, so valid pairs come first.
 _GATED_COST = 1e6
-# Identities and steps of the CLEAR-MOT cells that wait to be matched (a chunk holds far fewer than 2**31).
+# Identities of the CLEAR-MOT cells of a chunk (a chunk holds far fewer than 2**31).
 _CELL_INDEX = np.int32
 # Relative gap below which two pairings of a 2 x 2 frame count as tied (linear_sum_assignment then decides).
 CLEAR_MARGIN = 1e-9
-# Recordings read and prepared together (their tables, rows and DOAnet counts): bounds the working memory of
-# scoring a folder to a few MB (the official loop holds one recording at a time).
-RECORDING_CHUNK = 100
-# Chunks whose CLEAR-MOT cells (a few numbers per common frame, far smaller than the rows they come from) are
-# matched in one pass: the frame-by-frame matching costs about the same per pass whatever it holds, so a pass of
-# 200 recordings' cells keeps the speed of scoring 200 at once with the rows of half as many in memory.
-MATCHED_CHUNKS = 2
+# Recordings read and scored together (their tables, rows, DOAnet counts and CLEAR-MOT cells): bounds the working
+# memory of scoring a folder to about a megabyte (the official loop holds one recording at a time).
+RECORDING_CHUNK = 50
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -453,13 +449,11 @@ def compute_metrics(
 class Tally:
     """:func:`compute_metrics` over recordings given a few at a time, in sorted name order: the counts of both
     metrics add up over recordings, so a folder can be scored a chunk of :data:`RECORDING_CHUNK` files at a time
-    with flat memory (``seldflow score``, :func:`seldflow.score.score_dirs`). Recordings are prepared in chunks of
-    :data:`RECORDING_CHUNK` and their CLEAR-MOT cells matched :data:`MATCHED_CHUNKS` chunks at a time, counted
-    from the first, however they are handed in, so the sums, and the numbers to the last bit, do not depend on
-    how the recordings arrive."""
+    with flat memory (``seldflow score``, :func:`seldflow.score.score_dirs`). Recordings are scored in chunks of
+    :data:`RECORDING_CHUNK`, counted from the first, however they are handed in, so the sums, and the numbers to
+    the last bit, do not depend on how the recordings arrive."""
 
     chunk = RECORDING_CHUNK
-    matched_chunks = MATCHED_CHUNKS
 
     def __init__(self, *, doa_threshold: float = DEFAULT_GATE_DEG) -> None:
         if not doa_threshold > 0:
@@ -468,7 +462,6 @@ class Tally:
         self.doanet, self.clear = DoaCounts(), ClearMotCounts()
         self.recordings = self.without_predictions = 0
         self._waiting: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
-        self._cells: list[_CellBlock] = []  # of the chunks prepared since the last matching pass
 
     def add(self, references: Sequence[np.ndarray], predictions: Sequence[np.ndarray | None]) -> None:
         """The next recordings: their reference tables and prediction tables (None: no predictions)."""
@@ -494,22 +487,13 @@ class Tally:
         refs.clear(), preds.clear()
         self.doanet += recordings.doanet_counts()
         crowded, cells = recordings.clear_mot_parts(self.doa_threshold)
-        del recordings  # its rows are freed before a matching pass, which needs only the cells
-        self.clear += crowded
-        self._cells.append(cells)
-        if len(self._cells) >= self.matched_chunks:
-            self._match()
-
-    def _match(self) -> None:
-        self.clear += match_cells(self._cells, self.doa_threshold)
-        self._cells = []
+        del recordings  # its rows are freed before the matching, which needs only the cells
+        self.clear += crowded + match_cells(cells, self.doa_threshold)
 
     def report(self) -> dict[str, Any]:
         """The report of every recording added (the DOAnet keys, ``counts``, ``clear_mot`` and ``settings``)."""
         if self._waiting[0]:
             self._score(*self._waiting)
-        if self._cells:
-            self._match()
         doanet = self.doanet
         return {
             **doanet_scores(doanet),
@@ -538,7 +522,7 @@ def doanet_counts_of(refs: list[np.ndarray], preds: list[np.ndarray]) -> DoaCoun
 def clear_mot_counts_of(refs: list[np.ndarray], preds: list[np.ndarray], gate_deg: float) -> ClearMotCounts:
     """The sum of :func:`clear_mot_counts` over recordings, computed for all recordings together."""
     crowded, cells = _Recordings(refs, preds).clear_mot_parts(gate_deg)
-    return crowded + match_cells([cells], gate_deg)
+    return crowded + match_cells(cells, gate_deg)
 
 
 def _row_labels(*columns: np.ndarray) -> np.ndarray:
@@ -653,8 +637,8 @@ class _Recordings:
         """:func:`clear_mot_counts` summed over the recordings, in two parts: the counts of the recordings with a
         crowded frame, and the cells of the others, for :func:`match_cells`.
 
-        CLEAR-MOT carries each reference track's last match from frame to frame, so frames are taken in turn:
-        step ``k`` handles the ``k``-th frame with both references and predictions of every recording at once.
+        CLEAR-MOT carries each reference track's last match from frame to frame, so the cells (the frames with
+        both references and predictions) are matched in turn, recording after recording (:func:`match_cells`).
         Frames hold at most two detections per side there (DCASE2020 files cannot hold more); a recording with a
         more crowded frame is scored by :func:`clear_mot_counts` on its own, with ``gate_deg`` (the cells take the
         gate when they are matched).
@@ -685,10 +669,7 @@ class _Recordings:
             ref_ident=np.where(ref_rows >= 0, ref_ident[ref_rows], -1).astype(_CELL_INDEX),
             pred_ident=np.where(pred_rows >= 0, pred_ident[pred_rows], -1).astype(_CELL_INDEX),
             angles=clear_mot_angles(self.ref.xyz[ref_rows], self.pred.xyz[pred_rows]),  # (n, 2, 2)
-            # common frames of a recording, in frame order
-            step=rank_within(self.ref.recording[ref_rows[:, 0]]).astype(_CELL_INDEX),
             ref_tracks=int(ref_ident.max(initial=-1)) + 1,
-            pred_tracks=int(pred_ident.max(initial=-1)) + 1,
             ref_rows=len(self.ref.rows),
             pred_rows=len(self.pred.rows),
         )
@@ -696,133 +677,114 @@ class _Recordings:
 
 @dataclass(frozen=True)
 class _CellBlock:
-    """The CLEAR-MOT cells of some recordings: per common frame, the identities in its two reference and two
-    predicted slots (-1: empty slot), the angles between them, and the frame's rank among its recording's common
-    frames (``step``); with the number of identities of each side and of rows (detections) of each side."""
+    """The CLEAR-MOT cells of some recordings, recording after recording, each's in frame order: per common frame,
+    the identities in its two reference and two predicted slots (-1: empty slot) and the angles between them; with
+    the number of reference identities and of rows (detections) of each side."""
 
     ref_ident: np.ndarray
     pred_ident: np.ndarray
     angles: np.ndarray
-    step: np.ndarray
     ref_tracks: int
-    pred_tracks: int
     ref_rows: int
     pred_rows: int
 
 
-def match_cells(blocks: Sequence[_CellBlock], gate_deg: float) -> ClearMotCounts:
-    """The CLEAR-MOT counts of the recordings of ``blocks``, their frames matched in one pass: step ``k`` matches
-    the ``k``-th common frame of every recording at once."""
-    cells = _ClearMotCells(blocks, gate_deg)
-    last = np.full(cells.ref_tracks, -1, dtype=np.int64)
-    matches, distance_sum, switches = 0, 0.0, 0
-    for step in cells.steps():
-        found, angle_sum, switched = cells.match(step, last)
-        matches, distance_sum, switches = matches + found, distance_sum + angle_sum, switches + switched
-    ref_rows, pred_rows = sum(block.ref_rows for block in blocks), sum(block.pred_rows for block in blocks)
+def match_cells(cells: _CellBlock, gate_deg: float) -> ClearMotCounts:
+    """The CLEAR-MOT counts of the recordings of ``cells``, by the rules of :func:`_frame_pairs`, cell by cell.
+
+    The frames must be matched in turn (a track keeps its last match), so a compiled loop walks them
+    (:func:`_match_in_turn`); the one decision it cannot take itself, a near tie between the two pairings of a full
+    2 x 2 frame, depends on that frame's angles alone and is taken beforehand by ``linear_sum_assignment``
+    (:func:`_full_frame_pairings`).
+    """
+    valid = (cells.ref_ident >= 0)[:, :, None] & (cells.pred_ident >= 0)[:, None, :]
+    allowed = valid & (cells.angles <= gate_deg)
+    cost = np.where(allowed, cells.angles, _GATED_COST)
+    last = np.full(cells.ref_tracks, -1, dtype=np.int64)  # reference identity -> predicted identity of its last match
+    matches, distance_sum, switches = _match_in_turn(
+        cells.ref_ident, cells.pred_ident, cells.angles, allowed, cost, _full_frame_pairings(cost, valid), last
+    )
     return ClearMotCounts(
         matches=matches,
         distance_sum=distance_sum,
-        fn=ref_rows - matches,
-        fp=pred_rows - matches,
+        fn=cells.ref_rows - matches,
+        fp=cells.pred_rows - matches,
         switches=switches,
-        n_ref=ref_rows,
+        n_ref=cells.ref_rows,
     )
 
 
-def _numbered_on(identities: Sequence[np.ndarray], tracks: Sequence[int]) -> np.ndarray:
-    """The identities of several blocks (``tracks[b]`` of them in block ``b``) joined, each block's numbered on
-    from the blocks before it, so no two blocks share one (-1, an empty slot, stays -1)."""
-    bases = np.cumsum([0, *tracks[:-1]]).tolist()
-    return np.concatenate(
-        [
-            np.where(ident >= 0, ident + base, -1).astype(_CELL_INDEX)
-            for ident, base in zip(identities, bases, strict=True)
-        ]
-    )
-
-
-class _ClearMotCells:
-    """The common frames of some recordings (at most 2 x 2 detections each), ordered by step, and their matching,
-    one step (a frame of each of many recordings) at a time, by the rules of :func:`_frame_pairs`. Held in the
-    fewest arrays (identities, angles and the gate's verdict; the rest is derived step by step): the cells of many
-    recordings wait here."""
-
-    def __init__(self, blocks: Sequence[_CellBlock], gate_deg: float) -> None:
-        blocks = [block for block in blocks if len(block.step)]
-        self.ref_tracks = sum(block.ref_tracks for block in blocks)
-        if not blocks:
-            self.bounds = np.zeros(1, dtype=np.int64)
-            return
-        step = np.concatenate([block.step for block in blocks])
-        order = np.argsort(step, kind="stable")  # a step's cells stay in recording order
-        self.bounds = np.searchsorted(step[order], np.arange(int(step.max()) + 2))
-        ref = _numbered_on([block.ref_ident for block in blocks], [block.ref_tracks for block in blocks])
-        pred = _numbered_on([block.pred_ident for block in blocks], [block.pred_tracks for block in blocks])
-        self.ref_ident, self.pred_ident = ref[order], pred[order]
-        self.angles = np.concatenate([block.angles for block in blocks])[order]
-        self.allowed = self.angles <= gate_deg
-        self.allowed &= (self.ref_ident >= 0)[:, :, None]
-        self.allowed &= (self.pred_ident >= 0)[:, None, :]
-
-    def steps(self) -> list[slice]:
-        """The cells of each step, in turn."""
-        bounds = self.bounds.tolist()
-        return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
-
-    def match(self, cells: slice, last: np.ndarray) -> tuple[int, float, int]:
-        """Match ``cells`` (one frame of each of several recordings), updating ``last`` (reference identity ->
-        predicted identity of its last match, -1 for none); returns matches, their angle sum and switches."""
-        rid, pid = self.ref_ident[cells], self.pred_ident[cells]
-        allowed, angles = self.allowed[cells], self.angles[cells]
-        ref_valid, pred_valid = rid >= 0, pid >= 0
-        pid = np.where(pred_valid, pid, -2)  # an empty predicted slot never equals an empty previous match (-1)
-        rows = np.arange(len(rid))
-        previous = np.where(rid >= 0, last[np.maximum(rid, 0)], -1)  # (n, 2)
-        kept = np.full((len(rid), 2), -1)  # reference slot -> predicted slot it keeps, or -1
-        taken = np.zeros((len(rid), 2), dtype=bool)
-        for i in range(2):  # reference slot 0 first, as the tracks come in the frame
-            j = np.where(pid[:, 0] == previous[:, i], 0, np.where(pid[:, 1] == previous[:, i], 1, -1))
-            column = np.maximum(j, 0)
-            keep = (previous[:, i] >= 0) & (j >= 0) & allowed[rows, i, column] & ~taken[rows, column]
-            kept[keep, i] = j[keep]
-            taken[keep, column[keep]] = True
-        cost = np.where(allowed, angles, _GATED_COST)
-        new = _new_pairs(cost, ref_valid & (kept < 0), pred_valid & ~taken)
-        new = np.where((new >= 0) & allowed[rows[:, None], [0, 1], np.maximum(new, 0)], new, -1)
-        switched = (new >= 0) & (previous >= 0) & (previous != pid[rows[:, None], np.maximum(new, 0)])
-        paired = np.maximum(kept, new)  # a reference slot is kept or new, never both
-        slot_rows, slots = np.nonzero(paired >= 0)
-        chosen = paired[slot_rows, slots]
-        last[rid[slot_rows, slots]] = pid[slot_rows, chosen]
-        return len(slot_rows), float(angles[slot_rows, slots, chosen].sum()), int(switched.sum())
-
-
-def _new_pairs(cost: np.ndarray, free_ref: np.ndarray, free_pred: np.ndarray) -> np.ndarray:
-    """The Hungarian pairs of the free tracks of each cell (at most 2 x 2), as ``linear_sum_assignment`` pairs them:
-    reference slot -> predicted slot, -1 for none. One free track on a side takes the first cheapest partner; two
-    on each side take the clearly cheaper of the two pairings, and ties go to ``linear_sum_assignment``."""
-    new = np.full(free_ref.shape, -1)
-    n_ref, n_pred = free_ref.sum(axis=1), free_pred.sum(axis=1)
-    ref_slot, pred_slot = np.argmax(free_ref, axis=1), np.argmax(free_pred, axis=1)  # the first free one
-    rows = np.arange(len(cost))
-    one_ref = (n_ref == 1) & (n_pred >= 1)
-    row_cost = np.where(free_pred, cost[rows, ref_slot], np.inf)
-    new[one_ref, ref_slot[one_ref]] = np.argmin(row_cost, axis=1)[one_ref]
-    one_pred = (n_ref == 2) & (n_pred == 1)
-    column_cost = np.where(free_ref, cost[rows, :, pred_slot], np.inf)
-    best_ref = np.argmin(column_cost, axis=1)
-    new[one_pred, best_ref[one_pred]] = pred_slot[one_pred]
-    two = np.flatnonzero((n_ref == 2) & (n_pred == 2))
-    straight = cost[two, 0, 0] + cost[two, 1, 1]
-    crossed = cost[two, 0, 1] + cost[two, 1, 0]
+def _full_frame_pairings(cost: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per cell, how ``linear_sum_assignment`` pairs its two reference and two predicted tracks when all four are
+    free: 0 straight (0-0, 1-1), 1 crossed (0-1, 1-0); -1 for a cell without two tracks on each side. The clearly
+    cheaper pairing wins; near ties (relative gap below :data:`CLEAR_MARGIN`) are the solver's to decide."""
+    straight = cost[:, 0, 0] + cost[:, 1, 1]
+    crossed = cost[:, 0, 1] + cost[:, 1, 0]
     margin = CLEAR_MARGIN * (1.0 + np.minimum(straight, crossed))
-    new[two[straight < crossed - margin]] = [0, 1]
-    new[two[crossed < straight - margin]] = [1, 0]
-    for cell in two[np.abs(straight - crossed) <= margin]:
-        ref_slots, pred_slots = linear_sum_assignment(cost[cell])
-        new[cell, ref_slots] = pred_slots
-    return new
+    pairing = np.where(crossed < straight - margin, 1, 0).astype(np.int8)
+    full = valid.all(axis=(1, 2))
+    for cell in np.flatnonzero(full & (np.abs(straight - crossed) <= margin)):
+        pairing[cell] = int(linear_sum_assignment(cost[cell])[1][0])
+    pairing[~full] = -1
+    return pairing
+
+
+# numba: each frame's matching depends on the last, so the frames are a loop, which NumPy can only run one
+# array call per frame (a few hundred microseconds each); compiled, a frame costs a few dozen nanoseconds.
+@njit(cache=True)
+def _match_in_turn(
+    ref_ident: np.ndarray,
+    pred_ident: np.ndarray,
+    angles: np.ndarray,
+    allowed: np.ndarray,
+    cost: np.ndarray,
+    pairing: np.ndarray,
+    last: np.ndarray,
+) -> tuple[int, float, int]:
+    """Match the cells in turn, updating ``last``: per frame, each reference slot (0 first) keeps the predicted
+    track it was last matched to while that one is there and within the gate; the free tracks are then paired as
+    ``linear_sum_assignment`` pairs them (one free track on a side: its first cheapest partner), pairs beyond the
+    gate dropped. Returns the matches, their angle sum and the identity switches."""
+    matches, distance_sum, switches = 0, 0.0, 0
+    previous = np.empty(2, dtype=np.int64)
+    present = np.empty(2, dtype=np.int64)  # predicted identities, -2 for an empty slot (never a last match)
+    kept = np.empty(2, dtype=np.int64)
+    new = np.empty(2, dtype=np.int64)
+    taken = np.empty(2, dtype=np.bool_)
+    for c in range(len(ref_ident)):
+        for slot in range(2):
+            present[slot] = pred_ident[c, slot] if pred_ident[c, slot] >= 0 else -2
+            previous[slot] = last[ref_ident[c, slot]] if ref_ident[c, slot] >= 0 else -1
+            kept[slot], new[slot], taken[slot] = -1, -1, False
+        for i in range(2):
+            j = 0 if present[0] == previous[i] else (1 if present[1] == previous[i] else -1)
+            if previous[i] >= 0 and j >= 0 and allowed[c, i, j] and not taken[j]:
+                kept[i], taken[j] = j, True
+        free_ref0, free_ref1 = ref_ident[c, 0] >= 0 and kept[0] < 0, ref_ident[c, 1] >= 0 and kept[1] < 0
+        free_pred0, free_pred1 = pred_ident[c, 0] >= 0 and not taken[0], pred_ident[c, 1] >= 0 and not taken[1]
+        n_ref, n_pred = int(free_ref0) + int(free_ref1), int(free_pred0) + int(free_pred1)
+        if n_ref == 1 and n_pred >= 1:
+            i = 0 if free_ref0 else 1
+            if n_pred == 2:
+                new[i] = 0 if cost[c, i, 0] <= cost[c, i, 1] else 1
+            else:
+                new[i] = 0 if free_pred0 else 1
+        elif n_ref == 2 and n_pred == 1:
+            j = 0 if free_pred0 else 1
+            new[0 if cost[c, 0, j] <= cost[c, 1, j] else 1] = j
+        elif n_ref == 2 and n_pred == 2:
+            new[0], new[1] = pairing[c], 1 - pairing[c]
+        for i in range(2):
+            if new[i] >= 0 and not allowed[c, i, new[i]]:
+                new[i] = -1
+            if new[i] >= 0 and previous[i] >= 0 and previous[i] != present[new[i]]:
+                switches += 1
+            paired = max(kept[i], new[i])  # a reference slot is kept or new, never both
+            if paired >= 0:
+                last[ref_ident[c, i]] = present[paired]
+                matches += 1
+                distance_sum += angles[c, i, paired]
+    return matches, distance_sum, switches
 
 
 def clear_mot_angles(ref_xyz: np.ndarray, pred_xyz: np.ndarray) -> np.ndarray:
