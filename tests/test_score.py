@@ -18,6 +18,7 @@ from scipy import stats
 
 from seldflow.errors import InputError
 from seldflow.labels import N_CLASSES, write_labels
+from seldflow.metrics.common import label_file_listing
 from seldflow.metrics.dcase2025 import compute_metrics, jackknife
 from seldflow.score import load_label_dir, main, score_dirs, to_json
 
@@ -429,3 +430,18 @@ def test_score_dirs_takes_one_folder_per_split(tmp_path: Path) -> None:
     write_clips(tmp_path / "pred2", {"a": track(range(5))})
     with pytest.raises(InputError, match="duplicate clip name 'a'"):
         score_dirs([tmp_path / "ref1", tmp_path / "ref2"], [tmp_path / "pred1", tmp_path / "pred2"])
+
+
+def test_label_file_listing_sorts_names_across_folders_and_keeps_each_file_s_folder(tmp_path: Path) -> None:
+    write_clips(tmp_path / "ref" / "split2", {"b": rows(), "é-clip": rows()})
+    write_clips(tmp_path / "ref" / "split1", {"c": rows(), "a": rows()})
+    write_clips(tmp_path / "more", {"aa": rows()})
+    (tmp_path / "ref" / "notes.txt").write_text("not a label file")
+
+    listing = label_file_listing([tmp_path / "ref", tmp_path / "more"])
+    names = listing.names(np.arange(len(listing.stems)))
+    assert names == ["a", "aa", "b", "c", "é-clip"]
+    folders = [Path(listing.folders[index]).name for index in listing.folder.tolist()]
+    assert folders == ["split1", "more", "split2", "split1", "split2"]
+    found, position = listing.contains(np.array([b"c", b"zz", b"a"]))
+    assert found.tolist() == [True, False, True] and position[found].tolist() == [3, 0]

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ import numpy as np
 from seldflow.errors import ConfigError, InputError, SeldflowError
 from seldflow.io import atomic_file
 from seldflow.metrics import DEFAULT_METRIC, METRICS, Metric, ca_sdri, get_metric
-from seldflow.metrics.common import MISSING_MODES, label_file_folders, paired_names
+from seldflow.metrics.common import MISSING_MODES, check_missing, check_pairing, label_file_listing
 
 # Kept importable from here for callers written before the metrics moved to seldflow.metrics.dcase2025.
 
@@ -96,22 +97,68 @@ def _score_by_chunks(
     """
     tally = metric.open_tally(**options)
     classes = metric.n_classes if n_classes is None else n_classes
-    pred_folders = _merge(pred_dirs, label_file_folders)
-    ref_folders = _merge(ref_dirs, label_file_folders)
-    splits = _scored_splits(ref_folders, pred_folders)
-    if len(splits) < len(set(ref_folders.values())):
-        ref_folders = {stem: folder for stem, folder in ref_folders.items() if folder in splits}
-    chosen_missing = metric.missing if missing is None else missing
-    names = sorted(paired_names(ref_folders, pred_folders, missing=chosen_missing, **sources))
-    for start in range(0, len(names), tally.chunk):
-        chunk = names[start : start + tally.chunk]
-        predicted = [_csv(pred_folders[stem], stem) for stem in chunk if stem in pred_folders]
-        found = metric.read_files(predicted, n_classes=classes, reference=False)[::-1]
+    files, splits = _paired_files(ref_dirs, pred_dirs, metric.missing if missing is None else missing, sources)
+    for start in range(0, len(files.names), tally.chunk):
+        refs, preds = files.chunk(start, start + tally.chunk)
+        found = metric.read_files([path for path in preds if path is not None], n_classes=classes, reference=False)
+        found.reverse()
         tally.add(  # the tables held by the tally alone, which frees them as soon as it has gathered their rows
-            metric.read_files([_csv(ref_folders[stem], stem) for stem in chunk], n_classes=classes, reference=True),
-            [found.pop() if stem in pred_folders else None for stem in chunk],
+            metric.read_files(refs, n_classes=classes, reference=True),
+            [None if path is None else found.pop() for path in preds],
         )
     return tally.report(), splits
+
+
+@dataclass(frozen=True)
+class _PairedFiles:
+    """The label files of the clips to score, in sorted name order: the names as one array of encoded stems and
+    each side's folder as an index into ``folders`` (-1: no prediction file), so that a folder of tens of
+    thousands of clips is scored in the memory of its chunk (see :class:`~seldflow.metrics.common.LabelListing`)."""
+
+    names: np.ndarray
+    folders: tuple[str, ...]
+    ref_folder: np.ndarray
+    pred_folder: np.ndarray
+
+    def chunk(self, start: int, stop: int) -> tuple[list[str | None], list[str | None]]:
+        """The reference files and prediction files (None: none) of clips ``start`` to ``stop``."""
+        names = [os.fsdecode(name) for name in self.names[start:stop].tolist()]
+        return self._paths(self.ref_folder[start:stop], names), self._paths(self.pred_folder[start:stop], names)
+
+    def _paths(self, folders: np.ndarray, names: list[str]) -> list[str | None]:
+        return [
+            None if folder < 0 else _csv(self.folders[folder], name)
+            for folder, name in zip(folders.tolist(), names, strict=True)
+        ]
+
+
+def _paired_files(
+    ref_dirs: Sequence[str | Path], pred_dirs: Sequence[str | Path], missing: str, sources: Mapping[str, str]
+) -> tuple[_PairedFiles, list[str]]:
+    """The files to score and the reference splits they come from: as :func:`_scored_splits` and
+    :func:`~seldflow.metrics.common.paired_names` choose them, from listings of the folders."""
+    check_missing(missing)
+    predictions, references = label_file_listing(pred_dirs), label_file_listing(ref_dirs)
+    predicted, position = predictions.contains(references.stems)
+    scored = np.unique(references.folder[predicted])
+    in_scored = np.isin(references.folder, scored)
+    check_pairing(
+        predictions.names(~np.isin(predictions.stems, references.stems[in_scored], assume_unique=True)),
+        references.names(in_scored & ~predicted),
+        missing=missing,
+        **sources,
+    )
+    chosen = in_scored & (predicted | (missing == "empty"))
+    offset = len(references.folders)  # prediction folders follow the reference folders
+    return (
+        _PairedFiles(
+            names=references.stems[chosen],
+            folders=references.folders + predictions.folders,
+            ref_folder=references.folder[chosen],
+            pred_folder=np.where(predicted, predictions.folder[position] + offset, -1)[chosen],
+        ),
+        sorted(references.folders[index] for index in scored.tolist()),
+    )
 
 
 def _csv(folder: str, stem: str) -> str:

@@ -12,6 +12,7 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -76,10 +77,24 @@ def paired_names(
     with a warning on stderr) or ``"empty"`` (scored as a clip with no detections, prediction ``None``).
     """
     check_missing(missing)
-    orphans = [name for name in predictions if name not in references]
+    check_pairing(
+        [name for name in predictions if name not in references],
+        [name for name in references if name not in predictions],
+        missing=missing,
+        ref_source=ref_source,
+        pred_source=pred_source,
+    )
+    return [name for name in references if name in predictions or missing == "empty"]
+
+
+def check_pairing(
+    orphans: Sequence[str], absent: Sequence[str], *, missing: str, ref_source: str, pred_source: str
+) -> None:
+    """The faults of pairing predictions with references (:func:`paired_names`): ``orphans`` (predictions
+    without a reference) are an error, ``absent`` (references without a prediction) one too with ``missing``
+    ``"error"`` and a warning with ``"skip"``."""
     if orphans:
         raise InputError(pred_source, f"no reference in {ref_source} for prediction(s) {name_list(orphans)}")
-    absent = [name for name in references if name not in predictions]
     if absent and missing == "error":
         raise InputError(
             pred_source,
@@ -92,7 +107,6 @@ def paired_names(
             f"official scorer does (their events are not counted): {name_list(absent)}",
             file=sys.stderr,
         )
-    return [name for name in references if name in predictions or missing == "empty"]
 
 
 def name_list(names: Sequence[str]) -> str:
@@ -135,26 +149,63 @@ def read_label_dir(
     return {stem: (table, folder) for stem, (folder, _), table in zip(stems, files, tables, strict=True)}
 
 
-def label_file_folders(path: str | Path) -> dict[str, str]:
-    """Stem -> folder of the files :func:`read_label_dir` reads (``<folder>/<stem>.csv``; the folder is the split),
-    without reading them, for scoring a folder a chunk of files at a time; a repeated stem is the same error.
+@dataclass(frozen=True)
+class LabelListing:
+    """The ``*.csv`` label files of some folders: ``stems`` (file names without ``.csv``, encoded, sorted) and per
+    stem ``folder``, an index into ``folders`` (the folder it is in: the split).
 
-    Built straight from the directory listings, without sorting or per-file tuples: only the stems are new strings
-    (a folder's string is shared), so tens of thousands of files take about a megabyte.
+    Arrays, not a stem -> folder dict: a dict holds a Python string and an entry per file (about 150 bytes), for as
+    long as the folder is scored; these hold a file in a few dozen bytes (the names are strings only while their
+    folder is listed), so the listing of tens of thousands of files costs well under a megabyte.
     """
-    found: dict[str, str] = {}
-    for folder in _label_folders(path):
-        with os.scandir(folder) as entries:
-            stems = [name[: -len(".csv")] for entry in entries if _is_csv(name := entry.name) and entry.is_file()]
-        repeated = sorted(stem for stem in stems if stem in found)
-        if repeated:
-            stem = repeated[0]
-            first = Path(found[stem], f"{stem}.csv")
-            raise InputError(Path(folder, f"{stem}.csv"), f"duplicate clip name {stem!r}: also in {first}")
-        found.update(dict.fromkeys(stems, folder))
-    if not found:
-        raise InputError(Path(path), "no .csv label files in the directory or its sub-folders")
-    return found
+
+    stems: np.ndarray
+    folder: np.ndarray
+    folders: tuple[str, ...]
+
+    def contains(self, stems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per stem of ``stems``, whether it is listed here, and its position here (meaningless where not)."""
+        position = np.minimum(np.searchsorted(self.stems, stems), max(len(self.stems) - 1, 0))
+        found = self.stems[position] == stems if len(self.stems) else np.zeros(len(stems), dtype=bool)
+        return found, position
+
+    def names(self, which: np.ndarray) -> list[str]:
+        """The stems at ``which`` (a mask or positions) as names."""
+        return [os.fsdecode(stem) for stem in self.stems[which].tolist()]
+
+
+def label_file_listing(paths: Sequence[str | Path]) -> LabelListing:
+    """The :class:`LabelListing` of the files :func:`read_label_dir` reads in each of ``paths``, without reading
+    them, for scoring a folder a chunk of files at a time. A path without label files is an error, as is a stem
+    in two folders (named at its file in the later folder: ``paths`` in order, each folder before its sub-folders,
+    those by name)."""
+    folders: list[str] = []
+    listed: list[np.ndarray] = []
+    for path in paths:
+        found = {folder: _csv_stems(folder) for folder in _label_folders(path)}
+        if not any(len(stems) for stems in found.values()):
+            raise InputError(Path(path), "no .csv label files in the directory or its sub-folders")
+        folders += found
+        listed += found.values()
+    stems = np.concatenate(listed)
+    folder = np.repeat(np.arange(len(folders), dtype=np.int32), [len(found) for found in listed])
+    order = np.argsort(stems, kind="stable")  # a stem's files stay in folder order
+    listing = LabelListing(stems[order], folder[order], tuple(folders))
+    repeated = np.flatnonzero(listing.stems[1:] == listing.stems[:-1])
+    if len(repeated):
+        (name,) = listing.names(repeated[:1])
+        first, later = (Path(listing.folders[listing.folder[k]], f"{name}.csv") for k in (repeated[0], repeated[0] + 1))
+        raise InputError(later, f"duplicate clip name {name!r}: also in {first}")
+    return listing
+
+
+def _csv_stems(folder: str) -> np.ndarray:
+    """The encoded stems of the ``*.csv`` files directly in ``folder``, in listing order (no stat per file)."""
+    with os.scandir(folder) as entries:
+        stems = [
+            os.fsencode(name[: -len(".csv")]) for entry in entries if _is_csv(name := entry.name) and entry.is_file()
+        ]
+    return np.array(stems, dtype=bytes)
 
 
 def _label_files(path: str | Path) -> list[tuple[str, str]]:
