@@ -149,6 +149,10 @@ def read_label_dir(
     return {stem: (table, folder) for stem, (folder, _), table in zip(stems, files, tables, strict=True)}
 
 
+# Names listed before they are made into an array (:func:`label_file_listing`): their strings' memory is reused.
+LISTING_BATCH = 1024
+
+
 @dataclass(frozen=True)
 class LabelListing:
     """The ``*.csv`` label files of some folders: ``stems`` (file names without ``.csv``, encoded, sorted) and per
@@ -200,12 +204,19 @@ def label_file_listing(paths: Sequence[str | Path]) -> LabelListing:
 
 
 def _csv_stems(folder: str) -> np.ndarray:
-    """The encoded stems of the ``*.csv`` files directly in ``folder``, in listing order (no stat per file)."""
+    """The encoded stems of the ``*.csv`` files directly in ``folder``, in listing order (no stat per file), made
+    into arrays :data:`LISTING_BATCH` at a time, so the names are never all Python objects at once."""
+    batches: list[np.ndarray] = []
+    batch: list[bytes] = []
     with os.scandir(folder) as entries:
-        stems = [
-            os.fsencode(name[: -len(".csv")]) for entry in entries if _is_csv(name := entry.name) and entry.is_file()
-        ]
-    return np.array(stems, dtype=bytes)
+        for entry in entries:
+            if _is_csv(name := entry.name) and entry.is_file():
+                batch.append(os.fsencode(name[: -len(".csv")]))
+                if len(batch) == LISTING_BATCH:
+                    batches.append(np.array(batch, dtype=bytes))
+                    batch.clear()
+    batches.append(np.array(batch, dtype=bytes))
+    return np.concatenate(batches)
 
 
 def _label_files(path: str | Path) -> list[tuple[str, str]]:
