@@ -528,3 +528,12 @@ def test_an_adapter_on_another_model_fails_before_training(tmp_path: Path, featu
     with pytest.raises(ConfigError, match="FOA") as error:
         run(tmp_path, [features], "bad", augment={"types": ["rotate"]})
     assert error.value.key == "augment.types"
+
+
+def test_training_keeps_freed_memory_in_the_process(
+    tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    monkeypatch.setattr(train_module, "keep_freed_memory", lambda: calls.append(True) or True)
+    run(tmp_path, [features], "run", epochs=1)
+    assert calls == [True]

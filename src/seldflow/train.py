@@ -47,6 +47,7 @@ from seldflow.checkpoints import save_checkpoint
 from seldflow.clipstore import ClipStore, epoch_batches, iterate_batches, locate, read_clips, split_validation
 from seldflow.errors import ConfigError, InputError
 from seldflow.feature_files import FeatureFile, check_consistent, open_feature_file
+from seldflow.heap import keep_freed_memory
 from seldflow.models import build_model, fit_input_norm, has_input_norm
 from seldflow.models.adapters import check_adapter, freeze_for_adapterbit, trainable_summary
 from seldflow.models.runtime import predict_features, resolve_device
@@ -345,6 +346,7 @@ def train(
         _launch(call)
         return
     rank, world = distributed.rank(), distributed.world_size()
+    keep_freed_memory()  # each step reuses the last step's pages (seldflow.heap)
     if epochs < 1 or batch_size < 1:
         raise ConfigError("train", "epochs" if epochs < 1 else "batch_size", "must be at least 1")
     if pretrained and pretrained_audioset:  # the PSELDNets weights would overwrite most of the AudioSet ones

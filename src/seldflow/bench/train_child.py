@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from seldflow.heap import keep_freed_memory
 from seldflow.models import build_model
 from seldflow.openmp import SPIN_VARIABLE
 from seldflow.train import train_step
@@ -33,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(name, type=int)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the workflow's training does
     torch.manual_seed(0)
     model = build_model(args.model, args.channels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
