@@ -530,10 +530,11 @@ def test_an_adapter_on_another_model_fails_before_training(tmp_path: Path, featu
     assert error.value.key == "augment.types"
 
 
-def test_training_keeps_freed_memory_in_the_process(
-    tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("keep", [True, False])
+def test_training_keeps_freed_memory_in_the_process_unless_told_not_to(
+    tmp_path: Path, features: Path, monkeypatch: pytest.MonkeyPatch, keep: bool
 ) -> None:
     calls = []
-    monkeypatch.setattr(train_module, "keep_freed_memory", lambda: calls.append(True) or True)
-    run(tmp_path, [features], "run", epochs=1)
-    assert calls == [True]
+    monkeypatch.setattr(train_module, "keep_heap", lambda: calls.append(True) or True)
+    run(tmp_path, [features], "run", epochs=1, keep_freed_memory=keep)
+    assert calls == ([True] if keep else [])

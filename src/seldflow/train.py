@@ -24,6 +24,9 @@ batches) and the resumable state (:mod:`seldflow.training_state`).
   its own masks). Rank 0 alone validates and writes the state, metrics and checkpoint; every rank loads the state
   on resume. The number of processes is not part of the fingerprint (a run may resume with another count), and
   ``max_memory_mb`` is shared between the processes (each holds its own copy of the training clips).
+* **Memory.** With ``keep_freed_memory`` (the default) the process keeps the memory it frees, so each step reuses
+  the pages of the last instead of faulting in its large tensors anew (:mod:`seldflow.heap`: the demo's steps take
+  about a third less time, its peak grows by about a quarter); the numbers are the same either way.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from seldflow.checkpoints import save_checkpoint
 from seldflow.clipstore import ClipStore, epoch_batches, iterate_batches, locate, read_clips, split_validation
 from seldflow.errors import ConfigError, InputError
 from seldflow.feature_files import FeatureFile, check_consistent, open_feature_file
-from seldflow.heap import keep_freed_memory
+from seldflow.heap import keep_freed_memory as keep_heap
 from seldflow.models import build_model, fit_input_norm, has_input_norm
 from seldflow.models.adapters import check_adapter, freeze_for_adapterbit, trainable_summary
 from seldflow.models.runtime import predict_features, resolve_device
@@ -305,6 +308,7 @@ def train(
     amp: bool = True,
     num_workers: int = 0,
     max_memory_mb: float = 3072,
+    keep_freed_memory: bool = True,
     processes: int = 1,
     pretrained: str | None = None,
     pretrained_audioset: str | None = None,
@@ -346,7 +350,8 @@ def train(
         _launch(call)
         return
     rank, world = distributed.rank(), distributed.world_size()
-    keep_freed_memory()  # each step reuses the last step's pages (seldflow.heap)
+    if keep_freed_memory:  # each step reuses the last step's pages (seldflow.heap)
+        keep_heap()
     if epochs < 1 or batch_size < 1:
         raise ConfigError("train", "epochs" if epochs < 1 else "batch_size", "must be at least 1")
     if pretrained and pretrained_audioset:  # the PSELDNets weights would overwrite most of the AudioSet ones
