@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import sys
 
 # glibc's <malloc.h> parameter numbers.
 M_TRIM_THRESHOLD = -1
@@ -34,7 +35,9 @@ NEVER_TRIM = 2**31 - 1
 def keep_freed_memory() -> bool:
     """Make glibc keep freed memory in the process (see the module docstring); True where it took effect. Once
     per process: later calls return the first answer."""
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if not sys.platform.startswith("linux"):  # glibc's; elsewhere the C library has no mallopt, or not these
+        return False
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # None under musl
     if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
