@@ -352,6 +352,9 @@ def test_a_prediction_without_reference_is_an_error(tmp_path: Path) -> None:
     write_events(tmp_path / "pred" / "b.csv", source(range(2)))
     with pytest.raises(InputError, match="no reference"):
         score_dirs(tmp_path / "ref", tmp_path / "pred", metric="doa-mot")
+    write_events(tmp_path / "pred" / "a.csv", source(range(2)))  # beside a prediction that has its reference
+    with pytest.raises(InputError, match=r"no reference in .* for prediction\(s\) b$"):
+        score_dirs(tmp_path / "ref", tmp_path / "pred", metric="doa-mot")
 
 
 # --------------------------------------------------------------------------------------------------------------

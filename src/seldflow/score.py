@@ -142,8 +142,9 @@ def _paired_files(
     predicted, position = predictions.contains(references.stems)
     scored = np.unique(references.folder[predicted])
     in_scored = np.isin(references.folder, scored)
+    referenced, reference = references.contains(predictions.stems)
     check_pairing(
-        predictions.names(~np.isin(predictions.stems, references.stems[in_scored], assume_unique=True)),
+        predictions.names(~(referenced & in_scored[reference])),
         references.names(in_scored & ~predicted),
         missing=missing,
         **sources,
