@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ca_sdri_parity_cases import file_run
+from ca_sdri_parity_cases import load_fixture as ca_sdri_fixture
+from ca_sdri_parity_cases import write_run as write_ca_sdri_run
 from dcase2025_parity_cases import fixture as dcase2025_fixture
 from dcase2025_parity_cases import make_case, write_case
 from doa_mot_parity_cases import make_cases as doa_mot_cases
@@ -37,6 +40,7 @@ from seldflow.bench.scorers import (
     write_inputs,
 )
 from seldflow.bench.segment_scorer import SEGMENT_CHECKED, plain_segment
+from seldflow.bench.separation_scorer import official_ca_sdri
 from seldflow.bench.tracking_scorer import TRACKING_CHECKED, plain_tracking
 from seldflow.metrics import METRICS, get_metric
 
@@ -97,6 +101,26 @@ def test_plain_tracking_scorer_gives_the_official_numbers(tmp_path: Path, run: d
 # --------------------------------------------------------------------------------------------------------------
 # Plain references against seldflow on generated folders
 # --------------------------------------------------------------------------------------------------------------
+
+
+def test_official_ca_sdri_gives_the_official_evaluation_s_numbers(tmp_path: Path) -> None:
+    fixture = ca_sdri_fixture()
+    expected = fixture["file_runs"]["dataset"]
+    scores = official_ca_sdri(*write_ca_sdri_run(tmp_path, file_run("dataset", fixture["generator"]["seed"])))
+    # float32 means whose terms come in set order (string hashing varies by process): equal to float32 rounding
+    assert scores["CA-SDRi"] == pytest.approx(expected["CA-SDRi"], abs=1e-5)
+    assert f"Label prediction accuracy: {100 * scores['label_accuracy']:.2f}" in expected["printed"]
+    assert scores["n_soundscapes"] == len(expected["soundscapes"]) == 7
+
+
+@pytest.mark.parametrize("run", ["without_estimates", "prefix_names"])
+def test_official_ca_sdri_fails_where_the_official_evaluation_does(tmp_path: Path, run: str) -> None:
+    fixture = ca_sdri_fixture()
+    error = fixture["file_runs"][run]["error"]
+    folders = write_ca_sdri_run(tmp_path, file_run(run, fixture["generator"]["seed"]))
+    with pytest.raises(Exception) as raised:
+        official_ca_sdri(*folders)
+    assert f"{type(raised.value).__name__}: {raised.value}" == error
 
 
 @pytest.mark.parametrize("metric", sorted(LABEL_METRICS))

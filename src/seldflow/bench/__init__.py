@@ -14,14 +14,15 @@ settings), one module per part of the report:
 * :mod:`~seldflow.bench.scorers` gives one row per registered metric: seldflow's scorer against the official
   scorer restated as it is written, per line, file, frame and class (:mod:`~seldflow.bench.scorer` DCASE2025,
   :mod:`~seldflow.bench.segment_scorer` DCASE2021-2023, :mod:`~seldflow.bench.frame_scorer` DCASE2024,
-  :mod:`~seldflow.bench.tracking_scorer` DOAnet, reading with :mod:`~seldflow.bench.plain_csv`; CA-SDRi's
-  :func:`naive_ca_sdri`), on thousands of synthetic clips (:mod:`~seldflow.bench.label_sets`,
+  :mod:`~seldflow.bench.tracking_scorer` DOAnet, reading with :mod:`~seldflow.bench.plain_csv`; the Task 4
+  evaluation for CA-SDRi, :mod:`~seldflow.bench.separation_scorer`), on thousands of synthetic clips
+  (:mod:`~seldflow.bench.label_sets`,
   :func:`~seldflow.bench.s5.write_soundscape_set`), each side in a process of its own
   (:mod:`~seldflow.bench.scorer_child`) for its time, peak memory and scores;
 * :mod:`~seldflow.bench.s5` gives the S5 (DCASE2025 Task 4) rows: the mixtures per second of
   :class:`seldflow.s5.generator.S5Generator`, and :func:`compare_ca_sdri`, which times
-  :func:`seldflow.metrics.ca_sdri.score_ca_sdri` against :func:`naive_ca_sdri`, a plain per-file, per-class loop
-  written from the documented official semantics (both read the WAV files);
+  :func:`seldflow.metrics.ca_sdri.score_ca_sdri` against :func:`naive_ca_sdri`, a lean per-file, per-class numpy
+  loop written from the documented official semantics (both read the WAV files);
 * :mod:`~seldflow.bench.decoders` times one forward + backward pass of the zoo's BiMamba and Conformer decoders at
   their reference configuration (the decoders alone, without the CNN14 encoder);
 * :mod:`~seldflow.bench.memory` measures a training epoch's peak RSS over growing datasets, each in a fresh

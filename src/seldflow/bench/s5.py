@@ -192,7 +192,7 @@ def write_soundscape_set(
 ) -> tuple[Path, Path, Path]:
     """Mixture, oracle and estimate folders of ``n_soundscapes`` seeded soundscapes (float32 WAV, as the S5 stages
     write them): 1-3 targets each; the estimates keep most targets with a little error, miss some and add some
-    classes the soundscape lacks. Returns (mixtures, oracle targets, estimates).
+    classes the soundscape lacks, at least one file a soundscape. Returns (mixtures, oracle targets, estimates).
 
     Written straight to a scratch folder (benchmark input, not workflow outputs).
     """
@@ -209,12 +209,16 @@ def write_soundscape_set(
         targets = rng.normal(0.0, 0.1, (len(labels), samples)).astype(np.float32)
         noise = rng.normal(0.0, 0.02, (channels, samples)).astype(np.float32)
         _write_float(mixtures / f"{name}{AUDIO_SUFFIX}", targets.sum(axis=0) + noise, sample_rate)
+        found = 0
         for label, target in zip(labels, targets, strict=True):
             _write_float(oracle / source_file_name(name, str(label)), target, sample_rate)
             if rng.random() < 0.85:  # found, with an error of its own
                 estimate = target + rng.normal(0.0, rng.choice([0.01, 0.05, 0.2]), samples).astype(np.float32)
                 _write_float(estimates / source_file_name(name, str(label)), estimate, sample_rate)
-        if rng.random() < 0.2:  # a class the soundscape does not hold
+                found += 1
+        # A class the soundscape does not hold; always where nothing was found, as the official evaluation fails
+        # on a soundscape without estimate files.
+        if rng.random() < 0.2 or not found:
             stray = str(rng.choice([label for label in LABELS if label not in labels]))
             _write_float(estimates / source_file_name(name, stray), rng.normal(0.0, 0.05, samples), sample_rate)
     return mixtures, oracle, estimates

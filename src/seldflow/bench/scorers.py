@@ -6,8 +6,8 @@ what scoring costs:
 * **plain** (A): the official scorer restated as it is written, one line, one file, one frame and one class at a
   time with one Hungarian assignment per frame and class (:mod:`~seldflow.bench.scorer` for DCASE2025,
   :mod:`~seldflow.bench.segment_scorer` for DCASE2021-2023, :mod:`~seldflow.bench.frame_scorer` for DCASE2024,
-  :mod:`~seldflow.bench.tracking_scorer` for DOAnet's ``doa-mot``), or for CA-SDRi one soundscape and one file at
-  a time (:func:`seldflow.bench.s5.naive_ca_sdri`);
+  :mod:`~seldflow.bench.tracking_scorer` for DOAnet's ``doa-mot``), or for CA-SDRi the Task 4 evaluation's file
+  pairing, loading and torch metric one soundscape at a time (:mod:`~seldflow.bench.separation_scorer`);
 * **seldflow** (B): the registered metric as ``seldflow score`` runs it (:func:`seldflow.score.score_dirs`), the
   label folders read by the metric's bulk reader (:mod:`seldflow.csv_bulk`) and scored vectorised over all clips and
   frames (DOA-MOT a chunk of recordings at a time, :class:`seldflow.metrics.doa_mot.Tally`); for CA-SDRi
@@ -36,9 +36,11 @@ from seldflow.bench.frame_scorer import FRAME_CHECKED, plain_frame
 from seldflow.bench.label_sets import write_label_set
 from seldflow.bench.memory import child_result
 from seldflow.bench.records import Comparison, peak_origin
-from seldflow.bench.s5 import naive_ca_sdri, write_soundscape_set
+from seldflow.bench.s5 import write_soundscape_set
 from seldflow.bench.scorer import SCORER_CHECKED, plain_dcase2025
 from seldflow.bench.segment_scorer import SEGMENT_CHECKED, plain_segment
+from seldflow.bench.separation_scorer import SAMPLE_RATE as SOUNDSCAPE_RATE
+from seldflow.bench.separation_scorer import official_ca_sdri
 from seldflow.bench.tracking_scorer import TRACKING_CHECKED, plain_tracking
 from seldflow.metrics.ca_sdri import METRIC_NAME as CA_SDRI
 from seldflow.metrics.ca_sdri import score_ca_sdri
@@ -50,8 +52,6 @@ PLAIN, SELDFLOW = "plain", "seldflow"
 IMPLEMENTATIONS = (PLAIN, SELDFLOW)
 # What both sides of a row run on: one process each, one thread of Python (numpy's work here is elementwise).
 THREADS = "1 process each, single-threaded"
-# The S5 soundscapes' sample rate (DCASE2025 Task 4).
-SOUNDSCAPE_RATE = 32000
 
 
 def library_scores(metric: str, ref_dir: str | os.PathLike[str], pred_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -64,8 +64,8 @@ def library_scores(metric: str, ref_dir: str | os.PathLike[str], pred_dir: str |
 @dataclass(frozen=True)
 class ScorerPair:
     """One scorer and the plain restatement of its official code, both taking the same folders: the metrics
-    compared between them (and how far apart they may be: CA-SDRi's plain loop sums in float64, seldflow in
-    float32 as the official code), and the official code restated."""
+    compared between them (and how far apart they may be: CA-SDRi's float32 sums are torch's on one side, numpy's
+    on the other), and the official code restated."""
 
     plain: Callable[..., Mapping[str, Any]]
     seldflow: Callable[..., Mapping[str, Any]]
@@ -101,7 +101,7 @@ SCORERS: dict[str, ScorerPair] = {
     "dcase2025": _label_pair(plain_dcase2025, "dcase2025", SCORER_CHECKED, "partha2409/DCASE2025_seld_baseline"),
     DOA_MOT: _label_pair(plain_tracking, DOA_MOT, TRACKING_CHECKED, "sharathadavanne/doa-net"),
     CA_SDRI: ScorerPair(
-        naive_ca_sdri, score_ca_sdri, ("CA-SDRi", "label_accuracy"), "nttcslab/dcase2025_task4_baseline", 1e-4
+        official_ca_sdri, score_ca_sdri, ("CA-SDRi", "label_accuracy"), "nttcslab/dcase2025_task4_baseline", 1e-4
     ),
 }
 # The label metrics: every metric of the registry.
