@@ -16,7 +16,8 @@ does, per run:
   (eps = float32 epsilon) and one zero per FP and FN, averaged; the run's value is ``np.mean`` of the soundscapes'.
 
 :func:`official_ca_sdri` does the same steps in the same order, in one process and one soundscape at a time. Left
-out: the DataLoader's worker processes and batching (its collate stacking only groups soundscapes). It shares no
+out: the DataLoader's worker processes and batching (which only groups soundscapes; its stacking fails when two
+soundscapes of a batch hold different numbers of sources, which one at a time cannot). It shares no
 code with :mod:`seldflow.metrics.ca_sdri`, so their agreement checks both; the official numbers of
 ``tests/data/ca_sdri_parity_official.json`` check it directly.
 """
@@ -73,7 +74,13 @@ def _snr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(ratio)
 
 
-def _ca_metric(est_labels, est_waves, ref_labels, ref_waves, mixture) -> float:
+def _ca_metric(
+    est_labels: list[str],
+    est_waves: torch.Tensor,
+    ref_labels: list[str],
+    ref_waves: torch.Tensor,
+    mixture: torch.Tensor,
+) -> float:
     """One soundscape's CA-SDRi as ``ca_metric`` takes it: TP improvements then FP and FN zeros, their mean."""
     estimates = dict(zip(est_labels, est_waves, strict=True))
     references = dict(zip(ref_labels, ref_waves, strict=True))
