@@ -11,6 +11,7 @@ This module imports neither torch nor tensorboard at import time, so the report 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,11 @@ _TAGS = {
     "seconds": "time/epoch_seconds",
 }
 _VALIDATION_PREFIX = "val_"
+# An event file's name: this prefix, then the second its writer opened (10 digits), host name, process id and a
+# per-process counter, dot-separated.
+_EVENT_PREFIX = "events.out.tfevents."
+# The most :func:`wait_past_event_files` waits: a file of this second or the next (a clock a little ahead).
+_LONGEST_WAIT_S = 2.0
 
 
 def tensorboard_dir(state_dir: str | Path) -> Path:
@@ -61,6 +67,7 @@ class TrainingLog:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter  # tensorboard only where a run logs
 
+            wait_past_event_files(self.folder)
             self._writer = SummaryWriter(log_dir=str(self.folder), purge_step=self.first_epoch)
         return self._writer
 
@@ -80,4 +87,27 @@ class TrainingLog:
             self._writer = None
 
 
-__all__ = ["TENSORBOARD_DIR", "TrainingLog", "scalar_tag", "tensorboard_dir"]
+def wait_past_event_files(folder: Path) -> None:
+    """Return once the clock has passed the opening second of every event file in ``folder``.
+
+    TensorBoard reads a folder's event files in name order, and its purge of a killed run's unsaved epochs (the
+    ``purge_step`` above) only drops events read before it. A writer opened in the same second as an earlier run's
+    would be ordered by host name, process id and a per-process counter compared as text (``10`` before ``9``), so
+    a quick resume could be read first and the killed run's epochs after it, twice. Waiting (under a second, and
+    only where files exist) gives the new file a later second, so it sorts last.
+    """
+    seconds = [_opening_second(path.name) for path in folder.glob(f"{_EVENT_PREFIX}*")]
+    latest = max((second for second in seconds if second is not None), default=None)
+    if latest is None or latest + 1 - time.time() > _LONGEST_WAIT_S:
+        return  # nothing to pass, or a file stamped by a clock far ahead of this one: no wait would help
+    while time.time() < latest + 1:
+        time.sleep(latest + 1 - time.time())
+
+
+def _opening_second(name: str) -> int | None:
+    """The second an event file's writer opened, from its name; None for a name not of that form."""
+    field = name.removeprefix(_EVENT_PREFIX).split(".", 1)[0]
+    return int(field) if field.isdigit() else None
+
+
+__all__ = ["TENSORBOARD_DIR", "TrainingLog", "scalar_tag", "tensorboard_dir", "wait_past_event_files"]
