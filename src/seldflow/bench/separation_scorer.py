@@ -32,6 +32,7 @@ import librosa
 import numpy as np
 import torch
 
+from seldflow.s5.files import AUDIO_SUFFIX, NAME_SEPARATOR
 from seldflow.s5.vocabulary import LABELS, SILENCE
 
 # The official evaluation pads each soundscape's sources to this many slots, and asserts every file at this rate.
@@ -39,11 +40,16 @@ N_SOURCES = 3
 SAMPLE_RATE = 32000
 
 
+def _wav_listing(folder: Path) -> list[str]:
+    """The ``.wav`` names of a folder, in listing order (unsorted), as the official code lists each folder."""
+    return [name for name in os.listdir(folder) if name.endswith(AUDIO_SUFFIX)]
+
+
 def _sources(listing: list[str], soundscape: str, folder: Path) -> tuple[list[str], list[Path]]:
     """The files of ``listing`` that start with the soundscape's name (a scan of it all, in listing order) and their
     labels, each asserted to be a class, as the official dataset class files them."""
-    names = [name for name in listing if name.startswith(soundscape) and name.endswith(".wav")]
-    labels = [name[len(soundscape) + 1 : -4] for name in names]
+    names = [name for name in listing if name.startswith(soundscape) and name.endswith(AUDIO_SUFFIX)]
+    labels = [name[len(soundscape) + len(NAME_SEPARATOR) : -len(AUDIO_SUFFIX)] for name in names]
     for label, name in zip(labels, names, strict=True):
         assert label in LABELS, f'"{name}" is not a valid filename of the estimates for {soundscape}'
     return labels, [folder / name for name in names]
@@ -105,9 +111,8 @@ def official_ca_sdri(
     percent) and ``n_soundscapes``. Raises where the official code does: AssertionError for names that prefix
     each other, IndexError for a soundscape without estimate files."""
     mixture_dir, ref_dir, pred_dir = Path(mixture_dir), Path(ref_dir), Path(pred_dir)
-    soundscapes = sorted(name[:-4] for name in os.listdir(mixture_dir) if name.endswith(".wav"))
-    ref_listing = [name for name in os.listdir(ref_dir) if name.endswith(".wav")]
-    est_listing = [name for name in os.listdir(pred_dir) if name.endswith(".wav")]
+    soundscapes = sorted(name.removesuffix(AUDIO_SUFFIX) for name in _wav_listing(mixture_dir))
+    ref_listing, est_listing = _wav_listing(ref_dir), _wav_listing(pred_dir)
     # All oracle targets filed first, then all estimates, as the dataset class's constructor does.
     references = [_sources(ref_listing, name, ref_dir) for name in soundscapes]
     estimates = [_sources(est_listing, name, pred_dir) for name in soundscapes]
